@@ -1,0 +1,104 @@
+/**
+ * `postern.yaml`: what one `postern start` process runs. Every section is optional
+ * except what the enabled roles need; unknown fields are errors, so a typo never
+ * silently turns a setting off. Errors name the file, the field path and what was
+ * expected.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { BadInputError } from '../../protocols/errors.ts';
+import { parseWith } from './validation.ts';
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:3025');
+const labelMap = z.record(z.string().min(1), z.string());
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+const backendConfig = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().optional() }),
+  z.strictObject({ type: z.literal('postgres'), conn_string: z.string() }),
+]);
+
+const authConfig = z.strictObject({
+  enabled: z.boolean().default(true),
+  cluster_name: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'expected a DNS-like name: lowercase letters, digits, dots and dashes'),
+  listen_addr: hostPort.default('127.0.0.1:3025'),
+  backend: backendConfig.default({ type: 'sqlite' }),
+  /** Longest certificate a login may ask for; roles can only shorten it. */
+  max_session_ttl: z.string().regex(/^\d+[smhd]$/, 'expected a duration like 30m, 12h or 7d').default('12h'),
+});
+
+const proxyConfig = z.strictObject({
+  enabled: z.boolean().default(true),
+  listen_addr: hostPort.default('0.0.0.0:3080'),
+  public_addr: hostPort.optional(),
+  auth_addr: hostPort.optional(),
+  tls_cert_file: z.string().optional(),
+  tls_key_file: z.string().optional(),
+});
+
+const agentConfig = z.strictObject({
+  enabled: z.boolean().default(true),
+  node_name: z.string().optional(),
+  proxy_addr: hostPort.optional(),
+  token: z.string().optional(),
+  ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits> (see pctl status)').optional(),
+  labels: labelMap.default({}),
+  command_labels: z
+    .record(z.string().min(1), z.strictObject({ command: z.array(z.string()).min(1), period: z.string().default('1m') }))
+    .default({}),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal('v1').default('v1'),
+  data_dir: z.string().default('/var/lib/postern'),
+  log: z.strictObject({ level: logLevel.default('info') }).default({ level: 'info' }),
+  /** Where /healthz, /readyz and /metrics listen; empty turns them off. */
+  diag_addr: hostPort.or(z.literal('')).default('127.0.0.1:3000'),
+  auth: authConfig.optional(),
+  proxy: proxyConfig.optional(),
+  agent: agentConfig.optional(),
+});
+
+export type PosternConfig = z.output<typeof configSchema>;
+
+/** Parses config text; `source` names the file in errors. Relative paths resolve against the file's folder. */
+export function parseConfig(text: string, source: string): PosternConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true }) ?? {};
+  } catch (error) {
+    if (error instanceof YAMLParseError) {
+      const where = error.linePos?.[0] ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : 'unknown position';
+      throw new BadInputError(`${source}: ${where}: ${error.message.split('\n')[0]}`);
+    }
+    throw error;
+  }
+  const config = parseWith(configSchema, raw, source);
+  config.data_dir = path.resolve(path.dirname(path.resolve(source)), config.data_dir);
+  if (!config.auth && !config.proxy && !config.agent) {
+    throw new BadInputError(`${source}: (top level): nothing to run; enable at least one of auth, proxy or agent`);
+  }
+  return config;
+}
+
+/** Reads and parses a config file, with an error that names the file when it cannot be read. */
+export async function loadConfig(file: string): Promise<PosternConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(error);
+    throw new BadInputError(`cannot read config ${file}: ${reason}; write a starter one with: postern configure -o ${file}`);
+  }
+  return parseConfig(text, file);
+}
+
+/** Parses a duration like `90s`, `30m`, `12h`, `7d` into milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd])$/.exec(text);
+  if (!match) throw new BadInputError(`cannot parse duration "${text}": expected a number and one of s, m, h, d (e.g. 12h)`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+}

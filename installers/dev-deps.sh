@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Postern's tests and benchmarks drive (real clients and
+# throwaway servers). Idempotent: packages already present are skipped, and apt is
+# not touched at all when nothing is missing.
+set -euo pipefail
+
+packages=(
+  openssh-client openssh-server   # ssh, scp, sftp, ssh-keygen; sshd as a baseline and fixture
+  openssl                         # openssl verify / x509 in PKI tests
+  postgresql postgresql-client    # initdb throwaway clusters, psql, pgbench
+  mariadb-server mariadb-client   # mariadb-install-db throwaway servers, mariadb, mysqlslap
+  curl                            # HTTP app tests
+  tmux                            # interactive terminal tests
+  procps                          # ps/pkill used by fixtures
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "dev-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "dev-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
