@@ -1,0 +1,67 @@
+/** The commented starter `postern.yaml` that `postern configure` writes. */
+export interface StarterOptions {
+  clusterName: string;
+  dataDir: string;
+  roles: Array<'auth' | 'proxy' | 'agent'>;
+  proxyAddr?: string;
+  publicAddr?: string;
+  token?: string;
+  caPin?: string;
+  labels?: Record<string, string>;
+}
+
+const yamlString = (value: string) => JSON.stringify(value);
+
+/** Renders a starter config; every line it writes validates against configSchema. */
+export function renderStarterConfig(options: StarterOptions): string {
+  const lines = [
+    '# postern.yaml: what this `postern start` process runs.',
+    '# Reference: docs/configuration.md. Unknown fields are errors, so typos cannot hide.',
+    'version: v1',
+    '',
+    '# State: the embedded database, identities, recordings. Keep it on persistent disk.',
+    `data_dir: ${yamlString(options.dataDir)}`,
+    '',
+    'log:',
+    '  level: info   # trace, debug, info, warn, error',
+    '',
+    '# /healthz, /readyz and Prometheus /metrics. Set to "" to turn off.',
+    'diag_addr: 127.0.0.1:3000',
+  ];
+  if (options.roles.includes('auth')) {
+    lines.push(
+      '',
+      '# Auth Service: certificate authorities, users, roles, tokens, audit log.',
+      'auth:',
+      `  cluster_name: ${yamlString(options.clusterName)}`,
+      '  listen_addr: 127.0.0.1:3025   # gRPC with mutual TLS; proxies and admin clients connect here',
+      '  backend:',
+      '    type: sqlite                 # one file in data_dir; use postgres for high availability',
+      '  max_session_ttl: 12h',
+    );
+  }
+  if (options.roles.includes('proxy')) {
+    lines.push(
+      '',
+      '# Proxy Service: the one public port for users, agents and leaf clusters.',
+      'proxy:',
+      '  listen_addr: 0.0.0.0:3080',
+      `  public_addr: ${yamlString(options.publicAddr ?? 'localhost:3080')}`,
+      '  # tls_cert_file: /etc/postern/proxy.crt   # a certificate for the public name; default: one from the host CA',
+      '  # tls_key_file: /etc/postern/proxy.key',
+    );
+  }
+  if (options.roles.includes('agent')) {
+    lines.push(
+      '',
+      '# Agent: joins the cluster through a proxy and serves resources over a reverse tunnel.',
+      'agent:',
+      `  proxy_addr: ${yamlString(options.proxyAddr ?? 'localhost:3080')}`,
+      `  token: ${yamlString(options.token ?? '')}   # pctl tokens add --type=node; not needed once joined`,
+      options.caPin ? `  ca_pin: ${yamlString(options.caPin)}` : '  # ca_pin: sha256:...   # from pctl status; pins the cluster CA on first join',
+      '  labels:',
+      ...Object.entries(options.labels ?? { env: 'dev' }).map(([k, v]) => `    ${k}: ${yamlString(v)}`),
+    );
+  }
+  return lines.join('\n') + '\n';
+}
