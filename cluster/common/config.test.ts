@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, parseDuration } from './config.ts';
+import { parseConfig } from './config.ts';
 
 test('a minimal auth config gets defaults', () => {
   const config = parseConfig('auth:\n  cluster_name: alpha\n', '/etc/postern.yaml');
@@ -29,10 +29,4 @@ test('YAML syntax errors give line and column', () => {
 
 test('a config that runs nothing is refused', () => {
   assert.throws(() => parseConfig('log:\n  level: info\n', 'p.yaml'), /nothing to run/);
-});
-
-test('durations', () => {
-  assert.equal(parseDuration('90s'), 90_000);
-  assert.equal(parseDuration('12h'), 43_200_000);
-  assert.throws(() => parseDuration('12 hours'), /expected a number and one of s, m, h, d/);
 });

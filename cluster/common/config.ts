@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { BadInputError } from '../../protocols/errors.ts';
 import { parseWith } from './validation.ts';
+import { parseDuration } from './duration.ts';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:3025');
 const labelMap = z.record(z.string().min(1), z.string());
@@ -26,7 +27,10 @@ const authConfig = z.strictObject({
   listen_addr: hostPort.default('127.0.0.1:3025'),
   backend: backendConfig.default({ type: 'sqlite' }),
   /** Longest certificate a login may ask for; roles can only shorten it. */
-  max_session_ttl: z.string().regex(/^\d+[smhd]$/, 'expected a duration like 30m, 12h or 7d').default('12h'),
+  max_session_ttl: z
+    .string()
+    .refine((text) => { try { parseDuration(text); return true; } catch { return false; } }, 'expected a duration like 30m, 12h or 7d')
+    .default('12h'),
 });
 
 const proxyConfig = z.strictObject({
@@ -93,12 +97,4 @@ export async function loadConfig(file: string): Promise<PosternConfig> {
     throw new BadInputError(`cannot read config ${file}: ${reason}; write a starter one with: postern configure -o ${file}`);
   }
   return parseConfig(text, file);
-}
-
-/** Parses a duration like `90s`, `30m`, `12h`, `7d` into milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+)([smhd])$/.exec(text);
-  if (!match) throw new BadInputError(`cannot parse duration "${text}": expected a number and one of s, m, h, d (e.g. 12h)`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(match[1]) * unit;
 }

@@ -4,10 +4,11 @@
  * adds it to the list below (one import, one entry).
  */
 import { roleKind } from '../roles/role.ts';
+import { userKind } from '../users/user-record.ts';
 import { ResourceRegistry, type ResourceKind } from './registry.ts';
 
 /** Every built-in kind, in registration order. */
-export const builtinKinds: readonly ResourceKind<string, any>[] = [roleKind];
+export const builtinKinds: readonly ResourceKind<string, any>[] = [roleKind, userKind];
 
 /** A fresh registry holding every built-in kind; add more with `register`. */
 export function createResourceRegistry(): ResourceRegistry {

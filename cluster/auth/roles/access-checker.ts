@@ -46,7 +46,7 @@
  * `checkCluster` is for reaching a leaf through trust: a role without `cluster_labels`
  * reaches no leaf.
  */
-import { parseDuration } from './duration.ts';
+import { parseDuration } from '../../common/duration.ts';
 import { compileRole, nameSetHas, type CompiledConditions, type CompiledRole } from './compiled-role.ts';
 import { formatLabels, matchLabels, type Labels } from './label-matcher.ts';
 import type { LabelField, NameField, ResourceVerb, Role } from './role.ts';

@@ -56,7 +56,7 @@ import { z } from 'zod';
 import { parseWith } from '../../common/validation.ts';
 import { defineKind } from '../resources/registry.ts';
 import type { Resource } from '../resources/resource.ts';
-import { parseDuration } from './duration.ts';
+import { parseDuration } from '../../common/duration.ts';
 import { compileRegex, isRegexValue } from './label-matcher.ts';
 import { hasTemplate, parseTemplate } from './traits.ts';
 

@@ -2,7 +2,7 @@
  * Durations as roles and tokens write them: `30s`, `15m`, `8h`, `7d`, or compound
  * `1h30m` (units ms, s, m, h, d; largest first is customary but not required).
  */
-import { BadInputError } from '../../../protocols/errors.ts';
+import { BadInputError } from '../../protocols/errors.ts';
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const wholePattern = /^(?:\d+(?:ms|s|m|h|d))+$/;

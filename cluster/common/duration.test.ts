@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BadInputError } from '../../../protocols/errors.ts';
+import { BadInputError } from '../../protocols/errors.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 describe('parseDuration', () => {
