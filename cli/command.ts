@@ -72,12 +72,19 @@ export async function runCommand(root: Command, argv: string[], path: string[] =
     const sub = findSub(root, first);
     if (sub) return runCommand(sub, rest, [...path, sub.name]);
   }
+  // `pctl -c FILE status`: options given before the sub-command move after it.
+  const subIndex = root.commands ? argv.findIndex((arg, i) => i > 0 && !arg.startsWith('-') && findSub(root, arg) !== undefined) : -1;
+  if (first?.startsWith('-') && subIndex > 0 && first !== '--help' && first !== '-h') {
+    const sub = findSub(root, argv[subIndex] ?? '') as Command;
+    return runCommand(sub, [...argv.slice(subIndex + 1), ...argv.slice(0, subIndex)], [...path, sub.name]);
+  }
   if (!root.run || (root.commands && first === undefined && !root.run)) {
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
       process.stdout.write(renderHelp(root, path));
       return first === undefined ? 2 : 0;
     }
-    process.stderr.write(`${path.join(' ')}: unknown command "${first}"\n\n${renderHelp(root, path)}`);
+    const known = (root.commands ?? []).map((c) => c.name).join(', ');
+    process.stderr.write(`${path.join(' ')}: unknown command "${first}"; commands: ${known}\nRun '${path.join(' ')} --help' for usage.\n`);
     return 2;
   }
   let invocation: Invocation;

@@ -1,0 +1,55 @@
+/** `postern`: the daemon and its set-up. */
+import { option, type Command } from '../command.ts';
+
+export const program: Command = {
+  name: 'postern',
+  summary: 'run and set up Postern daemons (auth, proxy, agent)',
+  usage: 'postern COMMAND [options]',
+  examples: [
+    'postern configure --cluster-name example -o /etc/postern.yaml',
+    'postern start -c /etc/postern.yaml',
+    'postern demo',
+    'postern version --format json',
+  ],
+  commands: [
+    {
+      name: 'start',
+      summary: 'run the services enabled in postern.yaml until stopped (SIGTERM/SIGINT)',
+      usage: 'postern start [-c FILE]',
+      options: { config: option('string', 'config file (default $POSTERN_CONFIG or /etc/postern.yaml)', { short: 'c' }) },
+      examples: ['postern start -c /etc/postern.yaml'],
+      run: async (invocation) => (await import('./start.ts')).start(invocation),
+    },
+    {
+      name: 'configure',
+      summary: 'write a commented starter postern.yaml',
+      usage: 'postern configure [--roles auth,proxy,agent] [--cluster-name NAME] [-o FILE]',
+      options: {
+        output: option('string', 'write here instead of stdout (refuses to overwrite)', { short: 'o' }),
+        roles: option('string', 'comma-separated: auth, proxy, agent (default auth,proxy)'),
+        'cluster-name': option('string', 'the cluster name (default: this host name)'),
+        'data-dir': option('string', 'state folder (default /var/lib/postern)'),
+        proxy: option('string', 'for agents: the proxy to join, host:port'),
+        token: option('string', 'for agents: the join token'),
+        'ca-pin': option('string', 'for agents: sha256:... pin of the cluster CA'),
+        labels: option('string', 'for agents: k=v,k2=v2'),
+      },
+      examples: ['postern configure -o postern.yaml', 'postern configure --roles agent --proxy proxy.example.com:3080 --token T --ca-pin sha256:...'],
+      run: async (invocation) => (await import('./configure.ts')).configure(invocation),
+    },
+    {
+      name: 'demo',
+      summary: 'start a local demo cluster on the embedded backend and print how to use it',
+      usage: 'postern demo [--dir DIR]',
+      options: { dir: option('string', 'where the demo keeps its state (default .data/demo)') },
+      run: async (invocation) => (await import('./demo.ts')).demo(invocation),
+    },
+    {
+      name: 'version',
+      summary: 'print version, commit, Node.js version and build time',
+      usage: 'postern version [--format text|json]',
+      options: { format: option('string', 'text or json') },
+      run: async (invocation) => (await import('./version.ts')).version(invocation),
+    },
+  ],
+};

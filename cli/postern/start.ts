@@ -1,0 +1,80 @@
+/**
+ * `postern start`: runs what postern.yaml enables in one process and stops it cleanly
+ * on SIGTERM/SIGINT. Diagnostics (/healthz, /readyz, /metrics) come up first so an
+ * orchestrator can watch start-up.
+ */
+import { stringOption, type Invocation } from '../command.ts';
+import { loadConfig, type PosternConfig } from '../../cluster/common/config.ts';
+import { createLogger, type Logger } from '../../cluster/common/logger.ts';
+import { DiagServer } from '../../cluster/common/diag-server.ts';
+import { AuthServer } from '../../cluster/auth/auth-server.ts';
+
+/** Default config location, overridable by POSTERN_CONFIG. */
+export function defaultConfigPath(): string {
+  return process.env.POSTERN_CONFIG ?? '/etc/postern.yaml';
+}
+
+export interface RunningDaemon {
+  auth?: AuthServer;
+  diag?: DiagServer;
+  diagPort?: number;
+  stop(): Promise<void>;
+}
+
+/** Starts every enabled service of `config`; the caller decides when to stop. */
+export async function startDaemon(config: PosternConfig, logger: Logger): Promise<RunningDaemon> {
+  const diag = new DiagServer();
+  const stops: Array<() => Promise<void>> = [];
+  const daemon: RunningDaemon = {
+    diag,
+    stop: async () => {
+      for (const stop of stops.reverse()) await stop().catch((error: unknown) => logger.error({ err: error }, 'stopping a service failed'));
+    },
+  };
+  try {
+    if (config.diag_addr) {
+      daemon.diagPort = await diag.listen(config.diag_addr);
+      stops.push(() => diag.close());
+      logger.info({ addr: config.diag_addr, port: daemon.diagPort }, 'diagnostics listening (/healthz, /readyz, /metrics)');
+    }
+    if (config.auth?.enabled) {
+      let ready = false;
+      diag.addReadinessCheck('auth', () => (ready ? { ready } : { ready, reason: 'starting' }));
+      daemon.auth = await AuthServer.start({
+        clusterName: config.auth.cluster_name,
+        dataDir: config.data_dir,
+        listenAddr: config.auth.listen_addr,
+        maxSessionTtl: config.auth.max_session_ttl,
+        logger: logger.child({ component: 'auth' }),
+      });
+      ready = true;
+      const auth = daemon.auth;
+      stops.push(() => auth.close());
+    }
+    return daemon;
+  } catch (error) {
+    await daemon.stop();
+    throw error;
+  }
+}
+
+/** `postern start`. */
+export async function start(invocation: Invocation): Promise<number> {
+  const file = stringOption(invocation, 'config') ?? defaultConfigPath();
+  const config = await loadConfig(file);
+  const logger = createLogger({ level: config.log.level, name: 'postern' });
+  const daemon = await startDaemon(config, logger);
+  logger.info({ config: file }, 'postern started');
+  await waitForSignal();
+  logger.info('stopping');
+  await daemon.stop();
+  return 0;
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => resolve();
+    process.once('SIGTERM', done);
+    process.once('SIGINT', done);
+  });
+}

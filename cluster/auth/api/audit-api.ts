@@ -1,0 +1,57 @@
+/** The audit log over the API: search for admins and auditors, emit for hosts. */
+import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
+import type { ServiceHandlers } from '../../api/grpc-glue.ts';
+import { BadInputError } from '../../../protocols/errors.ts';
+import { parseWith } from '../../common/validation.ts';
+import { parseDuration } from '../../common/duration.ts';
+import { auditEventSchema } from '../audit/audit-event.ts';
+import type { AuthDeps, CallContext } from './auth-deps.ts';
+
+type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
+
+const maxSearchLimit = 10_000;
+/** What a host may send: the event without the fields the log assigns. */
+const emittedEventSchema = auditEventSchema.omit({ id: true, time: true, cluster: true }).partial({ fields: true });
+
+/** The audit handlers. */
+export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAudit'> {
+  return {
+    async searchAudit(request, ctx) {
+      await deps.authorizer.requireResource(ctx, 'event', 'list');
+      const limit = request.limit > 0 ? Math.min(request.limit, maxSearchLimit) : 1000;
+      const order = request.order === 'asc' ? 'asc' : 'desc';
+      const events = await deps.audit.search({
+        from: parseTime(request.from, 'from', deps.clock.now()) ?? new Date(0),
+        to: parseTime(request.to, 'to', deps.clock.now()) ?? new Date(deps.clock.now().getTime() + 60_000),
+        types: request.types.length ? request.types : undefined,
+        user: request.user || undefined,
+        limit,
+        order,
+      });
+      return { eventsJson: events.map((e) => JSON.stringify(e)) };
+    },
+
+    async emitAudit(request, ctx) {
+      await deps.authorizer.requireSystemRole(ctx, 'emit audit events', ['proxy', 'node', 'db', 'app', 'kube', 'desktop']);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(request.eventJson);
+      } catch {
+        throw new BadInputError('audit event: not JSON');
+      }
+      const event = parseWith(emittedEventSchema, raw, 'audit event');
+      // The emitting host is recorded by the auth server, not taken from the event.
+      const emitter = ctx.identity.kind === 'host' ? ctx.identity.hostId : 'unknown';
+      await deps.audit.emit({ ...event, fields: { ...event.fields, emitted_by: emitter } });
+      return {};
+    },
+  };
+}
+
+/** An RFC 3339 time, or an age such as `2h` counted back from `now`. */
+function parseTime(text: string, field: string, now: Date): Date | undefined {
+  if (!text) return undefined;
+  const date = /^\d/.test(text) && !text.includes('-') ? new Date(now.getTime() - parseDuration(text)) : new Date(text);
+  if (Number.isNaN(date.getTime())) throw new BadInputError(`${field}: expected an RFC 3339 time or an age like 2h, got "${text}"`);
+  return date;
+}

@@ -1,0 +1,33 @@
+/** What the Auth API's handlers are built from; assembled once by auth-server.ts. */
+import type { Backend } from '../backend/backend.ts';
+import type { Clock } from '../../common/clock.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { UserStore } from '../users/user-store.ts';
+import type { TokenStore } from '../tokens/token-store.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { ResourceStore } from '../resources/resource-store.ts';
+import type { ResourceRegistry } from '../resources/registry.ts';
+import type { CertAuthorities } from '../pki/authorities.ts';
+import type { CertIssuer } from '../pki/cert-issuer.ts';
+import type { Authorizer } from './authorizer.ts';
+
+export interface AuthDeps {
+  clusterName: string;
+  version: string;
+  backendName: string;
+  backend: Backend;
+  clock: Clock;
+  logger: Logger;
+  users: UserStore;
+  tokens: TokenStore;
+  audit: AuditLog;
+  resources: ResourceStore;
+  registry: ResourceRegistry;
+  authorities: CertAuthorities;
+  issuer: CertIssuer;
+  authorizer: Authorizer;
+  /** Longest certificate a login may get, whatever the roles say. */
+  maxSessionTtlMs: number;
+}
+
+export type { CallContext } from './call-context.ts';

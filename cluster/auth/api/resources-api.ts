@@ -1,0 +1,123 @@
+/**
+ * `pctl get | create -f | rm` for every kind: generic kinds live in the resource
+ * store; users and tokens are views of their own stores (never with secrets).
+ */
+import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
+import type { ServiceHandlers } from '../../api/grpc-glue.ts';
+import { BadInputError, NotFoundError } from '../../../protocols/errors.ts';
+import { parseResources } from '../resources/parse-resources.ts';
+import type { Resource } from '../resources/resource.ts';
+import type { User } from '../users/user-record.ts';
+import type { JoinToken } from '../tokens/token-store.ts';
+import type { AuthDeps, CallContext } from './auth-deps.ts';
+import { auditIdentity } from './authorizer.ts';
+
+type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
+
+/** Accepts plural and short forms (`roles`, `users`, `tokens`) for the kind. */
+export function normalizeKind(kind: string): string {
+  const lower = kind.toLowerCase();
+  return lower.endsWith('s') && lower !== 'status' ? lower.slice(0, -1) : lower;
+}
+
+/** The resource handlers. */
+export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'createResources' | 'deleteResource'> {
+  const list = async (kind: string, name: string): Promise<unknown[]> => {
+    if (kind === 'user') return (name ? [await deps.users.get(name)] : await deps.users.list()).map(userResource);
+    if (kind === 'token') {
+      const tokens = (await deps.tokens.list()).map(tokenResource);
+      return name ? tokens.filter((t) => t.metadata.name.startsWith(name)) : tokens;
+    }
+    if (!deps.registry.get(kind)) throw unknownKind(deps, kind);
+    return name ? [await deps.resources.get(kind, name)] : await deps.resources.list(kind);
+  };
+
+  return {
+    async getResources(request, ctx) {
+      const kind = normalizeKind(request.kind);
+      await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
+      return { resourcesJson: JSON.stringify(await list(kind, request.name)) };
+    },
+
+    async createResources(request, ctx) {
+      const resources = parseResources(request.text, { source: request.source || 'input', registry: deps.registry });
+      // Authorize every document before writing any, so a refusal leaves nothing half-applied.
+      for (const resource of resources) {
+        await deps.authorizer.requireResource(ctx, resource.kind, request.upsert ? 'update' : 'create');
+      }
+      const created: string[] = [];
+      for (const resource of resources) {
+        await writeResource(deps, resource, request.upsert);
+        created.push(`${resource.kind}/${resource.metadata.name}`);
+        await deps.audit.emit({
+          type: request.upsert ? 'resource.update' : 'resource.create',
+          identity: auditIdentity(ctx),
+          resource: { kind: resource.kind, name: resource.metadata.name },
+          outcome: 'success',
+        });
+      }
+      return { created };
+    },
+
+    async deleteResource(request, ctx) {
+      const kind = normalizeKind(request.kind);
+      await deps.authorizer.requireResource(ctx, kind, 'delete');
+      if (kind === 'user') await deps.users.delete(request.name);
+      else if (kind === 'token') await deps.tokens.remove(request.name);
+      else if (deps.registry.get(kind)) await deps.resources.delete(kind, request.name);
+      else throw unknownKind(deps, kind);
+      await deps.audit.emit({
+        type: kind === 'user' ? 'user.delete' : kind === 'token' ? 'token.delete' : 'resource.delete',
+        identity: auditIdentity(ctx),
+        resource: { kind, name: request.name },
+        outcome: 'success',
+      });
+      return {};
+    },
+  };
+}
+
+async function writeResource(deps: AuthDeps, resource: Resource, upsert: boolean): Promise<void> {
+  if (resource.kind !== 'user') {
+    await deps.resources.put(resource, { upsert });
+    return;
+  }
+  const spec = resource.spec as { roles: string[]; traits: Record<string, string[]> };
+  try {
+    await deps.users.get(resource.metadata.name);
+    if (!upsert) throw new BadInputError(`user "${resource.metadata.name}" already exists; use --force to update it`);
+    await deps.users.update(resource.metadata.name, spec);
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+    await deps.users.create(resource.metadata.name, spec);
+  }
+}
+
+function unknownKind(deps: AuthDeps, kind: string): BadInputError {
+  return new BadInputError(`unknown resource kind "${kind}"; known kinds: ${[...deps.registry.kinds(), 'token'].join(', ')}`);
+}
+
+function userResource(user: User) {
+  return {
+    kind: 'user',
+    version: 'v1',
+    metadata: { name: user.name, revision: user.revision },
+    spec: { roles: user.roles, traits: user.traits },
+    status: {
+      created: user.createdAt.toISOString(),
+      password_set: user.hasPassword,
+      totp: user.totpEnabled,
+      ...(user.lockedUntil ? { locked_until: user.lockedUntil.toISOString() } : {}),
+    },
+  };
+}
+
+function tokenResource(token: JoinToken) {
+  return {
+    kind: 'token',
+    version: 'v1',
+    metadata: { name: token.id, expires: token.expires.toISOString(), labels: token.labels },
+    spec: { roles: token.roles, single_use: token.singleUse },
+    status: { state: token.status, uses: token.uses, ...(token.lastUsedBy ? { last_used_by: token.lastUsedBy } : {}) },
+  };
+}
