@@ -73,6 +73,22 @@ export const program: Command = {
       ],
     },
     {
+      name: 'nodes',
+      summary: 'agents that joined: services, labels, online or offline',
+      usage: 'pctl nodes ls [--format json]',
+      commands: [
+        { name: 'ls', aliases: ['list'], summary: 'list agents', usage: 'pctl nodes ls [--format json]', options: { ...connectionOptions, format }, run: async (i) => (await import('./nodes.ts')).nodesList(i) },
+      ],
+    },
+    {
+      name: 'inventory',
+      summary: 'what runs where: OS, kernel, CPU, memory, version of agents and proxies',
+      usage: 'pctl inventory ls [--format json]',
+      commands: [
+        { name: 'ls', aliases: ['list'], summary: 'list the inventory', usage: 'pctl inventory ls [--format json]', options: { ...connectionOptions, format }, run: async (i) => (await import('./nodes.ts')).inventoryList(i) },
+      ],
+    },
+    {
       name: 'get',
       summary: 'print resources (roles, users, tokens, ...)',
       usage: 'pctl get KIND[/NAME] [--format text|yaml|json]',

@@ -31,6 +31,8 @@ import { usersApi } from './api/users-api.ts';
 import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
+import { presenceApi } from './api/presence-api.ts';
+import { PresenceStore } from './presence/presence-store.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { addService, maxMessageBytes } from '../api/grpc-glue.ts';
 import { authServerName } from '../api/auth-client.ts';
@@ -200,6 +202,7 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     authorities,
     issuer: new CertIssuer(authorities, clock),
     authorizer: new Authorizer(resources, audit),
+    presence: new PresenceStore(backend, clock),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
   };
 }
@@ -212,5 +215,6 @@ function handlers(deps: AuthDeps) {
     ...tokensApi(deps),
     ...auditApi(deps),
     ...certsApi(deps),
+    ...presenceApi(deps),
   };
 }

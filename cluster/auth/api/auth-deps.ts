@@ -10,6 +10,7 @@ import type { ResourceRegistry } from '../resources/registry.ts';
 import type { CertAuthorities } from '../pki/authorities.ts';
 import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';
+import type { PresenceStore } from '../presence/presence-store.ts';
 
 export interface AuthDeps {
   clusterName: string;
@@ -26,6 +27,7 @@ export interface AuthDeps {
   authorities: CertAuthorities;
   issuer: CertIssuer;
   authorizer: Authorizer;
+  presence: PresenceStore;
   /** Longest certificate a login may get, whatever the roles say. */
   maxSessionTtlMs: number;
 }

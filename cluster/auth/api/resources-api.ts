@@ -28,6 +28,10 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
       const tokens = (await deps.tokens.list()).map(tokenResource);
       return name ? tokens.filter((t) => t.metadata.name.startsWith(name)) : tokens;
     }
+    if (kind === 'node' || kind === 'proxy') {
+      const hosts = await deps.presence.list(kind);
+      return name ? hosts.filter((h) => h.host_id === name || h.node_name === name) : hosts;
+    }
     if (!deps.registry.get(kind)) throw unknownKind(deps, kind);
     return name ? [await deps.resources.get(kind, name)] : await deps.resources.list(kind);
   };
@@ -94,7 +98,7 @@ async function writeResource(deps: AuthDeps, resource: Resource, upsert: boolean
 }
 
 function unknownKind(deps: AuthDeps, kind: string): BadInputError {
-  return new BadInputError(`unknown resource kind "${kind}"; known kinds: ${[...deps.registry.kinds(), 'token'].join(', ')}`);
+  return new BadInputError(`unknown resource kind "${kind}"; known kinds: ${[...deps.registry.kinds(), 'token', 'node', 'proxy'].join(', ')}`);
 }
 
 function userResource(user: User) {
