@@ -169,22 +169,33 @@ describe('auth service administered with pctl', () => {
     assert.ok(!JSON.stringify(listed).includes(token), 'token listing must never show secrets');
   });
 
-  test('a node may not relay joins or administer; refusals are audited', async () => {
+  test('a node may not administer, a caller without a certificate may only join; refusals are audited', async () => {
     const node = auth.connectAs(['node'], 'node-1').client;
-    await rejects(node.join({ token: 'a'.repeat(64), roles: ['node'], nodeName: 'x', tlsPublicKey: clientKeys().tlsPub }), 'PST_ACCESS_DENIED', /may not relay joins; only proxy hosts may/);
     await rejects(node.createUser({ name: 'mallory', roles: ['editor'] }), 'PST_ACCESS_DENIED', /host node-1 \(node\) may not create user/);
+    await rejects(node.login({ user: 'alice', password, sshPublicKey: clientKeys().sshLine, tlsPublicKey: clientKeys().tlsPub }), 'PST_ACCESS_DENIED', /may not log users in; only proxy hosts may/);
     const denied = await auth.pctl(['audit', 'search', '--type', 'access.denied', '--format', 'json']);
     const events = JSON.parse(denied.stdout) as Array<{ identity: { host?: string }; reason: string }>;
     assert.ok(events.some((e) => e.identity.host === 'node-1' && /create user/.test(e.reason)));
+
+    const anonymous = connectAuth(auth.server.address, { ...auth.server.issueHostIdentity({ hostId: 'x', nodeName: 'x', systemRoles: ['node'], ttlMs: 60_000 }), key_pem: '', cert_pem: '' });
+    try {
+      await rejects(anonymous.client.status({}), 'PST_UNAUTHENTICATED', /needs a valid client certificate issued by this cluster/);
+      await rejects(anonymous.client.join({ token: 'a'.repeat(64), roles: ['proxy'], nodeName: 'p', tlsPublicKey: clientKeys().tlsPub }), 'PST_TOKEN_INVALID', /not valid/);
+      const exported = await anonymous.client.exportAuthorities({ kind: 'host' });
+      assert.match(exported.authorities[0]?.tlsCertPem ?? '', /BEGIN CERTIFICATE/);
+    } finally {
+      anonymous.close();
+    }
   });
 
-  test('client certificates from another cluster or expired ones are refused', async () => {
+  test('client certificates from another cluster or expired ones are refused with the reason', async () => {
     const other = await startTestAuth({ clusterName: 'beta' });
     try {
       const foreign = other.server.issueHostIdentity({ hostId: 'admin', nodeName: 'admin', systemRoles: ['admin'], ttlMs: 3_600_000 });
       // The foreign identity trusts alpha's host CA so the refusal is alpha's, not the client's.
       const connection = connectAuth(auth.server.address, { ...foreign, ca_pems: auth.server.deps.authorities.trustedTlsCerts('host') });
-      await assert.rejects(connection.client.status({}, { deadlineMs: 5_000 }), PosternError);
+      // The TLS layer drops certificates that fail verification, so they arrive as none.
+      await rejects(connection.client.status({}, { deadlineMs: 5_000 }), 'PST_UNAUTHENTICATED', /needs a valid client certificate issued by this cluster/);
       connection.close();
     } finally {
       await other.stop();
@@ -192,7 +203,7 @@ describe('auth service administered with pctl', () => {
     const expired = auth.server.issueHostIdentity({ hostId: 'admin', nodeName: 'admin', systemRoles: ['admin'], ttlMs: 1_000 });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     const connection = connectAuth(auth.server.address, expired);
-    await assert.rejects(connection.client.status({}, { deadlineMs: 5_000 }), PosternError);
+    await rejects(connection.client.status({}, { deadlineMs: 5_000 }), 'PST_UNAUTHENTICATED', /expired or comes from another cluster/);
     connection.close();
   });
 

@@ -16,10 +16,11 @@ export interface AuthConnection {
 
 /** Connects to the auth server at `address` (host:port) presenting `identity`. */
 export function connectAuth(address: string, identity: Pick<IdentityFile, 'key_pem' | 'cert_pem' | 'ca_pems'>): AuthConnection {
+  // Without a certificate the caller is anonymous: it may only join with a token and read CAs.
   const credentials = grpc.credentials.createSsl(
     Buffer.from(identity.ca_pems.join('\n')),
-    Buffer.from(identity.key_pem),
-    Buffer.from(identity.cert_pem),
+    identity.key_pem ? Buffer.from(identity.key_pem) : null,
+    identity.cert_pem ? Buffer.from(identity.cert_pem) : null,
   );
   return createClient(AuthService, address, credentials, {
     // The auth server's certificate names the cluster's auth service; addresses vary.

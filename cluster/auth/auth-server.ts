@@ -22,6 +22,7 @@ import { AuditLog } from './audit/audit-log.ts';
 import { ResourceStore } from './resources/resource-store.ts';
 import { createResourceRegistry } from './resources/kinds.ts';
 import { ensureBuiltinRoles } from './builtin-roles.ts';
+import { StaticCertificates } from './static-certificates.ts';
 import { Authorizer } from './api/authorizer.ts';
 import type { AuthDeps } from './api/auth-deps.ts';
 import type { CallContext } from './api/call-context.ts';
@@ -37,7 +38,6 @@ import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { addService, maxMessageBytes } from '../api/grpc-glue.ts';
 import { authServerName } from '../api/auth-client.ts';
 import { writeIdentityFile, type IdentityFile } from '../api/identity-file.ts';
-import { AuthenticationError } from '../../protocols/errors.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/logger.ts';
 import { parseDuration } from '../common/duration.ts';
@@ -147,12 +147,13 @@ export class AuthServer {
       dnsNames: [authServerName, 'localhost'],
       ipAddresses: ['127.0.0.1', '::1'],
     });
-    const trusted = this.deps.authorities.trustedTlsCerts('host', 'user');
-    const credentials = grpc.ServerCredentials.createSsl(
-      Buffer.from(trusted.join('')),
-      [{ private_key: Buffer.from(own.key_pem), cert_chain: Buffer.from(own.cert_pem) }],
-      true,
-    );
+    // The chain carries the host CA so a new proxy can check it against its CA pin.
+    const material = new StaticCertificates({
+      caPems: this.deps.authorities.trustedTlsCerts('host', 'user'),
+      certPem: own.cert_pem + own.ca_pems.join(''),
+      keyPem: own.key_pem,
+    });
+    const credentials = grpc.experimental.createCertificateProviderServerCredentials(material, material, false);
     addService<(typeof AuthService)['method'], CallContext>(this.#server, AuthService, handlers(this.deps), (call) => this.#callContext(call), (method, error) =>
       this.deps.logger.error({ err: error, method }, 'auth API call failed unexpectedly'),
     );
@@ -165,7 +166,7 @@ export class AuthServer {
 
   #callContext(call: grpc.ServerUnaryCall<unknown, unknown>): CallContext {
     const certificate = call.getAuthContext().sslPeerCertificate;
-    if (!certificate?.raw) throw new AuthenticationError('the auth API needs a client certificate from this cluster');
+    if (!certificate?.raw) return { peerAddr: call.getPeer() };
     const identity = verifyCertificateChain(certificate.raw, {
       trustedCaCerts: this.deps.authorities.trustedTlsCerts('host', 'user'),
       now: this.deps.clock.now(),

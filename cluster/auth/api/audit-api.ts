@@ -41,7 +41,7 @@ export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAu
       }
       const event = parseWith(emittedEventSchema, raw, 'audit event');
       // The emitting host is recorded by the auth server, not taken from the event.
-      const emitter = ctx.identity.kind === 'host' ? ctx.identity.hostId : 'unknown';
+      const emitter = ctx.identity?.kind === 'host' ? ctx.identity.hostId : 'unknown';
       await deps.audit.emit({ ...event, fields: { ...event.fields, emitted_by: emitter } });
       return {};
     },

@@ -127,8 +127,8 @@ async function authenticate(deps: AuthDeps, ctx: CallContext, name: string, pass
   }
 }
 
+/** The token is the proof: a proxy relays an agent's join, or a new proxy joins directly without a certificate. */
 async function joinWithToken(deps: AuthDeps, ctx: CallContext, token: string, roles: SystemRole[], nodeName: string) {
-  await deps.authorizer.requireSystemRole(ctx, 'relay joins', ['proxy']);
   const hostId = randomUUID();
   try {
     const record = await deps.tokens.consume(token, { role: roles[0] as TokenRole, consumer: nodeName || hostId });
@@ -150,7 +150,7 @@ async function joinWithToken(deps: AuthDeps, ctx: CallContext, token: string, ro
 /** A joined host renews its own certificate for the same id and no more roles than it has. */
 function renew(ctx: CallContext, hostId: string, roles: SystemRole[]) {
   const caller = ctx.identity;
-  if (caller.kind !== 'host' || !hostId || caller.hostId !== hostId) {
+  if (caller?.kind !== 'host' || !hostId || caller.hostId !== hostId) {
     throw new AccessDeniedError('join without a token is a renewal: present the host certificate of that host id');
   }
   const extra = roles.filter((r) => !caller.systemRoles.includes(r));
@@ -164,6 +164,7 @@ function checkJoinRole(role: string): SystemRole {
 }
 
 function hostOf(ctx: CallContext): string {
+  if (!ctx.identity) return 'direct';
   return ctx.identity.kind === 'host' ? ctx.identity.hostId : ctx.identity.username;
 }
 

@@ -12,7 +12,7 @@ export function presenceApi(deps: AuthDeps): Pick<Handlers, 'heartbeat'> {
   return {
     async heartbeat(request, ctx) {
       await deps.authorizer.requireSystemRole(ctx, 'send heartbeats', ['proxy', 'node', 'db', 'app', 'kube', 'desktop']);
-      const identity = ctx.identity;
+      const identity = deps.authorizer.requireIdentity(ctx);
       if (identity.kind !== 'host') throw new AccessDeniedError('only hosts send heartbeats');
       await deps.presence.heartbeat({
         kind: identity.systemRoles.includes('proxy') ? 'proxy' : 'node',

@@ -11,7 +11,7 @@ type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
 export function statusApi(deps: AuthDeps): Pick<Handlers, 'status' | 'exportAuthorities'> {
   return {
     async status(_request, ctx) {
-      const identity = ctx.identity;
+      const identity = deps.authorizer.requireIdentity(ctx);
       return {
         clusterName: deps.clusterName,
         version: deps.version,
