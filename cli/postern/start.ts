@@ -45,6 +45,7 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
         dataDir: config.data_dir,
         listenAddr: config.auth.listen_addr,
         maxSessionTtl: config.auth.max_session_ttl,
+        registry: diag.registry,
         logger: logger.child({ component: 'auth' }),
       });
       ready = true;

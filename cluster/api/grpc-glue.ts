@@ -88,25 +88,29 @@ export function addService<M extends GenServiceMethods, Ctx>(
   handlers: ServiceHandlers<M, Ctx>,
   context: (call: grpc.ServerUnaryCall<unknown, unknown>) => Ctx,
   onError: (method: string, error: unknown) => void,
+  onDone: (method: string, code: string, seconds: number) => void = () => {},
 ): void {
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
     const handler = handlers[method.localName as keyof M];
     const unary: grpc.handleUnaryCall<never, unknown> = (call, callback) => {
+      const started = performance.now();
+      const fail = (error: unknown) => {
+        if (!(error instanceof PosternError)) onError(method.name, error);
+        onDone(method.name, error instanceof PosternError ? error.code : 'PST_INTERNAL', (performance.now() - started) / 1000);
+        callback(toServiceError(error));
+      };
       let ctx: Ctx;
       try {
         ctx = context(call);
       } catch (error) {
-        callback(toServiceError(error));
+        fail(error);
         return;
       }
-      handler(call.request, ctx).then(
-        (output) => callback(null, create(method.output, output as MessageInitShape<DescMessage>)),
-        (error: unknown) => {
-          if (!(error instanceof PosternError)) onError(method.name, error);
-          callback(toServiceError(error));
-        },
-      );
+      handler(call.request, ctx).then((output) => {
+        onDone(method.name, 'OK', (performance.now() - started) / 1000);
+        callback(null, create(method.output, output as MessageInitShape<DescMessage>));
+      }, fail);
     };
     implementation[method.localName] = unary as grpc.UntypedHandleCall;
   }

@@ -9,6 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
+import { Histogram, type Registry } from 'prom-client';
 import type { Backend } from './backend/backend.ts';
 import { SqliteBackend } from './backend/sqlite-backend.ts';
 import { CertAuthorities } from './pki/authorities.ts';
@@ -51,6 +52,8 @@ export interface AuthServerOptions {
   logger: Logger;
   clock?: Clock;
   maxSessionTtl?: string;
+  /** Where API call metrics go (the daemon's /metrics registry). */
+  registry?: Registry;
   /** Lower scrypt cost for tests. */
   scrypt?: { N: number; r: number; p: number; keylen: number };
 }
@@ -154,8 +157,14 @@ export class AuthServer {
       keyPem: own.key_pem,
     });
     const credentials = grpc.experimental.createCertificateProviderServerCredentials(material, material, false);
-    addService<(typeof AuthService)['method'], CallContext>(this.#server, AuthService, handlers(this.deps), (call) => this.#callContext(call), (method, error) =>
-      this.deps.logger.error({ err: error, method }, 'auth API call failed unexpectedly'),
+    const calls = apiCallMetric(this.#options.registry);
+    addService<(typeof AuthService)['method'], CallContext>(
+      this.#server,
+      AuthService,
+      handlers(this.deps),
+      (call) => this.#callContext(call),
+      (method, error) => this.deps.logger.error({ err: error, method }, 'auth API call failed unexpectedly'),
+      (method, code, seconds) => calls?.observe({ method, code }, seconds),
     );
     const [host, port] = splitHostPort(this.#options.listenAddr);
     this.#port = await new Promise<number>((resolve, reject) =>
@@ -206,6 +215,17 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     presence: new PresenceStore(backend, clock),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
   };
+}
+
+function apiCallMetric(registry: Registry | undefined): Histogram<'method' | 'code'> | undefined {
+  if (!registry) return undefined;
+  return new Histogram({
+    name: 'postern_auth_api_call_seconds',
+    help: 'Auth API calls by method and result code, and how long they took',
+    labelNames: ['method', 'code'],
+    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2],
+    registers: [registry],
+  });
 }
 
 function handlers(deps: AuthDeps) {
