@@ -16,6 +16,7 @@ import { formatAuthorizedKey } from '../protocols/ssh/public-key.ts';
 import { formatOpenSshPrivateKey } from '../protocols/ssh/private-key.ts';
 import { connectAuth } from '../cluster/api/auth-client.ts';
 import { PosternError } from '../protocols/errors.ts';
+import { generate } from 'otplib';
 
 const password = 'correct horse battery staple';
 
@@ -125,6 +126,25 @@ describe('auth service administered with pctl', () => {
       await sshd.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a user enrols TOTP; from then on login needs the current code and a replayed code is refused', async () => {
+    const proxy = auth.connectAs(['proxy']).client;
+    const { totpUri } = await proxy.enrollTotp({ user: 'alice', password });
+    const secret = new URL(totpUri).searchParams.get('secret') ?? '';
+    assert.match(totpUri, /^otpauth:\/\/totp\//);
+    await rejects(proxy.confirmTotp({ user: 'alice', password, code: '000000' }), 'PST_TOTP_INVALID', /one-time code for alice is wrong/);
+    const code = await generate({ secret });
+    await proxy.confirmTotp({ user: 'alice', password, code });
+    const keys = clientKeys();
+    await rejects(proxy.login({ user: 'alice', password, sshPublicKey: keys.sshLine, tlsPublicKey: keys.tlsPub }), 'PST_LOGIN_FAILED', /wrong one-time code/);
+    // The code used to confirm cannot be used again (replay); the next step's code (within the ±1 window) works.
+    await rejects(proxy.login({ user: 'alice', password, totpCode: code, sshPublicKey: keys.sshLine, tlsPublicKey: keys.tlsPub }), 'PST_LOGIN_FAILED', /failed/);
+    const nextCode = await generate({ secret, epoch: Math.floor(Date.now() / 1000) + 30 });
+    const certs = await proxy.login({ user: 'alice', password, totpCode: nextCode, sshPublicKey: keys.sshLine, tlsPublicKey: keys.tlsPub });
+    assert.equal(certs.username, 'alice');
+    const audit = await auth.pctl(['audit', 'search', '--type', 'user.mfa.add', '--format', 'json']);
+    assert.equal((JSON.parse(audit.stdout) as unknown[]).length, 1);
   });
 
   test('wrong passwords count towards lockout; the account locks and the audit log says why', async () => {

@@ -13,7 +13,7 @@ const inviteTtlMs = 24 * 3_600_000;
 const traitsSchema = z.record(z.string(), z.array(z.string()));
 
 /** The user-management handlers. */
-export function usersApi(deps: AuthDeps): Pick<Handlers, 'createUser' | 'resetUser' | 'completeSignup'> {
+export function usersApi(deps: AuthDeps): Pick<Handlers, 'createUser' | 'resetUser' | 'completeSignup' | 'enrollTotp' | 'confirmTotp'> {
   return {
     async createUser(request, ctx) {
       await deps.authorizer.requireResource(ctx, 'user', 'create');
@@ -57,6 +57,28 @@ export function usersApi(deps: AuthDeps): Pick<Handlers, 'createUser' | 'resetUs
         fields: { via: 'signup' },
       });
       return { username: user.name, totpUri };
+    },
+
+    async enrollTotp(request, ctx) {
+      // Relayed by the proxy for a person who proves their password (before a second factor exists).
+      await deps.authorizer.requireSystemRole(ctx, 'enrol second factors', ['proxy']);
+      const user = await deps.users.authenticate(request.user, request.password);
+      const { uri } = await deps.users.enrollTotp(user.name);
+      return { totpUri: uri };
+    },
+
+    async confirmTotp(request, ctx) {
+      await deps.authorizer.requireSystemRole(ctx, 'enrol second factors', ['proxy']);
+      const user = await deps.users.authenticate(request.user, request.password);
+      await deps.users.confirmTotp(user.name, request.code);
+      await deps.audit.emit({
+        type: 'user.mfa.add',
+        identity: { user: user.name, addr: ctx.peerAddr },
+        resource: { kind: 'user', name: user.name },
+        outcome: 'success',
+        fields: { method: 'totp' },
+      });
+      return {};
     },
   };
 }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file postern/auth/v1/auth.proto.
  */
 export const file_postern_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkitgEKD0FkZFRva2VuUmVxdWVzdBINCgVyb2xlcxgBIAMoCRITCgt0dGxfc2Vjb25kcxgCIAEoAxI8CgZsYWJlbHMYAyADKAsyLC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnNpbmdsZV91c2UYBCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChBBZGRUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4cGlyZXMYAyABKAkiIAoSUmVtb3ZlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJImkKElNlYXJjaEF1ZGl0UmVxdWVzdBIMCgRmcm9tGAEgASgJEgoKAnRvGAIgASgJEg0KBXR5cGVzGAMgAygJEgwKBHVzZXIYBCABKAkSDQoFbGltaXQYBSABKAUSDQoFb3JkZXIYBiABKAkiKgoTQXVkaXRFdmVudHNSZXNwb25zZRITCgtldmVudHNfanNvbhgBIAMoCSImChBFbWl0QXVkaXRSZXF1ZXN0EhIKCmV2ZW50X2pzb24YASABKAkioAEKDExvZ2luUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCXRvdHBfY29kZRgDIAEoCRIWCg5zc2hfcHVibGljX2tleRgEIAEoCRIWCg50bHNfcHVibGljX2tleRgFIAEoCRITCgt0dGxfc2Vjb25kcxgGIAEoAxIYChByb3V0ZV90b19jbHVzdGVyGAcgASgJIrUBCgxDZXJ0aWZpY2F0ZXMSFwoPc3NoX2NlcnRpZmljYXRlGAEgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSEwoLdGxzX2NhX3BlbXMYAyADKAkSGAoQc3NoX2hvc3RfY2Ffa2V5cxgEIAMoCRIPCgdleHBpcmVzGAUgASgJEhAKCHVzZXJuYW1lGAYgASgJEg0KBXJvbGVzGAcgAygJEg4KBmxvZ2lucxgIIAMoCSKSAQoLSm9pblJlcXVlc3QSDQoFdG9rZW4YASABKAkSDQoFcm9sZXMYAiADKAkSEQoJbm9kZV9uYW1lGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhEKCWFkZHJlc3NlcxgGIAMoCRIPCgdob3N0X2lkGAcgASgJIs4BCgxKb2luUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIzCgxjZXJ0aWZpY2F0ZXMYAiABKAsyHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEkQKDHRva2VuX2xhYmVscxgDIAMoCzIuLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2UuVG9rZW5MYWJlbHNFbnRyeRoyChBUb2tlbkxhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUQoQSGVhcnRiZWF0UmVxdWVzdBIWCg5pbnZlbnRvcnlfanNvbhgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRITCgtwdWJsaWNfYWRkchgDIAEoCSItChFIZWFydGJlYXRSZXNwb25zZRIYChBpbnRlcnZhbF9zZWNvbmRzGAEgASgDMoMKCgtBdXRoU2VydmljZRJJCgZTdGF0dXMSHi5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVxdWVzdBofLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXNwb25zZRJqChFFeHBvcnRBdXRob3JpdGllcxIpLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1JlcXVlc3QaKi5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXNwb25zZRJYCgxHZXRSZXNvdXJjZXMSJC5wb3N0ZXJuLmF1dGgudjEuR2V0UmVzb3VyY2VzUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNvdXJjZXNSZXNwb25zZRJkCg9DcmVhdGVSZXNvdXJjZXMSJy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXNwb25zZRJQCg5EZWxldGVSZXNvdXJjZRImLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVSZXNvdXJjZVJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSVQoKQ3JlYXRlVXNlchIiLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUgoJUmVzZXRVc2VyEiEucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVzcG9uc2USYQoOQ29tcGxldGVTaWdudXASJi5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXF1ZXN0GicucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USTwoIQWRkVG9rZW4SIC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0GiEucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVzcG9uc2USSgoLUmVtb3ZlVG9rZW4SIy5wb3N0ZXJuLmF1dGgudjEuUmVtb3ZlVG9rZW5SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElgKC1NlYXJjaEF1ZGl0EiMucG9zdGVybi5hdXRoLnYxLlNlYXJjaEF1ZGl0UmVxdWVzdBokLnBvc3Rlcm4uYXV0aC52MS5BdWRpdEV2ZW50c1Jlc3BvbnNlEkYKCUVtaXRBdWRpdBIhLnBvc3Rlcm4uYXV0aC52MS5FbWl0QXVkaXRSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5EkUKBUxvZ2luEh0ucG9zdGVybi5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSQwoESm9pbhIcLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2USUgoJSGVhcnRiZWF0EiEucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMypgsKC0F1dGhTZXJ2aWNlEkkKBlN0YXR1cxIeLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXF1ZXN0Gh8ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1Jlc3BvbnNlEmoKEUV4cG9ydEF1dGhvcml0aWVzEikucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVxdWVzdBoqLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlElgKDEdldFJlc291cmNlcxIkLnBvc3Rlcm4uYXV0aC52MS5HZXRSZXNvdXJjZXNSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc291cmNlc1Jlc3BvbnNlEmQKD0NyZWF0ZVJlc291cmNlcxInLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXF1ZXN0GigucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1Jlc3BvbnNlElAKDkRlbGV0ZVJlc291cmNlEiYucG9zdGVybi5hdXRoLnYxLkRlbGV0ZVJlc291cmNlUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJVCgpDcmVhdGVVc2VyEiIucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJSCglSZXNldFVzZXISIS5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXNwb25zZRJhCg5Db21wbGV0ZVNpZ251cBImLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlcXVlc3QaJy5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXNwb25zZRJVCgpFbnJvbGxUb3RwEiIucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJKCgtDb25maXJtVG90cBIjLnBvc3Rlcm4uYXV0aC52MS5Db25maXJtVG90cFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSTwoIQWRkVG9rZW4SIC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0GiEucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVzcG9uc2USSgoLUmVtb3ZlVG9rZW4SIy5wb3N0ZXJuLmF1dGgudjEuUmVtb3ZlVG9rZW5SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElgKC1NlYXJjaEF1ZGl0EiMucG9zdGVybi5hdXRoLnYxLlNlYXJjaEF1ZGl0UmVxdWVzdBokLnBvc3Rlcm4uYXV0aC52MS5BdWRpdEV2ZW50c1Jlc3BvbnNlEkYKCUVtaXRBdWRpdBIhLnBvc3Rlcm4uYXV0aC52MS5FbWl0QXVkaXRSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5EkUKBUxvZ2luEh0ucG9zdGVybi5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSQwoESm9pbhIcLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2USUgoJSGVhcnRiZWF0EiEucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message postern.auth.v1.Empty
@@ -453,6 +453,76 @@ export const CompleteSignupResponseSchema: GenMessage<CompleteSignupResponse> = 
   messageDesc(file_postern_auth_v1_auth, 17);
 
 /**
+ * Finishes TOTP enrolment: the password proves the person, the code proves the authenticator.
+ *
+ * @generated from message postern.auth.v1.ConfirmTotpRequest
+ */
+export type ConfirmTotpRequest = Message<"postern.auth.v1.ConfirmTotpRequest"> & {
+  /**
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+
+  /**
+   * @generated from field: string code = 3;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ConfirmTotpRequest.
+ * Use `create(ConfirmTotpRequestSchema)` to create a new message.
+ */
+export const ConfirmTotpRequestSchema: GenMessage<ConfirmTotpRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 18);
+
+/**
+ * Starts TOTP enrolment for a user who proves their password; returns the otpauth:// URI.
+ *
+ * @generated from message postern.auth.v1.EnrollTotpRequest
+ */
+export type EnrollTotpRequest = Message<"postern.auth.v1.EnrollTotpRequest"> & {
+  /**
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.EnrollTotpRequest.
+ * Use `create(EnrollTotpRequestSchema)` to create a new message.
+ */
+export const EnrollTotpRequestSchema: GenMessage<EnrollTotpRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 19);
+
+/**
+ * @generated from message postern.auth.v1.EnrollTotpResponse
+ */
+export type EnrollTotpResponse = Message<"postern.auth.v1.EnrollTotpResponse"> & {
+  /**
+   * @generated from field: string totp_uri = 1;
+   */
+  totpUri: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.EnrollTotpResponse.
+ * Use `create(EnrollTotpResponseSchema)` to create a new message.
+ */
+export const EnrollTotpResponseSchema: GenMessage<EnrollTotpResponse> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 20);
+
+/**
  * @generated from message postern.auth.v1.AddTokenRequest
  */
 export type AddTokenRequest = Message<"postern.auth.v1.AddTokenRequest"> & {
@@ -482,7 +552,7 @@ export type AddTokenRequest = Message<"postern.auth.v1.AddTokenRequest"> & {
  * Use `create(AddTokenRequestSchema)` to create a new message.
  */
 export const AddTokenRequestSchema: GenMessage<AddTokenRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 18);
+  messageDesc(file_postern_auth_v1_auth, 21);
 
 /**
  * @generated from message postern.auth.v1.AddTokenResponse
@@ -509,7 +579,7 @@ export type AddTokenResponse = Message<"postern.auth.v1.AddTokenResponse"> & {
  * Use `create(AddTokenResponseSchema)` to create a new message.
  */
 export const AddTokenResponseSchema: GenMessage<AddTokenResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 19);
+  messageDesc(file_postern_auth_v1_auth, 22);
 
 /**
  * @generated from message postern.auth.v1.RemoveTokenRequest
@@ -526,7 +596,7 @@ export type RemoveTokenRequest = Message<"postern.auth.v1.RemoveTokenRequest"> &
  * Use `create(RemoveTokenRequestSchema)` to create a new message.
  */
 export const RemoveTokenRequestSchema: GenMessage<RemoveTokenRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 20);
+  messageDesc(file_postern_auth_v1_auth, 23);
 
 /**
  * @generated from message postern.auth.v1.SearchAuditRequest
@@ -572,7 +642,7 @@ export type SearchAuditRequest = Message<"postern.auth.v1.SearchAuditRequest"> &
  * Use `create(SearchAuditRequestSchema)` to create a new message.
  */
 export const SearchAuditRequestSchema: GenMessage<SearchAuditRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 21);
+  messageDesc(file_postern_auth_v1_auth, 24);
 
 /**
  * @generated from message postern.auth.v1.AuditEventsResponse
@@ -591,7 +661,7 @@ export type AuditEventsResponse = Message<"postern.auth.v1.AuditEventsResponse">
  * Use `create(AuditEventsResponseSchema)` to create a new message.
  */
 export const AuditEventsResponseSchema: GenMessage<AuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 22);
+  messageDesc(file_postern_auth_v1_auth, 25);
 
 /**
  * @generated from message postern.auth.v1.EmitAuditRequest
@@ -608,7 +678,7 @@ export type EmitAuditRequest = Message<"postern.auth.v1.EmitAuditRequest"> & {
  * Use `create(EmitAuditRequestSchema)` to create a new message.
  */
 export const EmitAuditRequestSchema: GenMessage<EmitAuditRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 23);
+  messageDesc(file_postern_auth_v1_auth, 26);
 
 /**
  * @generated from message postern.auth.v1.LoginRequest
@@ -659,7 +729,7 @@ export type LoginRequest = Message<"postern.auth.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 24);
+  messageDesc(file_postern_auth_v1_auth, 27);
 
 /**
  * @generated from message postern.auth.v1.Certificates
@@ -711,7 +781,7 @@ export type Certificates = Message<"postern.auth.v1.Certificates"> & {
  * Use `create(CertificatesSchema)` to create a new message.
  */
 export const CertificatesSchema: GenMessage<Certificates> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 25);
+  messageDesc(file_postern_auth_v1_auth, 28);
 
 /**
  * @generated from message postern.auth.v1.JoinRequest
@@ -762,7 +832,7 @@ export type JoinRequest = Message<"postern.auth.v1.JoinRequest"> & {
  * Use `create(JoinRequestSchema)` to create a new message.
  */
 export const JoinRequestSchema: GenMessage<JoinRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 26);
+  messageDesc(file_postern_auth_v1_auth, 29);
 
 /**
  * @generated from message postern.auth.v1.JoinResponse
@@ -789,7 +859,7 @@ export type JoinResponse = Message<"postern.auth.v1.JoinResponse"> & {
  * Use `create(JoinResponseSchema)` to create a new message.
  */
 export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 27);
+  messageDesc(file_postern_auth_v1_auth, 30);
 
 /**
  * A host announces itself: agents with their inventory and services, proxies with
@@ -825,7 +895,7 @@ export type HeartbeatRequest = Message<"postern.auth.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 28);
+  messageDesc(file_postern_auth_v1_auth, 31);
 
 /**
  * @generated from message postern.auth.v1.HeartbeatResponse
@@ -844,7 +914,7 @@ export type HeartbeatResponse = Message<"postern.auth.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 29);
+  messageDesc(file_postern_auth_v1_auth, 32);
 
 /**
  * @generated from service postern.auth.v1.AuthService
@@ -913,6 +983,22 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof CompleteSignupRequestSchema;
     output: typeof CompleteSignupResponseSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.EnrollTotp
+   */
+  enrollTotp: {
+    methodKind: "unary";
+    input: typeof EnrollTotpRequestSchema;
+    output: typeof EnrollTotpResponseSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.ConfirmTotp
+   */
+  confirmTotp: {
+    methodKind: "unary";
+    input: typeof ConfirmTotpRequestSchema;
+    output: typeof EmptySchema;
   },
   /**
    * @generated from rpc postern.auth.v1.AuthService.AddToken
