@@ -10,6 +10,7 @@ import { runCommand, type Command } from './command.ts';
 const programs: Record<string, () => Promise<{ program: Command }>> = {
   postern: () => import('./postern/program.ts'),
   pctl: () => import('./pctl/program.ts'),
+  psh: () => import('./psh/program.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

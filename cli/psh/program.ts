@@ -1,0 +1,55 @@
+/** `psh`: the user's client. */
+import { option, type Command } from '../command.ts';
+
+const proxyOption = option('string', 'proxy address host:port');
+const caPin = option('string', 'sha256:... pin of the cluster CA (first contact with a proxy)');
+
+export const program: Command = {
+  name: 'psh',
+  summary: 'reach servers, databases, Kubernetes and apps through Postern with short-lived certificates',
+  usage: 'psh COMMAND [options]',
+  examples: [
+    'psh signup --proxy proxy.example.com:3080 --token TOKEN --ca-pin sha256:...',
+    'psh login --proxy proxy.example.com:3080 --user alice',
+    'psh status',
+    'psh logout',
+  ],
+  commands: [
+    {
+      name: 'signup',
+      summary: 'set your password with the one-time token from pctl users add / reset',
+      usage: 'psh signup --proxy HOST:PORT --token TOKEN [--ca-pin sha256:...]',
+      options: { proxy: proxyOption, token: option('string', 'the one-time sign-up or reset token'), 'ca-pin': caPin },
+      run: async (i) => (await import('./signup.ts')).signup(i),
+    },
+    {
+      name: 'login',
+      summary: 'log in and store short-lived certificates under ~/.postern',
+      usage: 'psh login --proxy HOST:PORT [--user NAME] [--otp CODE | --ask-otp] [--ttl 8h] [--ca-pin sha256:...]',
+      options: {
+        proxy: proxyOption,
+        user: option('string', 'user name (default $USER)'),
+        otp: option('string', 'the current one-time code, when a second factor is enrolled'),
+        'ask-otp': option('boolean', 'prompt for the one-time code'),
+        ttl: option('string', 'certificate lifetime to ask for (roles may shorten it)'),
+        'ca-pin': caPin,
+      },
+      examples: ['psh login --proxy localhost:3080 --user alice --ca-pin sha256:...', 'echo "$PASSWORD" | psh login --proxy p:3080 --user ci-bot'],
+      run: async (i) => (await import('./login.ts')).login(i),
+    },
+    {
+      name: 'status',
+      summary: 'who you are, your roles and logins, and when your certificates expire',
+      usage: 'psh status [--proxy HOST:PORT] [--format json]',
+      options: { proxy: proxyOption, format: option('string', 'text, json or yaml') },
+      run: async (i) => (await import('./status.ts')).status(i),
+    },
+    {
+      name: 'logout',
+      summary: 'delete keys and certificates (all profiles, or one)',
+      usage: 'psh logout [--proxy HOST:PORT]',
+      options: { proxy: proxyOption },
+      run: async (i) => (await import('./status.ts')).logout(i),
+    },
+  ],
+};
