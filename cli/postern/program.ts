@@ -8,6 +8,7 @@ export const program: Command = {
   examples: [
     'postern configure --cluster-name example -o /etc/postern.yaml',
     'postern start -c /etc/postern.yaml',
+    'postern join --proxy proxy.example.com:3080 --token TOKEN --ca-pin sha256:...',
     'postern demo',
     'postern version --format json',
   ],
@@ -19,6 +20,21 @@ export const program: Command = {
       options: { config: option('string', 'config file (default $POSTERN_CONFIG or /etc/postern.yaml)', { short: 'c' }) },
       examples: ['postern start -c /etc/postern.yaml'],
       run: async (invocation) => (await import('./start.ts')).start(invocation),
+    },
+    {
+      name: 'join',
+      summary: 'join this host to a cluster as a node with a token and the CA pin; writes its identity',
+      usage: 'postern join --proxy HOST:PORT --token TOKEN --ca-pin sha256:... [--name NODE] [--labels k=v] [--data-dir DIR]',
+      options: {
+        proxy: option('string', "the proxy's public address, host:port"),
+        token: option('string', 'a join token (pctl tokens add --type=node)'),
+        'ca-pin': option('string', "sha256:... pin of the cluster's CA (pctl status)"),
+        name: option('string', 'the node name users address it by (default: this host name)'),
+        labels: option('string', 'k=v labels for this node (repeatable or comma-separated)', { multiple: true }),
+        'data-dir': option('string', 'where the identity is kept (default /var/lib/postern)'),
+      },
+      examples: ['postern join --proxy proxy.example.com:3080 --token 4f2c... --ca-pin sha256:9a1b... --labels env=prod'],
+      run: async (invocation) => (await import('./join.ts')).join(invocation),
     },
     {
       name: 'configure',

@@ -8,6 +8,7 @@ import { loadConfig, type PosternConfig } from '../../cluster/common/config.ts';
 import { createLogger, type Logger } from '../../cluster/common/logger.ts';
 import { DiagServer } from '../../cluster/common/diag-server.ts';
 import { AuthServer } from '../../cluster/auth/auth-server.ts';
+import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -16,6 +17,7 @@ export function defaultConfigPath(): string {
 
 export interface RunningDaemon {
   auth?: AuthServer;
+  proxy?: RunningProxy;
   diag?: DiagServer;
   diagPort?: number;
   stop(): Promise<void>;
@@ -51,6 +53,15 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
       ready = true;
       const auth = daemon.auth;
       stops.push(() => auth.close());
+    }
+    if (config.proxy?.enabled) {
+      const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth }));
+      stops.push(() => proxy.close());
+    }
+    if (config.agent?.enabled) {
+      const { startAgent } = await import('../../agent/agent.ts');
+      const agent = await startAgent(config, { logger: logger.child({ component: 'agent' }), diag });
+      stops.push(() => agent.stop());
     }
     return daemon;
   } catch (error) {

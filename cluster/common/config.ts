@@ -37,7 +37,11 @@ const proxyConfig = z.strictObject({
   enabled: z.boolean().default(true),
   listen_addr: hostPort.default('0.0.0.0:3080'),
   public_addr: hostPort.optional(),
+  /** The auth API when auth runs elsewhere (directly, or another proxy's public port). */
   auth_addr: hostPort.optional(),
+  /** First start with auth elsewhere: a join token allowing role proxy, and the cluster's CA pin. */
+  token: z.string().optional(),
+  ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits> (see pctl status)').optional(),
   tls_cert_file: z.string().optional(),
   tls_key_file: z.string().optional(),
 });

@@ -39,7 +39,9 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
   return {
     async getResources(request, ctx) {
       const kind = normalizeKind(request.kind);
-      await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
+      // Proxies read who else is out there (discovery lists the proxies, routing the nodes).
+      const proxyReadsPresence = (kind === 'proxy' || kind === 'node') && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('proxy');
+      if (!proxyReadsPresence) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
       return { resourcesJson: JSON.stringify(await list(kind, request.name)) };
     },
 

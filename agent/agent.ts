@@ -1,0 +1,177 @@
+/**
+ * The agent: what `postern start` runs for an `agent:` section.
+ *
+ * ```
+ * data_dir/agent-identity.json ──(none? join with agent.token + agent.ca_pin)
+ *    │
+ *    ├─ tunnels   TunnelPool: a reverse tunnel to every proxy, streams -> ServiceRegistry
+ *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
+ *    └─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
+ * ```
+ *
+ * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
+ * the last heartbeat went through.
+ */
+import os from 'node:os';
+import type { PosternConfig } from '../cluster/common/config.ts';
+import type { Logger } from '../cluster/common/logger.ts';
+import { versionInfo } from '../cluster/common/version.ts';
+import { BadInputError } from '../protocols/errors.ts';
+import type { TunnelOptions } from '../protocols/tunnel/index.ts';
+import { AgentIdentity, agentIdentityPath, loadAgentIdentity } from './identity/agent-identity.ts';
+import { AuthConnector } from './identity/auth-connector.ts';
+import { IdentityRenewer } from './identity/identity-renewer.ts';
+import { readJoinRecord, type JoinRecord } from './identity/join-record.ts';
+import { CommandLabels } from './inventory/command-labels.ts';
+import { collectHostFacts, hostAddresses, type HostFacts } from './inventory/host-facts.ts';
+import { Inventory } from './inventory/inventory.ts';
+import { joinCluster } from './join/join-cluster.ts';
+import { HeartbeatLoop } from './heartbeat/heartbeat-loop.ts';
+import { ServiceSupervisor } from './supervisor/service-supervisor.ts';
+import type { BackoffOptions } from './supervisor/backoff.ts';
+import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
+import { TunnelPool } from './tunnel/tunnel-pool.ts';
+
+type AgentConfig = NonNullable<PosternConfig['agent']>;
+
+/** Options for {@link startAgent}. */
+export interface StartAgentOptions {
+  logger: Logger;
+  /** Where `/readyz` checks are registered. */
+  diag?: { addReadinessCheck(name: string, check: () => { ready: boolean; reason?: string }): void };
+  /** Services to serve through the tunnels, by name. */
+  services?: Record<string, ServiceHandler>;
+  /** Host facts to report; collected with systeminformation when absent. */
+  facts?: HostFacts;
+  tunnel?: TunnelOptions;
+  backoff?: BackoffOptions;
+  discoveryIntervalMs?: number;
+}
+
+/** A running agent and its parts. */
+export interface RunningAgent {
+  identity: AgentIdentity;
+  services: ServiceRegistry;
+  tunnels: TunnelPool;
+  heartbeat: HeartbeatLoop;
+  renewer: IdentityRenewer;
+  supervisor: ServiceSupervisor;
+  /** Ready when every part runs and reports healthy; the reason names the first that does not. */
+  readiness(): { ready: boolean; reason?: string };
+  stop(): Promise<void>;
+}
+
+/** Joins if needed, then starts the agent's tunnels, heartbeat and identity renewal. */
+export async function startAgent(config: PosternConfig, options: StartAgentOptions): Promise<RunningAgent> {
+  const agent = config.agent;
+  if (!agent) throw new BadInputError('cannot start the agent: the config has no agent section');
+  const log = options.logger;
+  const identity = new AgentIdentity(agentIdentityPath(config.data_dir), await _identity(config.data_dir, agent, log));
+  const record = await readJoinRecord(config.data_dir);
+  const proxyAddr = agent.proxy_addr ?? identity.current.proxy_addr;
+  if (!proxyAddr) throw new BadInputError(`cannot start the agent: no proxy address; set agent.proxy_addr (host:port of a proxy)`);
+  const nodeName = agent.node_name ?? record?.node_name ?? os.hostname();
+  const services = new ServiceRegistry();
+  for (const [name, handler] of Object.entries(options.services ?? {})) services.register(name, handler);
+  const { inventory, commandLabels } = await _inventory(agent, record, { nodeName, services, options });
+  const auth = new AuthConnector(proxyAddr, identity);
+  const tunnels = new TunnelPool({
+    proxyAddr,
+    identity: () => identity.current,
+    onStream: services.onStream,
+    logger: log,
+    tunnel: options.tunnel,
+    backoff: options.backoff,
+    discoveryIntervalMs: options.discoveryIntervalMs,
+  });
+  // Back from a total outage: a fresh auth channel, not one still backing off from the failures.
+  tunnels.on('up', () => {
+    if (tunnels.connected === 1) auth.close();
+  });
+  const heartbeat = new HeartbeatLoop({
+    auth: () => auth.client(),
+    inventory,
+    services: () => services.names(),
+    onServicesChange: (listener) => services.onChange(listener),
+    tunnels,
+    logger: log,
+  });
+  const renewer = new IdentityRenewer({
+    identity, auth: () => auth.client(), nodeName, addresses: () => hostAddresses(), logger: log, onRenewed: () => tunnels.refresh(),
+  });
+  const supervisor = new ServiceSupervisor({ logger: log });
+  void commandLabels.start();
+  for (const service of [tunnels, heartbeat, renewer]) supervisor.run(service);
+  const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
+  options.diag?.addReadinessCheck('agent', readiness);
+  log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
+  return {
+    identity, services, tunnels, heartbeat, renewer, supervisor, readiness,
+    stop: async () => {
+      commandLabels.stop();
+      await supervisor.stopAll(5_000);
+      auth.dispose();
+    },
+  };
+}
+
+/** Host facts, labels (join record, config, token, commands) and services as one inventory. */
+async function _inventory(
+  agent: AgentConfig,
+  record: JoinRecord | undefined,
+  context: { nodeName: string; services: ServiceRegistry; options: StartAgentOptions },
+): Promise<{ inventory: Inventory; commandLabels: CommandLabels }> {
+  const log = context.options.logger;
+  const tokenLabels = record?.token_labels ?? {};
+  const commandLabels = new CommandLabels(_withoutKeys(agent.command_labels, tokenLabels, log), { logger: log });
+  const inventory = new Inventory({
+    facts: context.options.facts ?? (await collectHostFacts({ logger: log })),
+    version: versionInfo().version,
+    startedAt: new Date(),
+    nodeName: context.nodeName,
+    // The admin's token labels win over the host's own: they are what the admin vouched for.
+    staticLabels: { ...record?.labels, ...agent.labels, ...tokenLabels },
+    commandLabels,
+    services: () => context.services.names(),
+  });
+  return { inventory, commandLabels };
+}
+
+/** Ready when every supervised part runs healthy; otherwise the first that does not, and why. */
+function _readiness(supervisor: ServiceSupervisor): { ready: boolean; reason?: string } {
+  const bad = supervisor.status().find((row) => row.state !== 'running' || row.health?.ok === false);
+  return bad ? { ready: false, reason: `${bad.name}: ${bad.health?.detail ?? bad.lastError ?? bad.state}` } : { ready: true };
+}
+
+/** The identity on disk, or a fresh one from joining with the configured token. */
+async function _identity(dataDir: string, agent: AgentConfig, log: Logger) {
+  const existing = await loadAgentIdentity(dataDir);
+  if (existing) return existing;
+  if (!agent.token || !agent.ca_pin || !agent.proxy_addr) {
+    throw new BadInputError(
+      `cannot start the agent: ${agentIdentityPath(dataDir)} does not exist and agent.token, agent.ca_pin and agent.proxy_addr are not all set; ` +
+        `join first: postern join --proxy HOST:PORT --token TOKEN --ca-pin sha256:... --data-dir ${dataDir}`,
+    );
+  }
+  log.info({ proxy: agent.proxy_addr }, 'no identity yet; joining the cluster with the configured token');
+  const joined = await joinCluster({
+    proxyAddr: agent.proxy_addr,
+    token: agent.token,
+    caPin: agent.ca_pin,
+    dataDir,
+    nodeName: agent.node_name ?? os.hostname(),
+    addresses: hostAddresses(),
+  });
+  log.info({ hostId: joined.identity.host_id, cluster: joined.cluster, expires: joined.expires.toISOString() }, 'joined the cluster');
+  return joined.identity;
+}
+
+/** Command label specs without the keys a token label sets (the token's value wins). */
+function _withoutKeys<T>(specs: Record<string, T>, drop: Record<string, string>, log: Logger): Record<string, T> {
+  const kept = Object.entries(specs).filter(([key]) => {
+    if (!Object.hasOwn(drop, key)) return true;
+    log.warn({ label: key }, 'command label ignored: the join token sets this label');
+    return false;
+  });
+  return Object.fromEntries(kept);
+}

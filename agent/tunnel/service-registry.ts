@@ -1,0 +1,59 @@
+/**
+ * The services this agent serves through its tunnels, by name (`ssh`, `db:NAME`, ...).
+ * Every stream a proxy opens names one (`postern-service`); the registry hands it to
+ * that service's handler, or refuses it with 404 and the names it does serve.
+ *
+ * The peer is a proxy of this cluster: the tunnel was only set up after its
+ * certificate checked out (proxy-peer.ts). Whether the *caller* it forwards may use the
+ * service is the handler's decision, from `dial.identity`.
+ */
+import { TunnelRejectedError, isValidService, type DialHandler, type IncomingDial } from '../../protocols/tunnel/index.ts';
+import { ServiceRegistrationError } from './errors.ts';
+
+/** Serves one dial to a service; throw TunnelRejectedError (or a PosternError) to refuse it. */
+export type ServiceHandler = (dial: IncomingDial) => void | Promise<void>;
+
+/** Handlers by service name, and the tunnel's stream handler that dispatches to them. */
+export class ServiceRegistry {
+  readonly #handlers = new Map<string, ServiceHandler>();
+  readonly #listeners = new Set<() => void>();
+
+  /** Adds a service; returns its removal. Throws for a duplicate or malformed name. */
+  register(name: string, handler: ServiceHandler): () => void {
+    if (!isValidService(name)) throw new ServiceRegistrationError(`cannot register service ${JSON.stringify(name)}: a service name is 1-255 characters of A-Z a-z 0-9 . _ : @ / - starting with a letter or digit`);
+    if (this.#handlers.has(name)) throw new ServiceRegistrationError(`service ${name} is registered already`);
+    this.#handlers.set(name, handler);
+    this.#changed();
+    return () => {
+      if (this.#handlers.get(name) === handler) {
+        this.#handlers.delete(name);
+        this.#changed();
+      }
+    };
+  }
+
+  /** Registered service names, sorted. */
+  names(): string[] {
+    return [...this.#handlers.keys()].sort();
+  }
+
+  /** Calls `listener` when a service is added or removed (the heartbeat reports them); returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** The stream handler to give AgentTunnel. */
+  readonly onStream: DialHandler = (dial) => {
+    const handler = this.#handlers.get(dial.service);
+    if (!handler) {
+      const served = this.names();
+      throw new TunnelRejectedError(404, `this agent does not serve ${dial.service}; it serves ${served.length ? served.join(', ') : 'nothing yet'}`, { service: dial.service });
+    }
+    return handler(dial);
+  };
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The Proxy Service: one public port for agents, users and other proxies.
+ *
+ * ```
+ *              ┌ SNI auth.postern ─────────── pass-through ──> auth gRPC (mTLS end to end)
+ * public port ─┤ ALPN postern-tunnel ──────── host cert check ─> TunnelRegistry (ProxyTunnel per agent)
+ *  (peek)      ├ ALPN http/1.1, h2, postern-join ─────────────> WebApi ──gRPC as the proxy──> auth
+ *              ├ ALPN postern-ssh|postgres|mysql|kube|tcp ────> ProtocolHandlers (later services)
+ *              └ SSH-2.0- / PostgreSQL SSLRequest ────────────> ProtocolHandlers
+ *
+ * user ─> proxy ─> registry.dial(hostId, service, identity) ── one HTTP/2 stream ──> agent ─> service
+ * ```
+ *
+ * The proxy reaches the auth service only through its gRPC API, as a host with the
+ * `proxy` system role; ClusterSync heartbeats, refreshes CAs and renews the identity.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import type { TLSSocket } from 'node:tls';
+import { Registry } from 'prom-client';
+import { ALPN } from '../../protocols/mux/alpn.ts';
+import { PortRouter } from '../../protocols/mux/port-router.ts';
+import type { ProxyTunnelOptions } from '../../protocols/tunnel/index.ts';
+import { authServerName, connectAuth, type AuthConnection } from '../api/auth-client.ts';
+import type { IdentityFile } from '../api/identity-file.ts';
+import type { DiagServer } from '../common/diag-server.ts';
+import type { Logger } from '../common/logger.ts';
+import { versionInfo } from '../common/version.ts';
+import { ClusterSync } from './cluster-sync.ts';
+import { ProtocolHandlers, protocolAlpns } from './protocol-handlers.ts';
+import { ProxyCredentials, type PublicCertificate } from './proxy-credentials.ts';
+import { ProxyMetrics } from './proxy-metrics.ts';
+import { PublicListener } from './public-listener.ts';
+import { RateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+import { acceptTunnel, type TunnelRefusal } from './tunnel-acceptor.ts';
+import { TunnelRegistry, type TunnelInfo } from './tunnel-registry.ts';
+import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
+import { WebApi } from './web-api.ts';
+import type { Discovery } from './web-routes.ts';
+
+/** Options for {@link startProxy}. */
+export interface StartProxyOptions {
+  /** The proxy's host identity (system role proxy), from the local auth server or a join. */
+  identity: IdentityFile;
+  /** Gets a fresh identity when two thirds of the current one's life are gone. */
+  renewIdentity: (current: IdentityFile) => Promise<IdentityFile>;
+  /** The auth gRPC API, host:port: the proxy's own calls and the SNI pass-through go there. */
+  authAddr: string;
+  /** host:port to bind; port 0 picks a free one. */
+  listenAddr: string;
+  /** What agents and users dial; default: the bound address (the host name for 0.0.0.0). */
+  publicAddr?: string;
+  /** A certificate for the public name, served instead of the host-CA one. */
+  publicCertificate?: PublicCertificate;
+  logger: Logger;
+  /** Metrics go here (the daemon's /metrics registry); default a private one. */
+  metricsRegistry?: Registry;
+  /** Readiness (`/readyz` component `proxy`) is reported here. */
+  diag?: DiagServer;
+  /** Time for a connection's opening bytes. Default 5 s. */
+  peekTimeoutMs?: number;
+  rateLimits?: Partial<Record<'join' | 'login' | 'signup', RateLimiterOptions>>;
+  tunnel?: ProxyTunnelOptions;
+  /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
+  syncIntervalMs?: number;
+}
+
+/** A running proxy. */
+export interface RunningProxy {
+  /** The bound address, host:port. */
+  address: string;
+  publicAddr: string;
+  hostId: string;
+  registry: TunnelRegistry;
+  handlers: ProtocolHandlers;
+  metrics: ProxyMetrics;
+  /** Where the metrics are registered. */
+  metricsRegistry: Registry;
+  credentials: ProxyCredentials;
+  sync: ClusterSync;
+  close(): Promise<void>;
+}
+
+const defaultLimits: Record<'join' | 'login' | 'signup', RateLimiterOptions> = {
+  join: { burst: 30, perSecond: 1 },
+  login: { burst: 10, perSecond: 0.2 },
+  signup: { burst: 5, perSecond: 0.1 },
+};
+
+/** The parts of one proxy, shared by the helpers that wire them. */
+interface _Parts {
+  options: StartProxyOptions;
+  logger: Logger;
+  credentials: ProxyCredentials;
+  metrics: ProxyMetrics;
+  registry: TunnelRegistry;
+  handlers: ProtocolHandlers;
+  auth: _AuthLink;
+}
+
+/** Starts the proxy: binds the public port, connects to auth and starts heartbeating. */
+export async function startProxy(options: StartProxyOptions): Promise<RunningProxy> {
+  const logger = options.logger;
+  const credentials = new ProxyCredentials(options.identity, { publicCertificate: options.publicCertificate });
+  const hostId = options.identity.host_id ?? randomUUID();
+  const metricsRegistry = options.metricsRegistry ?? new Registry();
+  const metrics = new ProxyMetrics(metricsRegistry);
+  const parts: _Parts = {
+    options, logger, credentials, metrics,
+    registry: _tunnelRegistry(metrics),
+    handlers: new ProtocolHandlers(logger, (reason) => metrics.reject(reason)),
+    auth: _authLink(options.authAddr, credentials),
+  };
+  let publicAddr = options.publicAddr ?? '';
+  const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
+  const web = new WebApi({
+    auth: () => parts.auth.current.client,
+    discovery: (): Discovery => ({
+      cluster_name: credentials.identity.cluster,
+      version: versionInfo().version,
+      proxies: [{ host_id: hostId, public_addr: publicAddr }, ...sync.peers.filter((p) => p.host_id !== hostId)],
+      ca_pins: credentials.caPins(),
+    }),
+    limits: _limiters(options.rateLimits),
+    logger: logger.child({ part: 'web' }),
+  });
+  const listener = new PublicListener({
+    router: _routerSwitch(parts, web),
+    handlers: parts.handlers,
+    passthroughNames: new Set([authServerName]),
+    passthroughTarget: options.authAddr,
+    metrics,
+    logger,
+    peekTimeoutMs: options.peekTimeoutMs,
+  });
+  const bound = await listener.listen(options.listenAddr);
+  const address = _formatAddress(bound);
+  publicAddr ||= _defaultPublicAddr(options.listenAddr, bound);
+  options.diag?.addReadinessCheck('proxy', () => (sync.connected ? { ready: true } : { ready: false, reason: 'cannot reach the auth service' }));
+  logger.info({ addr: address, publicAddr, hostId, cluster: credentials.identity.cluster }, 'proxy listening');
+  void sync.start();
+  return {
+    address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync,
+    close: async () => {
+      sync.stop();
+      parts.registry.closeAll();
+      web.close();
+      await listener.close();
+      parts.auth.close();
+    },
+  };
+}
+
+/** The current router; rebuilt when the identity or the CAs change (open connections keep theirs). */
+function _routerSwitch(parts: _Parts, web: WebApi): () => PortRouter {
+  const build = (): PortRouter => {
+    const { options, credentials, handlers, metrics } = parts;
+    const router = new PortRouter({ tls: credentials.routerTls(), sniffTimeoutMs: options.peekTimeoutMs, defaultAlpn: ALPN.http1 });
+    router.route(ALPN.tunnel, _tunnelRoute(parts));
+    for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web.accept);
+    for (const alpn of protocolAlpns) router.route(alpn, handlers.tls(alpn));
+    router.ssh(handlers.ssh).postgres(handlers.postgres);
+    metrics.addRouter(router.stats);
+    return router;
+  };
+  let router = build();
+  parts.credentials.on('change', () => {
+    router = build();
+    parts.auth.reconnect();
+    parts.logger.info('proxy TLS settings rebuilt after an identity or CA change');
+  });
+  return () => router;
+}
+
+/** Accepts reverse tunnels; refusals are counted, and audited when a certificate was presented. */
+function _tunnelRoute(parts: _Parts): (socket: TLSSocket) => void {
+  const { logger, metrics, credentials, registry } = parts;
+  const audit = (event: TunnelAuditEvent): void =>
+    void auditTunnel(parts.auth.current.client, event).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a tunnel audit event to the auth service'));
+  const onRefused = (reason: TunnelRefusal, detail: { remoteAddr: string; message: string; presented: boolean }): void => {
+    metrics.reject(reason);
+    // Anonymous refusals are scanner noise: logged and counted, not audited.
+    if (detail.presented) audit({ outcome: 'deny', remoteAddr: detail.remoteAddr, reason: `${reason}: ${detail.message}` });
+  };
+  const onAccepted = (info: TunnelInfo, socket: TLSSocket): void => {
+    metrics.meter(socket, 'tunnel');
+    audit({ outcome: 'allow', remoteAddr: info.remoteAddr, hostId: info.hostId, roles: info.systemRoles });
+  };
+  return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel });
+}
+
+function _tunnelRegistry(metrics: ProxyMetrics): TunnelRegistry {
+  const registry = new TunnelRegistry();
+  registry.on('add', () => metrics.tunnels.set(registry.size));
+  registry.on('remove', () => metrics.tunnels.set(registry.size));
+  registry.on('dial', (record) => {
+    metrics.stats.dials[record.outcome]++;
+    if (record.outcome !== 'no-tunnel') metrics.dialSeconds.observe(record.seconds);
+  });
+  return registry;
+}
+
+function _limiters(overrides: StartProxyOptions['rateLimits'] = {}): { join: RateLimiter; login: RateLimiter; signup: RateLimiter } {
+  return {
+    join: new RateLimiter(overrides.join ?? defaultLimits.join),
+    login: new RateLimiter(overrides.login ?? defaultLimits.login),
+    signup: new RateLimiter(overrides.signup ?? defaultLimits.signup),
+  };
+}
+
+/** The proxy's gRPC connection to auth, replaced when its identity changes. */
+interface _AuthLink {
+  current: AuthConnection;
+  reconnect(): void;
+  close(): void;
+}
+
+function _authLink(authAddr: string, credentials: ProxyCredentials): _AuthLink {
+  const retired = new Set<AuthConnection>();
+  const link: _AuthLink = {
+    current: connectAuth(authAddr, credentials.identity),
+    reconnect() {
+      const old = link.current;
+      retired.add(old);
+      link.current = connectAuth(authAddr, credentials.identity);
+      // Calls in flight on the old connection may finish.
+      setTimeout(() => { old.close(); retired.delete(old); }, 30_000).unref();
+    },
+    close() {
+      link.current.close();
+      for (const old of retired) old.close();
+    },
+  };
+  return link;
+}
+
+function _formatAddress(bound: AddressInfo): string {
+  return bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+}
+
+function _defaultPublicAddr(listenAddr: string, bound: AddressInfo): string {
+  const host = listenAddr.replace(/:\d+$/, '');
+  const wildcard = host === '0.0.0.0' || host === '[::]' || host === '';
+  return `${wildcard ? os.hostname() : host}:${bound.port}`;
+}

@@ -1,0 +1,137 @@
+/**
+ * The web API's endpoints: discovery for anyone, and the three calls a person or host
+ * makes before it has a certificate (join, login, sign-up), each validated here and
+ * relayed to the auth service with the proxy's own identity.
+ */
+import { z } from 'zod';
+import type { AuthClient } from '../api/auth-client.ts';
+import type { Certificates } from '../api/gen/postern/auth/v1/auth_pb.ts';
+import { RateLimitedError } from './errors.ts';
+import { readJson, sendJson, type WebRequest, type WebResponse } from './http-json.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+
+/** What `GET /v1/discovery` answers. */
+export interface Discovery {
+  cluster_name: string;
+  version: string;
+  proxies: Array<{ host_id: string; public_addr: string }>;
+  ca_pins: string[];
+}
+
+/** Who is asking, as far as the proxy can tell. */
+export interface RequestContext {
+  clientIp: string;
+  /** Fields for the log line of this request (never secrets). */
+  log: Record<string, unknown>;
+}
+
+/** One endpoint. */
+export interface WebRoute {
+  method: 'GET' | 'POST';
+  handle(req: WebRequest, res: WebResponse, ctx: RequestContext): Promise<void>;
+}
+
+/** What the endpoints need. */
+export interface WebRouteDeps {
+  auth: () => AuthClient;
+  discovery: () => Discovery;
+  limits: { join: RateLimiter; login: RateLimiter; signup: RateLimiter };
+}
+
+const pem = z.string().min(1).max(16_384);
+const name = z.string().max(253);
+
+const joinSchema = z.strictObject({
+  token: z.string().min(1, 'a join token is required').max(1_024),
+  roles: z.array(z.string().max(32)).min(1).max(8),
+  node_name: name.default(''),
+  ssh_public_key: z.string().max(16_384).default(''),
+  tls_public_key: pem,
+  addresses: z.array(name).max(64).default([]),
+});
+
+const loginSchema = z.strictObject({
+  user: z.string().min(1).max(253),
+  password: z.string().min(1).max(1_024),
+  totp_code: z.string().max(16).default(''),
+  ssh_public_key: z.string().min(1).max(16_384),
+  tls_public_key: pem,
+  ttl_seconds: z.number().int().min(0).max(366 * 86_400).default(0),
+});
+
+const signupSchema = z.strictObject({
+  token: z.string().min(1).max(1_024),
+  password: z.string().min(1).max(1_024),
+  enroll_totp: z.boolean().default(false),
+});
+
+function _limit(limiter: RateLimiter, what: string, ctx: RequestContext): void {
+  const wait = limiter.take(ctx.clientIp);
+  if (wait > 0) throw new RateLimitedError(what, wait);
+}
+
+function _certificates(certificates: Certificates | undefined) {
+  return {
+    ssh_certificate: certificates?.sshCertificate ?? '',
+    tls_certificate_pem: certificates?.tlsCertificatePem ?? '',
+    tls_ca_pems: certificates?.tlsCaPems ?? [],
+    ssh_host_ca_keys: certificates?.sshHostCaKeys ?? [],
+    expires: certificates?.expires ?? '',
+  };
+}
+
+/** The endpoints by path. */
+export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
+  return {
+    '/v1/discovery': {
+      method: 'GET',
+      handle: async (_req, res) => sendJson(res, 200, deps.discovery()),
+    },
+    '/v1/join': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        _limit(deps.limits.join, 'join', ctx);
+        const body = await readJson(req, joinSchema, 'join request');
+        Object.assign(ctx.log, { nodeName: body.node_name, roles: body.roles });
+        const joined = await deps.auth().join({
+          token: body.token,
+          roles: body.roles,
+          nodeName: body.node_name,
+          sshPublicKey: body.ssh_public_key,
+          tlsPublicKey: body.tls_public_key,
+          addresses: body.addresses,
+        });
+        ctx.log.hostId = joined.hostId;
+        sendJson(res, 200, { host_id: joined.hostId, token_labels: joined.tokenLabels, certificates: _certificates(joined.certificates) });
+      },
+    },
+    '/v1/login': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        _limit(deps.limits.login, 'login', ctx);
+        const body = await readJson(req, loginSchema, 'login request');
+        ctx.log.user = body.user;
+        const issued = await deps.auth().login({
+          user: body.user,
+          password: body.password,
+          totpCode: body.totp_code,
+          sshPublicKey: body.ssh_public_key,
+          tlsPublicKey: body.tls_public_key,
+          ttlSeconds: BigInt(body.ttl_seconds),
+        });
+        // Flat: the certificate fields beside who logged in (psh reads it so).
+        sendJson(res, 200, { ..._certificates(issued), username: issued.username, roles: issued.roles, logins: issued.logins });
+      },
+    },
+    '/v1/signup': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        _limit(deps.limits.signup, 'sign-up', ctx);
+        const body = await readJson(req, signupSchema, 'sign-up request');
+        const done = await deps.auth().completeSignup({ token: body.token, password: body.password, enrollTotp: body.enroll_totp });
+        ctx.log.user = done.username;
+        sendJson(res, 200, { username: done.username, ...(done.totpUri ? { totp_uri: done.totpUri } : {}) });
+      },
+    },
+  };
+}
