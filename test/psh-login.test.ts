@@ -61,7 +61,8 @@ describe('psh signup, login, status and logout against a running cluster', () =>
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /login as carol failed/);
 
-    const login = await psh(['login', '--proxy', proxy, '--user', 'carol', '--ca-pin', pin, '--ttl', '1h'], `${password}\n`);
+    // The CA pinned at signup is remembered: no --ca-pin needed any more.
+    const login = await psh(['login', '--proxy', proxy, '--user', 'carol', '--ttl', '1h'], `${password}\n`);
     assert.equal(login.code, 0, login.stderr);
     assert.match(login.stdout, /Logged in as carol/);
     const profiles = path.join(home, 'profiles');
@@ -87,6 +88,9 @@ describe('psh signup, login, status and logout against a running cluster', () =>
     const logout = await psh(['logout']);
     assert.equal(logout.code, 0);
     assert.deepEqual(readdirSync(profiles), []);
+    const forgotten = await psh(['login', '--proxy', proxy, '--user', 'carol'], `${password}\n`);
+    assert.equal(forgotten.code, 1);
+    assert.match(forgotten.stderr, /has not met .* before; pass --ca-pin/);
     const after = await psh(['status']);
     assert.equal(after.code, 1);
     assert.match(after.stderr, /not logged in/);
