@@ -1,0 +1,90 @@
+/**
+ * Reads who a verified OpenSSH user certificate speaks for, from its principals and
+ * the `@postern.dev` extensions the user CA writes (the encoder is
+ * cluster/auth/pki/ssh-identity.ts `sshUserExtensions`; the agent may not import the
+ * auth server, so the names are repeated here and a test round-trips the two).
+ * Each Postern extension value is one JSON text or a plain string.
+ */
+import { BadInputError } from '../../../protocols/errors.ts';
+
+/** The extension names the user CA writes. Keep in step with cluster/auth/pki/ssh-identity.ts. */
+export const posternSshExtensions = {
+  roles: 'roles@postern.dev',
+  traits: 'traits@postern.dev',
+  cluster: 'cluster@postern.dev',
+  routeToCluster: 'route-to-cluster@postern.dev',
+  username: 'user@postern.dev',
+} as const;
+
+const MAX_DATE_SECONDS = 8_640_000_000_000n;
+
+/** The person behind an SSH session, as the certificate states it. */
+export interface SshUserIdentity {
+  username: string;
+  roles: string[];
+  traits: Record<string, string[]>;
+  /** The certificate's principals: the logins it may use. */
+  logins: string[];
+  cluster: string;
+  routeToCluster: string;
+  expires: Date;
+  /** OpenSSH's `permit-*` extensions. */
+  permit: { pty: boolean; portForwarding: boolean; agentForwarding: boolean; x11Forwarding: boolean; userRc: boolean };
+  /** The certificate's key ID and serial, for audit. */
+  keyId: string;
+  serial: string;
+}
+
+/** Decodes the identity from a verified certificate; throws BadInputError when a Postern extension is missing or malformed. */
+export function sshUserIdentityFromCertificate(cert: { principals: string[]; extensions: Map<string, string>; validBefore: bigint; keyId: string; serial: bigint }): SshUserIdentity {
+  const get = (name: string): string => {
+    const value = cert.extensions.get(name);
+    if (value === undefined) throw new BadInputError(`SSH certificate ${JSON.stringify(cert.keyId)} lacks the ${name} extension; it was not issued by a Postern cluster`);
+    return value;
+  };
+  const json = (name: string): unknown => {
+    try {
+      return JSON.parse(get(name));
+    } catch (error) {
+      if (error instanceof BadInputError) throw error;
+      throw new BadInputError(`SSH certificate extension ${name} is not valid JSON`);
+    }
+  };
+  const roles = json(posternSshExtensions.roles);
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) {
+    throw new BadInputError(`SSH certificate extension ${posternSshExtensions.roles} must be a JSON list of role names`);
+  }
+  const traitsValue = json(posternSshExtensions.traits);
+  if (typeof traitsValue !== 'object' || traitsValue === null || Array.isArray(traitsValue)) {
+    throw new BadInputError(`SSH certificate extension ${posternSshExtensions.traits} must be a JSON object of string lists`);
+  }
+  const entries = Object.entries(traitsValue);
+  for (const [key, values] of entries) {
+    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+      throw new BadInputError(`SSH certificate extension ${posternSshExtensions.traits} must be a JSON object of string lists; ${JSON.stringify(key)} is not`);
+    }
+  }
+  // fromEntries defines own properties, so a `__proto__` trait stays a plain key.
+  const traits: Record<string, string[]> = Object.fromEntries(entries);
+  const flag = (name: string): boolean => cert.extensions.has(name);
+  // JavaScript dates end at 8.64e12 seconds; `forever` (2^64-1) becomes that end.
+  const seconds = cert.validBefore > MAX_DATE_SECONDS ? MAX_DATE_SECONDS : cert.validBefore;
+  return {
+    username: get(posternSshExtensions.username),
+    roles,
+    traits,
+    logins: [...cert.principals],
+    cluster: get(posternSshExtensions.cluster),
+    routeToCluster: get(posternSshExtensions.routeToCluster),
+    expires: new Date(Number(seconds) * 1000),
+    permit: {
+      pty: flag('permit-pty'),
+      portForwarding: flag('permit-port-forwarding'),
+      agentForwarding: flag('permit-agent-forwarding'),
+      x11Forwarding: flag('permit-X11-forwarding'),
+      userRc: flag('permit-user-rc'),
+    },
+    keyId: cert.keyId,
+    serial: cert.serial.toString(),
+  };
+}
