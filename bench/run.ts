@@ -2,14 +2,26 @@
  * `npm run bench -- NAME...` runs the named benchmarks (all when none is named).
  * Each benchmark module exports `run()`, measures against a baseline in the same run,
  * and prints its headline ratio or rate as its last line.
+ * `tunnel` runs the throughput benchmark and then `tunnel-scale` (last line: the scale summary).
  */
 const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   certs: () => import('./certs.ts'),
-  tunnel: () => import('./tunnel.ts'),
+  tunnel: async () => {
+    const [throughput, scale] = await Promise.all([import('./tunnel.ts'), import('./tunnel-scale.ts')]);
+    return {
+      async run() {
+        await throughput.run();
+        process.stdout.write('\n-- tunnel-scale --\n');
+        await scale.run();
+      },
+    };
+  },
+  'tunnel-scale': () => import('./tunnel-scale.ts'),
 };
 
 const requested = process.argv.slice(2);
-const names = requested.length > 0 ? requested : Object.keys(benchmarks);
+// `tunnel` already includes `tunnel-scale`.
+const names = requested.length > 0 ? requested : Object.keys(benchmarks).filter((name) => name !== 'tunnel-scale');
 for (const name of names) {
   const load = benchmarks[name];
   if (!load) {
