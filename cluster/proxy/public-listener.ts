@@ -31,7 +31,7 @@ export interface PublicListenerOptions {
   logger: Logger;
   /** Time for the opening bytes (a whole ClientHello) to arrive. Default 5 s. */
   peekTimeoutMs?: number;
-  /** Connections allowed to be still peeking at once. Default 1024. */
+  /** Connections allowed to be still peeking at once. Default 8192: a restarted proxy meets the whole fleet reconnecting. */
   maxPending?: number;
 }
 
@@ -52,7 +52,9 @@ export class PublicListener {
   /** Binds `host:port`; resolves with the bound address. */
   async listen(address: string): Promise<AddressInfo> {
     const [host, port] = splitHostPort(address);
-    this.#server.listen(port, host);
+    // A restarted proxy meets every agent of the fleet at once: a deep accept queue keeps
+    // the kernel from dropping their SYNs (bounded by net.core.somaxconn).
+    this.#server.listen({ port, host, backlog: 4_096 });
     await Promise.race([once(this.#server, 'listening'), once(this.#server, 'error').then(([error]) => Promise.reject(error as Error))]);
     return this.#server.address() as AddressInfo;
   }
@@ -68,7 +70,7 @@ export class PublicListener {
     socket.on('error', _noop); // resets while peeking must not crash the process
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
-    if (this.#pending >= (this.#options.maxPending ?? 1_024)) return this.#drop(socket, 'too-many-pending');
+    if (this.#pending >= (this.#options.maxPending ?? 8_192)) return this.#drop(socket, 'too-many-pending');
     this.#pending++;
     let opening: Opening;
     try {
