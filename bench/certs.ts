@@ -21,7 +21,7 @@ import { issueCertificate, verifyCertificateChain, type X509Ca } from '../cluste
 import { signCertificate } from '../protocols/ssh/certificate.ts';
 import { formatAuthorizedKey, parseAuthorizedKey } from '../protocols/ssh/public-key.ts';
 import { CertIssuer } from '../cluster/auth/pki/cert-issuer.ts';
-import { sshUserExtensions } from '../cluster/auth/pki/ssh-identity.ts';
+import { sshUserExtensions } from '../cluster/api/ssh-identity.ts';
 import { systemClock } from '../cluster/common/clock.ts';
 import { AuthServer } from '../cluster/auth/auth-server.ts';
 import { silentLogger } from '../cluster/common/logger.ts';

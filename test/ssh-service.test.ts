@@ -25,7 +25,7 @@ import type { CertificateFields } from '../protocols/ssh/certificate.ts';
 import { formatOpenSshPrivateKey } from '../protocols/ssh/private-key.ts';
 import { formatAuthorizedKey } from '../protocols/ssh/public-key.ts';
 import { createLogger } from "../cluster/common/logger.ts";
-import { sshUserExtensions } from '../cluster/auth/pki/ssh-identity.ts';
+import { sshUserExtensions } from '../cluster/api/ssh-identity.ts';
 import { SshService, SFTP_SERVER_PATH } from '../agent/services/ssh/ssh-service.ts';
 import type { SshAuditEvent, SshAuthorizationRequest, SshAuthorizationDecision } from '../agent/services/ssh/ssh-service.ts';
 

@@ -39,8 +39,8 @@ import type { ServiceHandler } from '../../tunnel/service-registry.ts';
 import { certifiedHostKey } from './host-key.ts';
 import { HostUserError, cannotRunAs, commandAs, lookupHostUser } from './host-user.ts';
 import type { HostUser } from './host-user.ts';
-import { sshUserIdentityFromCertificate } from './user-identity.ts';
-import type { SshUserIdentity } from './user-identity.ts';
+import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
+import type { SshUserIdentity } from '../../../cluster/api/ssh-identity.ts';
 
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 const CERT_SUFFIX = '-cert-v01@openssh.com';

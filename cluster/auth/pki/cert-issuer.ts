@@ -12,7 +12,7 @@ import type { Clock } from '../../common/clock.ts';
 import type { CertAuthorities } from './authorities.ts';
 import type { HostIdentity, UserIdentity } from './identity.ts';
 import { issueCertificate } from './x509.ts';
-import { sshUserExtensions, type SshPermissions } from './ssh-identity.ts';
+import { sshUserExtensions, type SshPermissions } from '../../api/ssh-identity.ts';
 
 export interface IssuedPair {
   /** `…-cert-v01@openssh.com AAAA…` line. */

@@ -1,13 +1,13 @@
 /**
- * Reads who a verified OpenSSH user certificate speaks for, from its principals and
- * the `@postern.dev` extensions the user CA writes (the encoder is
- * cluster/auth/pki/ssh-identity.ts `sshUserExtensions`; the agent may not import the
- * auth server, so the names are repeated here and a test round-trips the two).
- * Each Postern extension value is one JSON text or a plain string.
+ * A user identity inside an OpenSSH certificate, both ways: the auth server writes it
+ * (`sshUserExtensions`), agents read it (`sshUserIdentityFromCertificate`). Principals
+ * are the logins; the rest travels in extensions under `@postern.dev` names
+ * (PROTOCOL.certkeys lets a CA add `name@domain` extensions; OpenSSH ignores ones it
+ * does not know). Each value is one JSON text or a plain string.
  */
-import { BadInputError } from '../../../protocols/errors.ts';
+import { BadInputError } from '../../protocols/errors.ts';
 
-/** The extension names the user CA writes. Keep in step with cluster/auth/pki/ssh-identity.ts. */
+/** The extension names the user CA writes. */
 export const posternSshExtensions = {
   roles: 'roles@postern.dev',
   traits: 'traits@postern.dev',
@@ -87,4 +87,29 @@ export function sshUserIdentityFromCertificate(cert: { principals: string[]; ext
     keyId: cert.keyId,
     serial: cert.serial.toString(),
   };
+}
+
+/** What a certificate lets its holder do besides log in (OpenSSH's permit-* flags). */
+export interface SshPermissions {
+  pty: boolean;
+  portForwarding: boolean;
+  agentForwarding: boolean;
+}
+
+/** The extensions a user certificate carries for `identity`, with the permit-* flags. */
+export function sshUserExtensions<I extends { username: string; roles: string[]; traits: Record<string, string[]>; cluster: string; routeToCluster: string }>(
+  identity: I,
+  permit: SshPermissions,
+): Record<string, string> {
+  const extensions: Record<string, string> = {
+    [posternSshExtensions.cluster]: identity.cluster,
+    [posternSshExtensions.roles]: JSON.stringify(identity.roles),
+    [posternSshExtensions.routeToCluster]: identity.routeToCluster,
+    [posternSshExtensions.traits]: JSON.stringify(identity.traits),
+    [posternSshExtensions.username]: identity.username,
+  };
+  if (permit.agentForwarding) extensions['permit-agent-forwarding'] = '';
+  if (permit.portForwarding) extensions['permit-port-forwarding'] = '';
+  if (permit.pty) extensions['permit-pty'] = '';
+  return extensions;
 }

@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BadInputError } from '../../../protocols/errors.ts';
-import { SSH_TIME_FOREVER } from '../../../protocols/ssh/certificate.ts';
-import { posternSshExtensions, sshUserIdentityFromCertificate } from './user-identity.ts';
+import { BadInputError } from '../../protocols/errors.ts';
+import { SSH_TIME_FOREVER } from '../../protocols/ssh/certificate.ts';
+import { posternSshExtensions, sshUserIdentityFromCertificate } from './ssh-identity.ts';
 
 const good = (): Map<string, string> =>
   new Map([
