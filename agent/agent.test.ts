@@ -1,10 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { startTestAuth, type TestAuth } from '../test/fixtures/auth.ts';
-import { startFakeProxy, type FakeProxy } from '../test/fixtures/fake-proxy.ts';
+import { useFakeCluster } from '../test/fixtures/fake-proxy.ts';
 import { IdentityFileError } from '../cluster/api/identity-file.ts';
 import { parseConfig, type PosternConfig } from '../cluster/common/config.ts';
 import { silentLogger } from '../cluster/common/logger.ts';
@@ -19,24 +17,9 @@ const facts: HostFacts = {
   cpu: { model: 'test', physicalCores: 1, cores: 2 }, memoryBytes: 1024, addresses: ['10.0.0.5'], fallbacks: [],
 };
 
-let auth: TestAuth;
-let proxy: FakeProxy;
-const dirs: string[] = [];
-before(async () => {
-  auth = await startTestAuth();
-  proxy = await startFakeProxy({ auth: auth.server });
-});
-after(async () => {
-  await proxy.close();
-  await auth.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const cluster = useFakeCluster('postern-agent-');
 
-function dataDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'postern-agent-'));
-  dirs.push(dir);
-  return dir;
-}
+const dataDir = () => cluster.dataDir();
 
 function config(dir: string, agentYaml: string): PosternConfig {
   return parseConfig(`data_dir: ${dir}\ndiag_addr: ""\nagent:\n${agentYaml}`, path.join(dir, 'postern.yaml'));
@@ -55,7 +38,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 
 async function echo(payload: string): Promise<string> {
-  const stream = await (await proxy.waitForTunnel()).dial('echo', 'alice');
+  const stream = await (await cluster.proxy.waitForTunnel()).dial('echo', 'alice');
   stream.end(payload);
   let out = '';
   for await (const chunk of stream) out += String(chunk);
@@ -64,10 +47,10 @@ async function echo(payload: string): Promise<string> {
 
 test('start joins with the configured token, serves through the tunnel and announces itself; a restart reuses the identity', async () => {
   const dir = dataDir();
-  const { secret } = await auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: { env: 'prod', os: 'token-says' }, singleUse: true });
+  const { secret } = await cluster.auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: { env: 'prod', os: 'token-says' }, singleUse: true });
   const checks = new Map<string, () => { ready: boolean; reason?: string }>();
   const agentYaml = [
-    `  proxy_addr: ${proxy.address}`, `  ca_pin: ${proxy.caPin}`, '  node_name: web-1',
+    `  proxy_addr: ${cluster.proxy.address}`, `  ca_pin: ${cluster.proxy.caPin}`, '  node_name: web-1',
     '  labels: { team: payments, env: staging }',
     '  command_labels:', '    os: { command: [uname, -s], period: 1h }', '    arch: { command: [uname, -m], period: 1h }', '',
   ].join('\n');
@@ -75,8 +58,8 @@ test('start joins with the configured token, serves through the tunnel and annou
   const hostId = agent.identity.current.host_id;
   try {
     assert.equal(await echo('through the tunnel'), 'through the tunnel');
-    await until('the heartbeat', async () => (await auth.server.deps.presence.list('node')).some((p) => p.host_id === hostId && p.labels.arch !== undefined));
-    const presence = (await auth.server.deps.presence.list('node')).find((p) => p.host_id === hostId);
+    await until('the heartbeat', async () => (await cluster.auth.server.deps.presence.list('node')).some((p) => p.host_id === hostId && p.labels.arch !== undefined));
+    const presence = (await cluster.auth.server.deps.presence.list('node')).find((p) => p.host_id === hostId);
     assert.equal(presence?.node_name, 'web-1');
     assert.deepEqual(presence?.services, ['echo']);
     // Token labels win over the config's; a command label the token sets is not run.
@@ -90,12 +73,12 @@ test('start joins with the configured token, serves through the tunnel and annou
   }
   assert.match(agent.readiness().reason ?? '', /^tunnels: stopped$/);
 
-  const joinsBefore = proxy.joinRequests;
+  const joinsBefore = cluster.proxy.joinRequests;
   const again = await start(config(dir, agentYaml));
   try {
     assert.equal(again.identity.current.host_id, hostId, 'the same host, no token needed');
     assert.equal(await echo('again'), 'again');
-    assert.equal(proxy.joinRequests, joinsBefore, 'no second join');
+    assert.equal(cluster.proxy.joinRequests, joinsBefore, 'no second join');
   } finally {
     await again.stop();
   }
@@ -103,7 +86,7 @@ test('start joins with the configured token, serves through the tunnel and annou
 
 test('without an identity or a token the agent says how to join', async () => {
   const dir = dataDir();
-  await assert.rejects(start(config(dir, `  proxy_addr: ${proxy.address}\n`)), (error: unknown) => {
+  await assert.rejects(start(config(dir, `  proxy_addr: ${cluster.proxy.address}\n`)), (error: unknown) => {
     assert.ok(error instanceof BadInputError);
     assert.equal(error.message, `cannot start the agent: ${agentIdentityPath(dir)} does not exist and agent.token, agent.ca_pin and agent.proxy_addr are not all set; join first: postern join --proxy HOST:PORT --token TOKEN --ca-pin sha256:... --data-dir ${dir}`);
     return true;
@@ -113,11 +96,11 @@ test('without an identity or a token the agent says how to join', async () => {
 test('a corrupted identity file stops the start with the file and the fix, even with a token configured', async () => {
   const dir = dataDir();
   writeFileSync(agentIdentityPath(dir), 'garbage');
-  const joinsBefore = proxy.joinRequests;
-  await assert.rejects(start(config(dir, `  proxy_addr: ${proxy.address}\n  token: abc\n  ca_pin: ${proxy.caPin}\n`)), (error: unknown) => {
+  const joinsBefore = cluster.proxy.joinRequests;
+  await assert.rejects(start(config(dir, `  proxy_addr: ${cluster.proxy.address}\n  token: abc\n  ca_pin: ${cluster.proxy.caPin}\n`)), (error: unknown) => {
     assert.ok(error instanceof IdentityFileError);
     assert.match(error.message, new RegExp(`^identity file ${agentIdentityPath(dir)} is corrupted \\(not JSON\\); move it aside and re-join with a token: postern join --proxy`));
     return true;
   });
-  assert.equal(proxy.joinRequests, joinsBefore);
+  assert.equal(cluster.proxy.joinRequests, joinsBefore);
 });

@@ -1,11 +1,8 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { startTestAuth, type TestAuth } from '../../test/fixtures/auth.ts';
-import { startFakeProxy, type FakeProxy } from '../../test/fixtures/fake-proxy.ts';
+import { useFakeCluster } from '../../test/fixtures/fake-proxy.ts';
 import type { IdentityFile } from '../../cluster/api/identity-file.ts';
 import { silentLogger } from '../../cluster/common/logger.ts';
 import { joinCluster } from '../join/join-cluster.ts';
@@ -13,26 +10,14 @@ import { AgentIdentity, agentIdentityPath } from './agent-identity.ts';
 import { AuthConnector } from './auth-connector.ts';
 import { IdentityRenewer } from './identity-renewer.ts';
 
-let auth: TestAuth;
-let proxy: FakeProxy;
-const dirs: string[] = [];
-before(async () => {
-  auth = await startTestAuth();
-  proxy = await startFakeProxy({ auth: auth.server });
-});
-after(async () => {
-  await proxy.close();
-  await auth.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const cluster = useFakeCluster('postern-renew-');
 
 async function joined(): Promise<{ identity: AgentIdentity; connector: AuthConnector; dir: string }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'postern-renew-'));
-  dirs.push(dir);
-  const { secret } = await auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: {}, singleUse: true });
-  const result = await joinCluster({ proxyAddr: proxy.address, token: secret, caPin: proxy.caPin, dataDir: dir, nodeName: 'web-1' });
+  const dir = cluster.dataDir();
+  const { secret } = await cluster.auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: {}, singleUse: true });
+  const result = await joinCluster({ proxyAddr: cluster.proxy.address, token: secret, caPin: cluster.proxy.caPin, dataDir: dir, nodeName: 'web-1' });
   const identity = new AgentIdentity(agentIdentityPath(dir), result.identity);
-  return { identity, connector: new AuthConnector(proxy.address, identity), dir };
+  return { identity, connector: new AuthConnector(cluster.proxy.address, identity), dir };
 }
 
 test('renewal through the proxy gets new keys and certificates for the same host, written atomically', async (t) => {

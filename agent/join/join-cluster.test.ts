@@ -1,12 +1,10 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, statSync, existsSync } from 'node:fs';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startTestAuth, type TestAuth } from '../../test/fixtures/auth.ts';
-import { startFakeProxy, type FakeProxy } from '../../test/fixtures/fake-proxy.ts';
+import { startFakeProxy, useFakeCluster } from '../../test/fixtures/fake-proxy.ts';
 import { AuthServer } from '../../cluster/auth/auth-server.ts';
 import { silentLogger } from '../../cluster/common/logger.ts';
 import { CaPinMismatchError } from '../../cluster/api/pinned-ca.ts';
@@ -17,33 +15,17 @@ import { ProxyApiError, ProxyUnreachableError } from '../proxy/errors.ts';
 import { agentIdentityPath, loadAgentIdentity } from '../identity/agent-identity.ts';
 import { readJoinRecord } from '../identity/join-record.ts';
 
-let auth: TestAuth;
-let proxy: FakeProxy;
-const dirs: string[] = [];
+const cluster = useFakeCluster('postern-join-');
 
-before(async () => {
-  auth = await startTestAuth();
-  proxy = await startFakeProxy({ auth: auth.server });
-});
-after(async () => {
-  await proxy.close();
-  await auth.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'postern-join-'));
-  dirs.push(dir);
-  return dir;
-}
+const dataDir = () => cluster.dataDir();
 
 async function token(options: { singleUse?: boolean; labels?: Record<string, string> } = {}): Promise<string> {
-  const { secret } = await auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: options.labels ?? {}, singleUse: options.singleUse ?? false });
+  const { secret } = await cluster.auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: options.labels ?? {}, singleUse: options.singleUse ?? false });
   return secret;
 }
 
 function options(overrides: Partial<JoinOptions>): JoinOptions {
-  return { proxyAddr: proxy.address, token: '', caPin: proxy.caPin, dataDir: dataDir(), nodeName: 'web-1', ...overrides };
+  return { proxyAddr: cluster.proxy.address, token: '', caPin: cluster.proxy.caPin, dataDir: dataDir(), nodeName: 'web-1', ...overrides };
 }
 
 test('a join with a good token and pin writes a 0600 identity and the token labels', async () => {
@@ -55,7 +37,7 @@ test('a join with a good token and pin writes a 0600 identity and the token labe
   const onDisk = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   assert.equal(onDisk.host_id, result.identity.host_id);
   assert.equal(onDisk.cluster, 'test');
-  assert.equal(onDisk.proxy_addr, proxy.address);
+  assert.equal(onDisk.proxy_addr, cluster.proxy.address);
   assert.match(String(onDisk.ssh_cert), /^ssh-ed25519-cert-v01@openssh\.com /);
   assert.equal(parseOpenSshPrivateKey(String(onDisk.ssh_key_pem)).algorithm, 'ssh-ed25519');
   const certificate = new X509Certificate(String(onDisk.cert_pem));
@@ -71,13 +53,13 @@ test('a join with a good token and pin writes a 0600 identity and the token labe
 
 test('a wrong CA pin is refused before the token is sent, and nothing is written', async () => {
   const dir = dataDir();
-  const before = proxy.joinRequests;
+  const before = cluster.proxy.joinRequests;
   await assert.rejects(joinCluster(options({ token: await token(), dataDir: dir, caPin: `sha256:${'ab'.repeat(32)}` })), (error: unknown) => {
     assert.ok(error instanceof CaPinMismatchError);
     assert.match(error.message, /does not match --ca-pin sha256:abab/);
     return true;
   });
-  assert.equal(proxy.joinRequests, before, 'no join request reached the proxy');
+  assert.equal(cluster.proxy.joinRequests, before, 'no join request reached the proxy');
   assert.equal(existsSync(agentIdentityPath(dir)), false);
 });
 
@@ -137,11 +119,11 @@ test('an unreachable proxy is named with the cause', async () => {
 test('a data directory that holds an identity is not joined again', async () => {
   const dir = dataDir();
   const first = await joinCluster(options({ token: await token(), dataDir: dir }));
-  const before = proxy.joinRequests;
+  const before = cluster.proxy.joinRequests;
   await assert.rejects(joinCluster(options({ token: await token(), dataDir: dir })), (error: unknown) => {
     assert.ok(error instanceof AlreadyJoinedError);
     assert.match(error.message, new RegExp(`holds the identity of host ${first.identity.host_id} in cluster test already .*move it aside first`));
     return true;
   });
-  assert.equal(proxy.joinRequests, before);
+  assert.equal(cluster.proxy.joinRequests, before);
 });

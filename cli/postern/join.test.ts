@@ -1,33 +1,17 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli, startTestAuth, type TestAuth } from '../../test/fixtures/auth.ts';
-import { startFakeProxy, type FakeProxy } from '../../test/fixtures/fake-proxy.ts';
+import { runCli } from '../../test/fixtures/auth.ts';
+import { useFakeCluster } from '../../test/fixtures/fake-proxy.ts';
 
-let auth: TestAuth;
-let proxy: FakeProxy;
-const dirs: string[] = [];
-before(async () => {
-  auth = await startTestAuth();
-  proxy = await startFakeProxy({ auth: auth.server });
-});
-after(async () => {
-  await proxy.close();
-  await auth.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const cluster = useFakeCluster('postern-cli-join-');
 
-function dataDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'postern-cli-join-'));
-  dirs.push(dir);
-  return dir;
-}
+const dataDir = () => cluster.dataDir();
 
 async function token(singleUse = false): Promise<string> {
-  return (await auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: { env: 'prod' }, singleUse })).secret;
+  return (await cluster.auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: { env: 'prod' }, singleUse })).secret;
 }
 
 function join(args: string[]) {
@@ -36,7 +20,7 @@ function join(args: string[]) {
 
 test('postern join writes the identity and says what happened', async () => {
   const dir = dataDir();
-  const result = await join(['--proxy', proxy.address, '--token', await token(), '--ca-pin', proxy.caPin, '--name', 'web-1', '--labels', 'rack=r1', '--data-dir', dir]);
+  const result = await join(['--proxy', cluster.proxy.address, '--token', await token(), '--ca-pin', cluster.proxy.caPin, '--name', 'web-1', '--labels', 'rack=r1', '--data-dir', dir]);
   assert.equal(result.stderr, '');
   assert.equal(result.code, 0);
   const lines = result.stdout.trim().split('\n');
@@ -48,13 +32,13 @@ test('postern join writes the identity and says what happened', async () => {
 });
 
 test('refusals are one line and exit 1: wrong pin, used token, unreachable proxy', async () => {
-  const wrongPin = await join(['--proxy', proxy.address, '--token', await token(), '--ca-pin', `sha256:${'0'.repeat(64)}`, '--data-dir', dataDir()]);
+  const wrongPin = await join(['--proxy', cluster.proxy.address, '--token', await token(), '--ca-pin', `sha256:${'0'.repeat(64)}`, '--data-dir', dataDir()]);
   assert.equal(wrongPin.code, 1);
   assert.match(wrongPin.stderr, /^postern: the cluster CA of 127\.0\.0\.1:\d+ does not match --ca-pin sha256:0{64}; check the pin with the cluster admin \(pctl status\) — if it is right, something is intercepting this connection\n$/);
 
   const secret = await token(true);
-  assert.equal((await join(['--proxy', proxy.address, '--token', secret, '--ca-pin', proxy.caPin, '--data-dir', dataDir()])).code, 0);
-  const used = await join(['--proxy', proxy.address, '--token', secret, '--ca-pin', proxy.caPin, '--data-dir', dataDir()]);
+  assert.equal((await join(['--proxy', cluster.proxy.address, '--token', secret, '--ca-pin', cluster.proxy.caPin, '--data-dir', dataDir()])).code, 0);
+  const used = await join(['--proxy', cluster.proxy.address, '--token', secret, '--ca-pin', cluster.proxy.caPin, '--data-dir', dataDir()]);
   assert.equal(used.code, 1);
   assert.match(used.stderr, /^postern: the cluster refused the join: join token \w+ is single-use and was already used .*; ask an admin for a new one: pctl tokens add --type=node\n$/);
 
@@ -62,13 +46,13 @@ test('refusals are one line and exit 1: wrong pin, used token, unreachable proxy
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
   const port = (closed.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => closed.close(() => resolve()));
-  const unreachable = await join(['--proxy', `127.0.0.1:${port}`, '--token', 'x', '--ca-pin', proxy.caPin, '--data-dir', dataDir()]);
+  const unreachable = await join(['--proxy', `127.0.0.1:${port}`, '--token', 'x', '--ca-pin', cluster.proxy.caPin, '--data-dir', dataDir()]);
   assert.equal(unreachable.code, 1);
   assert.match(unreachable.stderr, new RegExp(`^postern: cannot reach the proxy at 127\\.0\\.0\\.1:${port}: connect ECONNREFUSED [\\d.:]+; check the address and that the proxy is running\\n$`));
 });
 
 test('a missing option is a usage error', async () => {
-  const result = await join(['--proxy', proxy.address, '--ca-pin', proxy.caPin]);
+  const result = await join(['--proxy', cluster.proxy.address, '--ca-pin', cluster.proxy.caPin]);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /^postern join: --token is required\n/);
 });
