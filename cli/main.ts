@@ -29,4 +29,5 @@ async function main(argv: string[]): Promise<number> {
   return runCommand(program, args);
 }
 
-process.exitCode = await main(process.argv);
+// Not top-level await: the single binary's bundle is CommonJS (installers/build.ts).
+void main(process.argv).then((code) => { process.exitCode = code; });

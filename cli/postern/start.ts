@@ -75,9 +75,11 @@ export async function start(invocation: Invocation): Promise<number> {
   const file = stringOption(invocation, 'config') ?? defaultConfigPath();
   const config = await loadConfig(file);
   const logger = createLogger({ level: config.log.level, name: 'postern' });
+  // Listen before starting: a SIGTERM during start-up must stop cleanly, not kill the process.
+  const stopRequested = waitForSignal();
   const daemon = await startDaemon(config, logger);
   logger.info({ config: file }, 'postern started');
-  await waitForSignal();
+  await stopRequested;
   logger.info('stopping');
   await daemon.stop();
   return 0;

@@ -1,0 +1,177 @@
+/**
+ * `npm run build`: the single binary `dist/postern` (a Node single executable
+ * application). esbuild bundles cli/main.ts to one CJS file, Node turns it into a
+ * SEA blob with a code cache, and postject injects the blob into a stripped copy
+ * of the Node 24 binary. node-pty's `pty.node` rides along as a SEA asset
+ * (installers/sea-native.ts loads it). `dist/psh` and `dist/pctl` are symlinks:
+ * the multi-call entry picks the program by the name it was invoked by.
+ *
+ *   node installers/build.ts [--no-strip]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
+const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Native addons embedded as SEA assets, by the name node-pty asks for. */
+const nativeAddons: Record<string, string> = {
+  pty: path.join(root, 'node_modules', 'node-pty', 'build', 'Release', 'pty.node'),
+};
+const seaNative = path.join(root, 'installers', 'sea-native.ts');
+
+/**
+ * node-pty's lib/utils.js loads its addon with `require(dir + "/" + name + ".node")`
+ * over a list of candidate directories; a bundle cannot resolve that, so the call
+ * is rewritten to installers/sea-native.ts' `loadNative(name)`.
+ */
+const nodePtyNative: Plugin = {
+  name: 'node-pty-native',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node-pty[\\/]lib[\\/]utils\.js$/ }, (args) => {
+      const source = fs.readFileSync(args.path, 'utf8');
+      const call = 'require(dir + "/" + name + ".node")';
+      if (!source.includes(call)) {
+        return { errors: [{ text: `node-pty ${args.path}: the native require (${call}) was not found; update installers/build.ts` }] };
+      }
+      const contents = `var __posternLoadNative = require(${JSON.stringify(seaNative)}).loadNative;\n`
+        + source.replace(call, '__posternLoadNative(name)');
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+function run(command: string, args: string[]): string {
+  return execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+}
+
+/** postject (LIEF) warns once per ELF note section it cannot name; those lines are noise. */
+function runQuietly(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8' });
+  const noise = /^warning: Can't find string offset for section name/;
+  const output = `${result.stdout}${result.stderr}`.split('\n').filter((line) => line && !noise.test(line)).join('\n');
+  if (result.status !== 0) throw new Error(`${path.basename(args[0] ?? command)} failed (${result.status ?? result.signal}):\n${output}`);
+}
+
+function gitCommit(): string {
+  try {
+    const commit = run('git', ['rev-parse', '--short', 'HEAD']);
+    const dirty = run('git', ['status', '--porcelain', '--untracked-files=no']) !== '';
+    return dirty ? `${commit}-dirty` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function which(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export interface BuildOptions {
+  /** The program's entry; cli/main.ts. */
+  entry?: string;
+  /** Output directory; dist/. */
+  outDir?: string;
+  /** The binary's file name; postern. */
+  name?: string;
+  /** Symlinks to the binary made beside it (multi-call names); psh and pctl. */
+  links?: string[];
+  /** strip(1) the Node binary before injecting (when strip is on PATH); true. */
+  strip?: boolean;
+  /** Progress lines to stdout; true. */
+  verbose?: boolean;
+}
+
+/** Builds the single binary; returns its path. */
+export async function buildBinary(options: BuildOptions = {}): Promise<string> {
+  const entry = options.entry ?? path.join(root, 'cli', 'main.ts');
+  const dist = options.outDir ?? path.join(root, 'dist');
+  const name = options.name ?? 'postern';
+  const binary = path.join(dist, name);
+  const bundleFile = path.join(dist, `${name}.cjs`);
+  const blobFile = path.join(dist, `${name}.sea-blob`);
+  const seaConfigFile = path.join(dist, `${name}.sea-config.json`);
+  const started = performance.now();
+  const step = (what: string) => {
+    if (options.verbose ?? true) console.log(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${what}`);
+  };
+  const strip = options.strip ?? true;
+  const packageJson = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const buildInfo = { version: packageJson.version, commit: gitCommit(), built: new Date().toISOString() };
+  for (const file of [nodeBinary, ...Object.values(nativeAddons)]) {
+    if (!fs.existsSync(file)) throw new Error(`${path.relative(root, file)} is missing: run npm ci`);
+  }
+  fs.mkdirSync(dist, { recursive: true });
+
+  step(`bundling ${path.relative(root, entry)} (${buildInfo.version} ${buildInfo.commit})`);
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile: bundleFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    legalComments: 'none',
+    logLevel: 'warning',
+    logOverride: { 'require-resolve-not-external': 'silent' },
+    // ssh2's optional addons (never built here: allowScripts keeps them off); it falls back to JS.
+    external: ['cpu-features', '*/crypto/build/Release/sshcrypto.node'],
+    define: {
+      __POSTERN_BUILD__: JSON.stringify(buildInfo),
+      __POSTERN_NATIVE_PATHS__: JSON.stringify(nativeAddons),
+      'import.meta.dirname': '__dirname',
+      'import.meta.filename': '__filename',
+    },
+    plugins: [nodePtyNative],
+    metafile: true,
+  });
+  for (const warning of result.warnings) console.warn(`esbuild: ${warning.text}`);
+  fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
+  step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
+
+  const assets = Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file]));
+  fs.writeFileSync(seaConfigFile, JSON.stringify({
+    main: bundleFile,
+    output: blobFile,
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    assets,
+  }, null, 2) + '\n');
+  runQuietly(process.execPath, ['--experimental-sea-config', seaConfigFile]);
+  step(`SEA blob ${megabytes(fs.statSync(blobFile).size)}`);
+
+  const temporary = `${binary}.tmp`;
+  fs.rmSync(temporary, { force: true });
+  fs.copyFileSync(nodeBinary, temporary);
+  fs.chmodSync(temporary, 0o755);
+  if (strip && which('strip')) {
+    run('strip', [temporary]);
+    step(`stripped node ${megabytes(fs.statSync(temporary).size)}`);
+  } else {
+    step('not stripping (no strip on PATH, or --no-strip)');
+  }
+  runQuietly(process.execPath, [path.join(root, 'node_modules', 'postject', 'dist', 'cli.js'), temporary, 'NODE_SEA_BLOB', blobFile, '--sentinel-fuse', seaFuse]);
+  fs.renameSync(temporary, binary);
+  const links = options.links ?? ['psh', 'pctl'];
+  for (const link of links) {
+    fs.rmSync(path.join(dist, link), { force: true });
+    fs.symlinkSync(name, path.join(dist, link));
+  }
+  step(`${path.relative(root, binary)} ${megabytes(fs.statSync(binary).size)}${links.length ? ` (+ ${links.join(', ')} -> ${name})` : ''}`);
+  return binary;
+}
+
+if (import.meta.main) await buildBinary({ strip: !process.argv.includes('--no-strip') });
