@@ -5,6 +5,7 @@ import { SqliteBackend } from '../backend/sqlite-backend.ts';
 import { FakeClock } from '../../common/clock.ts';
 import { TokenAmbiguousError, TokenExpiredError, TokenInvalidError, TokenRoleError, TokenUsedError } from './errors.ts';
 import { hashTokenSecret, tokenPrefix, TokenStore } from './token-store.ts';
+import { rejectsWith } from '../../../test/fixtures/rejects-with.ts';
 
 const minute = 60_000;
 
@@ -15,15 +16,7 @@ function setup(t: TestContext) {
   return { clock, backend, tokens: new TokenStore(backend, { clock }) };
 }
 
-async function rejects<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
-    return err;
-  }
-  assert.fail(`expected ${type.name}, but it resolved`);
-}
+const rejects = rejectsWith;
 
 describe('TokenStore.add / list / remove', () => {
   it('returns the secret once and stores only its hash', async (t) => {

@@ -7,6 +7,7 @@ import { AccountLockedError, LoginFailedError, PasswordPolicyError, ResetTokenIn
 import { hashResetToken, resetTokenPrefix, sameHash } from './reset-tokens.ts';
 import { totpCode, totpPeriod } from './totp.ts';
 import { UserStore } from './user-store.ts';
+import { rejectsWith } from '../../../test/fixtures/rejects-with.ts';
 
 const fast = { N: 2 ** 10, r: 8, p: 1, keylen: 32 };
 const oldPassword = 'correct horse battery staple';
@@ -20,15 +21,7 @@ function setup(t: TestContext) {
   return { clock, backend, users: new UserStore(backend, { clock, scrypt: fast }) };
 }
 
-async function rejects<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
-    return err;
-  }
-  assert.fail(`expected ${type.name}, but it resolved`);
-}
+const rejects = rejectsWith;
 
 describe('invite (first admin sign-up)', () => {
   it('lets a new user set a password once with the invite token', async (t) => {

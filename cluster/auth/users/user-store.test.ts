@@ -6,6 +6,7 @@ import { FakeClock } from '../../common/clock.ts';
 import { AccountLockedError, LoginFailedError, PasswordPolicyError, TotpInvalidError, TotpStateError } from './errors.ts';
 import { totpCode, totpPeriod } from './totp.ts';
 import { UserStore } from './user-store.ts';
+import { rejectsWith } from '../../../test/fixtures/rejects-with.ts';
 
 const fast = { N: 2 ** 10, r: 8, p: 1, keylen: 32 };
 const password = 'correct horse battery staple';
@@ -24,15 +25,7 @@ async function withPassword(users: UserStore, name = 'alice') {
   await users.setPassword(name, password);
 }
 
-async function rejects<E extends Error>(promise: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${String(err)}`);
-    return err;
-  }
-  assert.fail(`expected ${type.name}, but it resolved`);
-}
+const rejects = rejectsWith;
 
 describe('UserStore records', () => {
   it('creates, gets, lists, updates and deletes users', async (t) => {
