@@ -4,7 +4,7 @@
  * own traits, `auditor` reads the audit log.
  */
 import type { ResourceStore } from './resources/resource-store.ts';
-import { newRole, type Role } from './roles/role.ts';
+import { newRole, type Role } from '../access/roles/role.ts';
 import { AlreadyExistsError } from '../../protocols/errors.ts';
 
 export function builtinRoles(): Role[] {

@@ -6,7 +6,7 @@ import type { UserStore } from '../users/user-store.ts';
 import type { TokenStore } from '../tokens/token-store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { ResourceStore } from '../resources/resource-store.ts';
-import type { ResourceRegistry } from '../resources/registry.ts';
+import type { ResourceRegistry } from '../../access/resources/registry.ts';
 import type { CertAuthorities } from '../pki/authorities.ts';
 import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';

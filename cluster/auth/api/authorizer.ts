@@ -5,8 +5,8 @@
  * says which role or rule is missing.
  */
 import { AccessDeniedError, AuthenticationError } from '../../../protocols/errors.ts';
-import { AccessChecker } from '../roles/access-checker.ts';
-import type { Role, ResourceVerb } from '../roles/role.ts';
+import { AccessChecker } from '../../access/roles/access-checker.ts';
+import type { Role, ResourceVerb } from '../../access/roles/role.ts';
 import type { ResourceStore } from '../resources/resource-store.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { Identity, SystemRole, UserIdentity } from '../pki/identity.ts';

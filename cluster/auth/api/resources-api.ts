@@ -5,8 +5,8 @@
 import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
 import type { ServiceHandlers } from '../../api/grpc-glue.ts';
 import { BadInputError, NotFoundError } from '../../../protocols/errors.ts';
-import { parseResources } from '../resources/parse-resources.ts';
-import type { Resource } from '../resources/resource.ts';
+import { parseResources } from '../../access/resources/parse-resources.ts';
+import type { Resource } from '../../access/resources/resource.ts';
 import type { User } from '../users/user-record.ts';
 import type { JoinToken } from '../tokens/token-store.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';

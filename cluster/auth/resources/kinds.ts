@@ -3,9 +3,9 @@
  * accept. A module that owns a kind exports it from `defineKind` beside its schema and
  * adds it to the list below (one import, one entry).
  */
-import { roleKind } from '../roles/role.ts';
+import { roleKind } from '../../access/roles/role.ts';
 import { userKind } from '../users/user-record.ts';
-import { ResourceRegistry, type ResourceKind } from './registry.ts';
+import { ResourceRegistry, type ResourceKind } from '../../access/resources/registry.ts';
 
 /** Every built-in kind, in registration order. */
 export const builtinKinds: readonly ResourceKind<string, any>[] = [roleKind, userKind];

@@ -5,8 +5,8 @@
  */
 import type { Backend, Item } from '../backend/backend.ts';
 import { AlreadyExistsError, NotFoundError } from '../../../protocols/errors.ts';
-import type { Resource } from './resource.ts';
-import type { ResourceRegistry } from './registry.ts';
+import type { Resource } from '../../access/resources/resource.ts';
+import type { ResourceRegistry } from '../../access/resources/registry.ts';
 import { parseWith } from '../../common/validation.ts';
 
 const root = '/resources/';

@@ -25,7 +25,7 @@ import { BadInputError, CompareFailedError, NotFoundError } from '../../../proto
 import { systemClock, type Clock } from '../../common/clock.ts';
 import { parseWith } from '../../common/validation.ts';
 import type { SystemRole } from '../pki/identity.ts';
-import { labelsSchema } from '../resources/resource.ts';
+import { labelsSchema } from '../../access/resources/resource.ts';
 import {
   TokenAmbiguousError,
   TokenBusyError,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseResources } from '../resources/parse-resources.ts';
-import { ResourceRegistry } from '../resources/registry.ts';
+import { parseResources } from '../../access/resources/parse-resources.ts';
+import { ResourceRegistry } from '../../access/resources/registry.ts';
 import { toUser, userKind, userNameSchema, type UserRecord } from './user-record.ts';
 
 const registry = new ResourceRegistry([userKind]);

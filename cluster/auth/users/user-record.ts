@@ -18,7 +18,7 @@
  * ```
  */
 import { z } from 'zod';
-import { defineKind } from '../resources/registry.ts';
+import { defineKind } from '../../access/resources/registry.ts';
 import { passwordHashSchema } from './password.ts';
 
 const userNamePattern = /^[A-Za-z0-9](?:[A-Za-z0-9._@+-]*[A-Za-z0-9])?$/;

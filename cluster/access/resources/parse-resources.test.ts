@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { BadInputError } from '../../../protocols/errors.ts';
 import { roleKind } from '../roles/role.ts';
 import { formatResources } from './format-resources.ts';
-import { createResourceRegistry } from './kinds.ts';
+import { createResourceRegistry } from '../../auth/resources/kinds.ts';
 import { parseResources } from './parse-resources.ts';
 import { defineKind, isKind, ResourceRegistry } from './registry.ts';
 import { isExpired } from './resource.ts';

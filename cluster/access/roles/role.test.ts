@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BadInputError } from '../../../protocols/errors.ts';
-import { createResourceRegistry } from '../resources/kinds.ts';
+import { createResourceRegistry } from '../../auth/resources/kinds.ts';
 import { parseResources } from '../resources/parse-resources.ts';
 import { isKind } from '../resources/registry.ts';
 import { newRole, roleKind } from './role.ts';
