@@ -44,6 +44,11 @@ export class ProxyCredentials extends EventEmitter<{ change: [] }> {
     return this.#authorities.host;
   }
 
+  /** User CA certificates a user's certificate must chain to (empty until the first sync with auth). */
+  userCaPems(): string[] {
+    return this.#authorities.user;
+  }
+
   /** `sha256:` pins of the host CAs, as agents are told to pin them. */
   caPins(): string[] {
     const host = this.#authorities.host;

@@ -5,7 +5,8 @@
  *              ┌ SNI auth.postern ─────────── pass-through ──> auth gRPC (mTLS end to end)
  * public port ─┤ ALPN postern-tunnel ──────── host cert check ─> TunnelRegistry (ProxyTunnel per agent)
  *  (peek)      ├ ALPN http/1.1, h2, postern-join ─────────────> WebApi ──gRPC as the proxy──> auth
- *              ├ ALPN postern-ssh|postgres|mysql|kube|tcp ────> ProtocolHandlers (later services)
+ *              ├ ALPN postern-ssh ─────────── user cert check ─> ssh-route.ts ─> dial(host, 'ssh')
+ *              ├ ALPN postern-postgres|mysql|kube|tcp ────────> ProtocolHandlers (later services)
  *              └ SSH-2.0- / PostgreSQL SSLRequest ────────────> ProtocolHandlers
  *
  * user ─> proxy ─> registry.dial(hostId, service, identity) ── one HTTP/2 stream ──> agent ─> service
@@ -37,6 +38,7 @@ import { acceptTunnel, type TunnelRefusal } from './tunnel-acceptor.ts';
 import { TunnelRegistry, type TunnelInfo } from './tunnel-registry.ts';
 import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
+import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 
 /** Options for {@link startProxy}. */
@@ -112,6 +114,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     handlers: new ProtocolHandlers(logger, (reason) => metrics.reject(reason)),
     auth: _authLink(options.authAddr, credentials),
   };
+  parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -188,6 +191,36 @@ function _tunnelRoute(parts: _Parts): (socket: TLSSocket) => void {
     audit({ outcome: 'allow', remoteAddr: info.remoteAddr, hostId: info.hostId, roles: info.systemRoles });
   };
   return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel });
+}
+
+/** Routes users' SSH (ALPN postern-ssh) to agents; refusals by a certificate holder are audited. */
+function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
+  const { logger, metrics, credentials, registry } = parts;
+  const audit = (event: SshRouteAuditEvent): void =>
+    void parts.auth.current.client.emitAudit({
+      eventJson: JSON.stringify({
+        type: 'access.denied',
+        identity: { addr: event.remoteAddr.slice(0, 64), ...(event.user ? { user: event.user } : {}), ...(event.roles ? { roles: event.roles } : {}) },
+        resource: { kind: 'node', name: (event.node || 'unknown node').slice(0, 1024) },
+        outcome: 'deny',
+        reason: event.reason.slice(0, 1024),
+        fields: { protocol: 'ssh', via: 'proxy', ...(event.login ? { login: event.login } : {}) },
+      }),
+    }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send an ssh refusal audit event to the auth service'));
+  const findNodes = async (target: string): Promise<KnownNode[]> => {
+    const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 });
+    return JSON.parse(resourcesJson) as KnownNode[];
+  };
+  const sshLogger = logger.child({ part: 'ssh' });
+  return (socket) => acceptSshRoute(socket, {
+    registry,
+    userCaPems: () => credentials.userCaPems(),
+    findNodes,
+    logger: sshLogger,
+    onRefused: (reason) => metrics.reject(reason),
+    audit,
+    onConnected: (s) => metrics.meter(s, 'ssh'),
+  });
 }
 
 function _tunnelRegistry(metrics: ProxyMetrics): TunnelRegistry {

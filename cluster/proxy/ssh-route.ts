@@ -1,0 +1,219 @@
+/**
+ * ALPN `postern-ssh`: a user's OpenSSH client reaches an agent's SSH service through
+ * the proxy, with `psh proxy ssh` as its ProxyCommand.
+ *
+ * ```
+ * psh   -> proxy  TLS, ALPN postern-ssh, the user's X.509 certificate (profile tls.crt)
+ * psh   -> proxy  {"node":"web-1","port":22,"login":"alice"}\n     (one JSON line)
+ * proxy -> psh    ok\n                                              then raw SSH bytes both ways
+ *              |  error <reason>\n                                  then the connection closes
+ * proxy -> agent  registry.dial(hostId, 'ssh', base64(user certificate PEM))
+ * ```
+ *
+ * The proxy checks only that the caller holds a current user certificate of this
+ * cluster: whether that user may log in as that login on that node is the agent's
+ * decision, from the SSH certificate inside the SSH session. The node is named by host
+ * id or by node name; a name several hosts share is refused with their ids. The port
+ * is informational: an agent serves one SSH service. Refusals are logged and counted,
+ * and audited (`access.denied`) when a certificate was presented.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { PosternError } from '../../protocols/errors.ts';
+import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
+import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
+import type { UserIdentity } from '../auth/pki/identity.ts';
+import type { Logger } from '../common/logger.ts';
+import type { TunnelRegistry } from './tunnel-registry.ts';
+
+/** The service name agents serve SSH under. */
+export const sshService = 'ssh';
+/** Longest request line accepted. */
+export const maxSshRequestBytes = 4_096;
+
+/** What the client asks for, as its one JSON line. */
+export interface SshRouteRequest {
+  node: string;
+  port?: number;
+  login?: string;
+}
+
+/** One host as the auth service lists it (getResources kind node). */
+export interface KnownNode {
+  host_id: string;
+  node_name: string;
+  online: boolean;
+}
+
+/** Why a connection was refused; also the metrics label. */
+export type SshRefusal = 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed';
+
+/** A refusal worth an audit event: the caller presented a certificate. */
+export interface SshRouteAuditEvent {
+  remoteAddr: string;
+  user?: string;
+  roles?: string[];
+  node?: string;
+  login?: string;
+  reason: string;
+}
+
+/** What {@link acceptSshRoute} needs. */
+export interface SshRouteOptions {
+  registry: TunnelRegistry;
+  /** The user CA certificates (read at each connection). */
+  userCaPems: () => readonly string[];
+  /** Nodes the auth service knows by that host id or name; a failure falls back to this proxy's tunnels. */
+  findNodes?: (target: string) => Promise<KnownNode[]>;
+  logger: Logger;
+  onRefused?: (reason: SshRefusal) => void;
+  audit?: (event: SshRouteAuditEvent) => void;
+  /** Called once the route is up (metrics). */
+  onConnected?: (socket: TLSSocket) => void;
+  /** Time for the request line. Default 10 s. */
+  requestTimeoutMs?: number;
+  now?: () => Date;
+}
+
+class _Refusal extends Error {
+  readonly reason: SshRefusal;
+  constructor(reason: SshRefusal, message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** Serves one TLS connection that negotiated ALPN `postern-ssh`; never rejects. */
+export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions): Promise<void> {
+  const remoteAddr = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+  socket.on('error', () => {}); // errors end the pipe or the read below; no crash
+  let identity: UserIdentity | undefined;
+  let request: SshRouteRequest | undefined;
+  try {
+    const { identity: checked, pem } = _checkCertificate(socket, options);
+    identity = checked;
+    request = _parseRequest(await _readLine(socket, options.requestTimeoutMs ?? 10_000));
+    const hostId = await _resolve(request.node, options);
+    let stream;
+    try {
+      stream = await options.registry.dial(hostId, sshService, Buffer.from(pem).toString('base64'));
+    } catch (error) {
+      throw new _Refusal('ssh-dial-failed', _dialMessage(request.node, hostId, error));
+    }
+    socket.write('ok\n');
+    options.onConnected?.(socket);
+    options.logger.info({ remoteAddr, user: identity.username, node: request.node, hostId, login: request.login }, 'ssh connection routed to a node');
+    const result = await pipeBidirectional(socket, stream);
+    options.logger.debug({ remoteAddr, user: identity.username, hostId, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
+  } catch (error) {
+    const refusal = error instanceof _Refusal ? error : new _Refusal('ssh-bad-request', error instanceof Error ? error.message : String(error));
+    options.logger.warn({ remoteAddr, reason: refusal.reason, why: refusal.message, user: identity?.username, node: request?.node }, 'ssh connection refused');
+    options.onRefused?.(refusal.reason);
+    if (identity !== undefined || refusal.reason === 'ssh-bad-certificate') {
+      options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, node: request?.node, login: request?.login, reason: `${refusal.reason}: ${refusal.message}` });
+    }
+    _refuse(socket, refusal.message);
+  }
+}
+
+function _checkCertificate(socket: TLSSocket, options: SshRouteOptions): { identity: UserIdentity; pem: string } {
+  const raw = socket.getPeerCertificate()?.raw;
+  if (raw === undefined) throw new _Refusal('ssh-no-certificate', 'no client certificate was presented; log in with psh login and connect with psh proxy ssh');
+  const cas = options.userCaPems();
+  if (cas.length === 0) throw new _Refusal('ssh-bad-certificate', 'this proxy has not loaded the user CA from the auth service yet; try again in a few seconds');
+  try {
+    const identity = verifyCertificateChain(raw, { trustedCaCerts: cas, expectedKind: 'user', usage: 'client', now: options.now?.() }) as UserIdentity;
+    return { identity, pem: new X509Certificate(raw).toString() };
+  } catch (error) {
+    throw new _Refusal('ssh-bad-certificate', error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`);
+  }
+}
+
+function _parseRequest(line: string): SshRouteRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new _Refusal('ssh-bad-request', 'the request must be one JSON line like {"node":"NAME","port":22}');
+  }
+  const request = value as Partial<SshRouteRequest> | null;
+  if (typeof request !== 'object' || request === null || typeof request.node !== 'string' || request.node.length === 0 || request.node.length > 253) {
+    throw new _Refusal('ssh-bad-request', 'the request names no node: expected {"node":"NAME or host id","port":22}');
+  }
+  if (request.port !== undefined && (!Number.isInteger(request.port) || request.port < 0 || request.port > 65_535)) {
+    throw new _Refusal('ssh-bad-request', `port ${JSON.stringify(request.port)} is not a TCP port`);
+  }
+  if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new _Refusal('ssh-bad-request', 'login must be a short string');
+  return { node: request.node, port: request.port, login: request.login };
+}
+
+/** The host id `target` names: a connected host id, else a unique node name among online hosts. */
+async function _resolve(target: string, options: SshRouteOptions): Promise<string> {
+  if (options.registry.has(target)) return target;
+  let known: KnownNode[] | undefined;
+  try {
+    known = await options.findNodes?.(target);
+  } catch (error) {
+    options.logger.warn({ err: error, node: target }, 'cannot ask the auth service for nodes; resolving among this proxy\'s tunnels only');
+  }
+  const candidates = new Map<string, { name: string; online: boolean }>();
+  for (const node of known ?? []) {
+    if (node.host_id === target || node.node_name === target) candidates.set(node.host_id, { name: node.node_name, online: node.online || options.registry.has(node.host_id) });
+  }
+  for (const info of options.registry.list()) {
+    if (info.nodeName === target) candidates.set(info.hostId, { name: info.nodeName, online: true });
+  }
+  if (candidates.size === 0) throw new _Refusal('ssh-unknown-node', `no node is named "${target}" or has that host id; list nodes with psh ls`);
+  const online = [...candidates].filter(([, c]) => c.online);
+  if (online.length === 1) return online[0]![0];
+  if (online.length > 1) {
+    throw new _Refusal('ssh-ambiguous-node', `${online.length} online nodes are named "${target}" (host ids ${online.map(([id]) => id).join(', ')}); connect by host id`);
+  }
+  const ids = [...candidates.keys()];
+  throw new _Refusal('ssh-node-offline', `node "${target}" (host id ${ids.join(', ')}) is offline; its agent is not connected`);
+}
+
+function _dialMessage(target: string, hostId: string, error: unknown): string {
+  if (error instanceof TunnelRejectedError) return `node "${target}" (${hostId}) refused the SSH connection: ${error.message}`;
+  if (error instanceof TunnelDialTimeoutError) return `node "${target}" (${hostId}) did not answer in time`;
+  if (error instanceof PosternError && error.code === 'PST_TUNNEL_NOT_FOUND') {
+    return `node "${target}" (${hostId}) is online but has no tunnel to this proxy; connect through the proxy it is attached to`;
+  }
+  return `cannot reach node "${target}" (${hostId}): ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** Reads one `\n`-terminated line, then pauses the socket with any further bytes put back. */
+function _readLine(socket: TLSSocket, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const finish = (error: Error | undefined, line?: string, rest?: Buffer): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.pause();
+      if (rest !== undefined && rest.length > 0) socket.unshift(rest);
+      if (error) reject(error);
+      else resolve(line ?? '');
+    };
+    const onData = (chunk: Buffer): void => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const newline = buffered.indexOf(0x0a);
+      if (newline >= 0 && newline <= maxSshRequestBytes) return finish(undefined, buffered.subarray(0, newline).toString('utf8'), buffered.subarray(newline + 1));
+      if (buffered.length > maxSshRequestBytes) finish(new _Refusal('ssh-bad-request', `the request line is longer than ${maxSshRequestBytes} bytes`));
+    };
+    const onEnd = (): void => finish(new _Refusal('ssh-bad-request', 'the client closed the connection before sending its request'));
+    const timer = setTimeout(() => finish(new _Refusal('ssh-bad-request', `no request within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+  });
+}
+
+/** Answers `error <reason>` on one line and closes. */
+function _refuse(socket: TLSSocket, message: string): void {
+  if (!socket.destroyed && socket.writable) socket.end(`error ${message.replaceAll('\n', ' ')}\n`);
+  socket.resume();
+  setTimeout(() => socket.destroy(), 2_000).unref();
+}

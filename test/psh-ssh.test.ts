@@ -1,0 +1,70 @@
+/**
+ * psh's way to nodes with real processes: `psh ls` through the auth pass-through,
+ * `psh config` for OpenSSH, and `psh proxy ssh` refusing an unknown node with the
+ * proxy's reason and exit code 1.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { cliPath, runCli } from './fixtures/auth.ts';
+
+describe('psh ls, config and proxy ssh against a running cluster', () => {
+  let cluster: DaemonProcess | undefined;
+  let home = '';
+  let proxy = '';
+  const password = 'a long and happy password';
+  const psh = (args: string[], input?: string) => runCli(['psh', ...args], { env: { POSTERN_HOME: home }, input });
+  const pctl = (args: string[]) => runCli(['pctl', ...args, '-c', cluster?.configPath ?? '']);
+
+  before(async () => {
+    home = mkdtempSync(path.join(tmpdir(), 'postern-home-'));
+    const [authPort, proxyPort] = [await freePort(), await freePort()];
+    proxy = `127.0.0.1:${proxyPort}`;
+    cluster = await startDaemon('cluster', (dir, diag) =>
+      `data_dir: ${dir}\ndiag_addr: ${diag}\nauth:\n  cluster_name: people\n  listen_addr: 127.0.0.1:${authPort}\nproxy:\n  listen_addr: ${proxy}\n  public_addr: ${proxy}\n`);
+    await cluster.waitReady();
+    const pin = (JSON.parse((await pctl(['status', '--format', 'json'])).stdout) as { ca_pin: string }).ca_pin;
+    const added = await pctl(['users', 'add', 'dave', '--roles', 'access', '--logins', 'dave', '--proxy', proxy]);
+    assert.equal(added.code, 0, added.stderr);
+    const token = /psh signup --proxy \S+ --token (\S+)/.exec(added.stdout)?.[1] ?? '';
+    assert.equal((await psh(['signup', '--proxy', proxy, '--token', token, '--ca-pin', pin], `${password}\n${password}\n`)).code, 0);
+    const login = await psh(['login', '--proxy', proxy, '--user', 'dave'], `${password}\n`);
+    assert.equal(login.code, 0, login.stderr);
+  });
+  after(async () => {
+    await stopAll([cluster]);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('psh ls lists nodes through the proxy as JSON', async () => {
+    const listed = await psh(['ls', '--format', 'json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(Array.isArray(JSON.parse(listed.stdout)));
+  });
+
+  test('psh config prints a ProxyCommand block with the profile\'s files', async () => {
+    const printed = await psh(['config', '--hosts', '*.lab']);
+    assert.equal(printed.code, 0, printed.stderr);
+    const dir = path.join(home, 'profiles', proxy.replace(/[^A-Za-z0-9.-]/g, '_'));
+    assert.equal(printed.stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n'), [
+      'Host *.lab',
+      `    ProxyCommand ${process.execPath} ${cliPath} psh proxy ssh --proxy ${proxy} %r@%h:%p`,
+      `    IdentityFile ${dir}/id_ed25519`,
+      `    CertificateFile ${dir}/id_ed25519-cert.pub`,
+      `    UserKnownHostsFile ${dir}/known_hosts`,
+      '    StrictHostKeyChecking yes',
+      '    IdentitiesOnly yes',
+      '',
+    ].join('\n'));
+  });
+
+  test('psh proxy ssh prints the proxy\'s refusal and exits 1', async () => {
+    const refused = await psh(['proxy', 'ssh', 'dave@nowhere:22']);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr, 'psh: no node is named "nowhere" or has that host id; list nodes with psh ls\n');
+    assert.equal(refused.stdout, '');
+  });
+});
