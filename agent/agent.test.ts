@@ -61,7 +61,7 @@ test('start joins with the configured token, serves through the tunnel and annou
     await until('the heartbeat', async () => (await cluster.auth.server.deps.presence.list('node')).some((p) => p.host_id === hostId && p.labels.arch !== undefined));
     const presence = (await cluster.auth.server.deps.presence.list('node')).find((p) => p.host_id === hostId);
     assert.equal(presence?.node_name, 'web-1');
-    assert.deepEqual(presence?.services, ['echo']);
+    assert.deepEqual(presence?.services, ['echo', 'ssh'], 'the SSH service runs by default');
     // Token labels win over the config's; a command label the token sets is not run.
     const { arch, ...labels } = presence?.labels ?? {};
     assert.deepEqual(labels, { env: 'prod', os: 'token-says', team: 'payments' });

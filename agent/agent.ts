@@ -6,7 +6,8 @@
  *    │
  *    ├─ tunnels   TunnelPool: a reverse tunnel to every proxy, streams -> ServiceRegistry
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
- *    └─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
+ *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
+ *    └─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -31,6 +32,7 @@ import { ServiceSupervisor } from './supervisor/service-supervisor.ts';
 import type { BackoffOptions } from './supervisor/backoff.ts';
 import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
+import { AgentSsh } from './services/ssh/ssh-wiring.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -56,6 +58,8 @@ export interface RunningAgent {
   heartbeat: HeartbeatLoop;
   renewer: IdentityRenewer;
   supervisor: ServiceSupervisor;
+  /** The SSH service, when agent.ssh is enabled. */
+  ssh?: AgentSsh;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   stop(): Promise<void>;
@@ -75,6 +79,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   for (const [name, handler] of Object.entries(options.services ?? {})) services.register(name, handler);
   const { inventory, commandLabels } = await _inventory(agent, record, { nodeName, services, options });
   const auth = new AuthConnector(proxyAddr, identity);
+  let ssh: AgentSsh | undefined;
+  if (agent.ssh.enabled && !services.names().includes('ssh')) {
+    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log });
+    services.register('ssh', ssh.serviceHandler);
+  }
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -101,12 +110,12 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, readiness,
     stop: async () => {
       commandLabels.stop();
       await supervisor.stopAll(5_000);
@@ -130,7 +139,7 @@ async function _inventory(
     startedAt: new Date(),
     nodeName: context.nodeName,
     // The admin's token labels win over the host's own: they are what the admin vouched for.
-    staticLabels: { ...record?.labels, ...agent.labels, ...tokenLabels },
+    staticLabels: { ...(agent.ssh.enabled ? agent.ssh.labels : {}), ...record?.labels, ...agent.labels, ...tokenLabels },
     commandLabels,
     services: () => context.services.names(),
   });

@@ -40,7 +40,7 @@ test('in process: an agent joins through the real proxy, its tunnel carries echo
   try {
     const { secret } = await t.auth.server.deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: { env: 'e2e' }, singleUse: true });
     const pin = (await t.auth.connectAs(['admin']).client.status({})).authorities.find((a) => a.kind === 'host')?.tlsPin ?? '';
-    const config = parseConfig(`data_dir: ${dir}\nagent:\n  proxy_addr: ${t.proxy.address}\n  token: ${secret}\n  ca_pin: ${pin}\n  node_name: e2e-1\n`, path.join(dir, 'postern.yaml'));
+    const config = parseConfig(`data_dir: ${dir}\nagent:\n  proxy_addr: ${t.proxy.address}\n  token: ${secret}\n  ca_pin: ${pin}\n  node_name: e2e-1\n  ssh: { enabled: false }\n`, path.join(dir, 'postern.yaml'));
     const agent = await startAgent(config, { logger: silentLogger(), services: { echo: echoService } });
     try {
       const hostId = agent.identity.current.host_id ?? '';

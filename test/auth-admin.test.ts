@@ -193,6 +193,14 @@ describe('auth service administered with pctl', () => {
     const node = auth.connectAs(['node'], 'node-1').client;
     await rejects(node.createUser({ name: 'mallory', roles: ['editor'] }), 'PST_ACCESS_DENIED', /host node-1 \(node\) may not create user/);
     await rejects(node.login({ user: 'alice', password, sshPublicKey: clientKeys().sshLine, tlsPublicKey: clientKeys().tlsPub }), 'PST_ACCESS_DENIED', /may not log users in; only proxy hosts may/);
+    // Agents read roles (they decide SSH logins) but nothing else an admin reads.
+    const roles = JSON.parse((await node.getResources({ kind: 'roles', name: '' })).resourcesJson) as Array<{ kind: string; metadata: { name: string } }>;
+    assert.ok(roles.length > 0 && roles.every((r) => r.kind === 'role'), 'a node lists roles');
+    const first = roles[0]!.metadata.name;
+    assert.equal((JSON.parse((await node.getResources({ kind: 'role', name: first })).resourcesJson) as Array<{ metadata: { name: string } }>)[0]?.metadata.name, first);
+    await rejects(node.getResources({ kind: 'user', name: '' }), 'PST_ACCESS_DENIED', /host node-1 \(node\) may not list user/);
+    await rejects(node.getResources({ kind: 'token', name: '' }), 'PST_ACCESS_DENIED', /may not list token/);
+    await rejects(node.createResources({ text: 'kind: role\nversion: v1\nmetadata: { name: sneaky }\nspec: {}\n', source: 'x', upsert: false }), 'PST_ACCESS_DENIED', /may not create role/);
     const denied = await auth.pctl(['audit', 'search', '--type', 'access.denied', '--format', 'json']);
     const events = JSON.parse(denied.stdout) as Array<{ identity: { host?: string }; reason: string }>;
     assert.ok(events.some((e) => e.identity.host === 'node-1' && /create user/.test(e.reason)));

@@ -56,6 +56,10 @@ const agentConfig = z.strictObject({
   command_labels: z
     .record(z.string().min(1), z.strictObject({ command: z.array(z.string()).min(1), period: z.string().default('1m') }))
     .default({}),
+  /** The SSH service served through the tunnels; `labels` are added to the node's labels. */
+  ssh: z
+    .strictObject({ enabled: z.boolean().default(true), labels: labelMap.default({}) })
+    .default({ enabled: true, labels: {} }),
 });
 
 export const configSchema = z.strictObject({

@@ -41,7 +41,9 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
       const kind = normalizeKind(request.kind);
       // Proxies read who else is out there (discovery lists the proxies, routing the nodes).
       const proxyReadsPresence = (kind === 'proxy' || kind === 'node') && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('proxy');
-      if (!proxyReadsPresence) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
+      // Agents read roles: they decide who may log in to them (the SSH service's RBAC).
+      const nodeReadsRoles = kind === 'role' && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('node');
+      if (!proxyReadsPresence && !nodeReadsRoles) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
       return { resourcesJson: JSON.stringify(await list(kind, request.name)) };
     },
 

@@ -1,0 +1,313 @@
+/**
+ * The agent's SSH service wired to the cluster: the SshService (ssh-service.ts) with
+ *
+ * - the host key and certificate from the agent identity, swapped on renewal;
+ * - the trusted user CAs from auth (`exportAuthorities({kind:'user'})`), refreshed
+ *   every few minutes; until they are known every login is refused (fail closed);
+ * - `authorize`: the certificate must come from this cluster, then the roles it names
+ *   are read from auth (`getResources({kind:'role'})`, cached ~10 s; a stale copy is
+ *   used for a while when auth is unreachable, then logins are refused) and
+ *   `AccessChecker.checkNode` decides with this node's current labels;
+ * - `audit`: every event goes to auth's `emitAudit`, buffered and retried in the
+ *   background, so a session never waits for (or fails on) the audit log.
+ *
+ * Runs under the ServiceSupervisor as `ssh`; the agent registers `serviceHandler` as
+ * the tunnel service `ssh`.
+ */
+import type { AuthClient } from '../../../cluster/api/auth-client.ts';
+import type { IdentityFile } from '../../../cluster/api/identity-file.ts';
+import { systemClock, type Clock } from '../../../cluster/common/clock.ts';
+import type { Logger } from '../../../cluster/common/logger.ts';
+import { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
+import { roleSpecSchema, type Role } from '../../../cluster/access/roles/role.ts';
+import { isExpired } from '../../../cluster/access/resources/resource.ts';
+import { parseAuthorizedKey } from '../../../protocols/ssh/public-key.ts';
+import type { AgentIdentity } from '../../identity/agent-identity.ts';
+import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
+import type { ServiceHandler } from '../../tunnel/service-registry.ts';
+import { SshService, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
+
+export interface AgentSshOptions {
+  identity: AgentIdentity;
+  auth: () => AuthClient;
+  nodeName: string;
+  /** This node's labels now (static and command labels). */
+  labels: () => Record<string, string>;
+  logger: Logger;
+  clock?: Clock;
+  /** How often the user CAs are re-read. Default 5 min (1 s doubling to 30 s while unknown). */
+  caRefreshMs?: number;
+  /** How long roles read from auth are used without asking again. Default 10 s. */
+  rolesTtlMs?: number;
+  /** How long a stale copy of the roles serves when auth cannot be reached. Default 5 min. */
+  rolesMaxStaleMs?: number;
+  /** Audit events kept while auth is unreachable; older ones are dropped beyond it. Default 10,000. */
+  auditBufferSize?: number;
+  /** Longest wait between audit retries. Default 30 s. */
+  auditMaxRetryMs?: number;
+}
+
+/** What auth's emitAudit takes (audit-event.ts, without id, time and cluster). */
+export interface EmittedAuditEvent {
+  type: string;
+  identity: { user?: string; roles?: string[]; addr?: string };
+  resource: { kind: 'node'; name: string };
+  outcome: 'allow' | 'deny' | 'success' | 'failure';
+  reason?: string;
+  fields: Record<string, unknown>;
+}
+
+const callDeadline = { deadlineMs: 5_000 };
+
+/** Turns one SshService event into the audit event auth stores. */
+export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAuditEvent {
+  const type = {
+    'ssh.auth.allow': 'ssh.login',
+    'ssh.auth.deny': 'access.denied',
+    'ssh.request.deny': 'access.denied',
+    'ssh.session.start': 'session.start',
+    'ssh.session.end': 'session.end',
+  }[event.event];
+  const outcome = event.event === 'ssh.auth.allow' ? 'allow' : event.event.endsWith('.deny') ? 'deny' : 'success';
+  const fields: Record<string, unknown> = {
+    ssh_event: event.event,
+    login: event.login,
+    connection_id: event.connectionId,
+    agent_time: event.time.toISOString(),
+  };
+  for (const key of ['keyId', 'kind', 'command', 'exitCode', 'signal', 'durationMs'] as const) {
+    if (event[key] !== undefined) fields[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = event[key];
+  }
+  const user = event.user ? event.user.slice(0, 253) : undefined;
+  return {
+    type,
+    identity: {
+      ...(user ? { user } : {}),
+      ...(event.roles ? { roles: event.roles.slice(0, 256).map((r) => r.slice(0, 253)) } : {}),
+      ...(event.remoteAddress ? { addr: event.remoteAddress.slice(0, 64) } : {}),
+    },
+    resource: { kind: 'node', name: nodeName.slice(0, 1024) || 'unknown' },
+    outcome,
+    ...(event.reason ? { reason: event.reason.slice(0, 1024) } : {}),
+    fields,
+  };
+}
+
+/** The SSH service of an agent, with CAs, RBAC and audit from auth. */
+export class AgentSsh implements SupervisedService {
+  readonly name = 'ssh';
+  readonly service: SshService;
+  readonly #options: AgentSshOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  #userCAs: Buffer[] | undefined;
+  #caError: string | undefined;
+  #caTimer: NodeJS.Timeout | undefined;
+  #caFailures = 0;
+  #roles: { at: number; byName: Map<string, Role> } | undefined;
+  #rolesInFlight: Promise<Map<string, Role>> | undefined;
+  readonly #auditQueue: EmittedAuditEvent[] = [];
+  #auditDropped = 0;
+  #auditFailures = 0;
+  #auditTimer: NodeJS.Timeout | undefined;
+  #auditFlushing: Promise<void> | undefined;
+  #running = false;
+  readonly #onIdentity = (next: IdentityFile): void => {
+    try {
+      this.service.updateHostCertificate(next.ssh_key_pem ?? '', next.ssh_cert ?? '');
+      this.#log.info('SSH service presents the renewed host certificate');
+    } catch (error) {
+      this.#log.error({ err: error }, 'the renewed SSH host certificate cannot be used; keeping the previous one');
+    }
+  };
+
+  constructor(options: AgentSshOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#log = options.logger;
+    const current = options.identity.current;
+    this.service = new SshService({
+      hostKeyPem: current.ssh_key_pem ?? '',
+      hostCertificate: current.ssh_cert ?? '',
+      trustedUserCAs: () => this.#userCAs ?? [],
+      authorize: (request) => this.authorize(request),
+      nodeLabels: options.labels,
+      audit: (event) => this.#enqueue(toAuditEvent(event, options.nodeName)),
+      logger: options.logger,
+      now: () => this.#clock.now(),
+    });
+  }
+
+  /** The tunnel handler for the `ssh` service. */
+  get serviceHandler(): ServiceHandler {
+    return this.service.serviceHandler;
+  }
+
+  async start(): Promise<void> {
+    this.#running = true;
+    this.#options.identity.on('change', this.#onIdentity);
+    // Not awaited: a cluster briefly out of reach must not keep the agent from starting; logins are refused until the CAs are known.
+    void this.#refreshCAs();
+    this.#scheduleAudit(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#options.identity.off('change', this.#onIdentity);
+    clearTimeout(this.#caTimer);
+    clearTimeout(this.#auditTimer);
+    this.service.close();
+    // One last, short attempt to hand over what is buffered.
+    await Promise.race([this.#flushAudit(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+  }
+
+  health(): ServiceHealth {
+    const parts = [
+      this.#userCAs ? `${this.#userCAs.length} user CA key(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); logins are refused`,
+      `${this.#auditQueue.length} audit event(s) pending`,
+      ...(this.#auditDropped ? [`${this.#auditDropped} audit event(s) dropped`] : []),
+    ];
+    // Healthy either way: the agent still serves its other parts, and SSH fails closed.
+    return { ok: true, detail: parts.join('; ') };
+  }
+
+  /** Reads the user CA keys now; keeps the previous ones if auth cannot be reached. */
+  async refreshCAs(): Promise<void> {
+    const { authorities } = await this.#options.auth().exportAuthorities({ kind: 'user' }, callDeadline);
+    const cluster = this.#options.identity.current.cluster;
+    const keys: Buffer[] = [];
+    for (const authority of authorities) {
+      if (authority.kind !== 'user' || (cluster && authority.cluster && authority.cluster !== cluster)) continue;
+      for (const line of authority.sshPublicKey.split('\n')) {
+        if (!line.trim()) continue;
+        keys.push(Buffer.from(parseAuthorizedKey(line).publicKey.blob));
+      }
+    }
+    if (keys.length === 0) throw new Error('auth exported no user CA key');
+    this.#userCAs = keys;
+    this.#caError = undefined;
+  }
+
+  async #refreshCAs(): Promise<void> {
+    try {
+      await this.refreshCAs();
+      this.#caFailures = 0;
+    } catch (error) {
+      this.#caFailures++;
+      this.#caError = (error as Error).message;
+      this.#log.warn({ err: error }, this.#userCAs ? 'cannot refresh the user CAs; keeping the ones known' : 'cannot read the user CAs; SSH logins are refused until they are known');
+    }
+    if (!this.#running) return;
+    const every = this.#options.caRefreshMs ?? 5 * 60_000;
+    // While none are known, retry soon (1 s doubling to 30 s): the first call may race the first tunnel.
+    const delay = this.#userCAs ? every : Math.min(every, 30_000, 1_000 * 2 ** Math.min(this.#caFailures - 1, 5));
+    this.#caTimer = setTimeout(() => void this.#refreshCAs(), delay);
+    this.#caTimer.unref();
+  }
+
+  /** The RBAC decision for one login. */
+  async authorize(request: SshAuthorizationRequest): Promise<SshAuthorizationDecision> {
+    const cluster = this.#options.identity.current.cluster;
+    if (request.identity.cluster !== cluster) {
+      return { allowed: false, reason: `the certificate was issued by cluster "${request.identity.cluster}", and this node belongs to "${cluster}" (trusted clusters are not supported yet)` };
+    }
+    let byName: Map<string, Role>;
+    try {
+      byName = await this.#rolesByName();
+    } catch (error) {
+      this.#log.warn({ err: error }, 'cannot read roles from auth');
+      return { allowed: false, reason: `this node cannot read the roles from the auth server (${(error as Error).message}); try again later` };
+    }
+    const now = this.#clock.now();
+    const missing = request.identity.roles.filter((name) => !byName.has(name));
+    const roles = request.identity.roles.map((name) => byName.get(name)).filter((role): role is Role => role !== undefined && !isExpired(role, now));
+    const decision = new AccessChecker(roles, request.identity.traits).checkNode({ name: this.#options.nodeName, labels: request.nodeLabels, login: request.login });
+    if (!decision.allowed && missing.length > 0) {
+      return { allowed: false, reason: `${decision.reason} (roles not found: ${missing.join(', ')})` };
+    }
+    return { allowed: decision.allowed, reason: decision.reason };
+  }
+
+  async #rolesByName(): Promise<Map<string, Role>> {
+    const now = this.#clock.now().getTime();
+    const cached = this.#roles;
+    if (cached && now - cached.at < (this.#options.rolesTtlMs ?? 10_000)) return cached.byName;
+    this.#rolesInFlight ??= this.#fetchRoles().finally(() => {
+      this.#rolesInFlight = undefined;
+    });
+    try {
+      return await this.#rolesInFlight;
+    } catch (error) {
+      if (cached && now - cached.at < (this.#options.rolesMaxStaleMs ?? 5 * 60_000)) return cached.byName;
+      throw error;
+    }
+  }
+
+  async #fetchRoles(): Promise<Map<string, Role>> {
+    const { resourcesJson } = await this.#options.auth().getResources({ kind: 'role', name: '' }, callDeadline);
+    const list = JSON.parse(resourcesJson) as unknown;
+    if (!Array.isArray(list)) throw new Error('auth answered roles with something other than a list');
+    const byName = new Map<string, Role>();
+    for (const item of list as Role[]) {
+      if (item?.kind !== 'role' || typeof item.metadata?.name !== 'string') continue;
+      const spec = roleSpecSchema.safeParse(item.spec);
+      if (!spec.success) {
+        this.#log.warn({ role: item.metadata.name }, 'role from auth does not parse; ignored');
+        continue;
+      }
+      byName.set(item.metadata.name, { ...item, spec: spec.data });
+    }
+    this.#roles = { at: this.#clock.now().getTime(), byName };
+    return byName;
+  }
+
+  #enqueue(event: EmittedAuditEvent): void {
+    const max = this.#options.auditBufferSize ?? 10_000;
+    this.#auditQueue.push(event);
+    while (this.#auditQueue.length > max) {
+      this.#auditQueue.shift();
+      if (this.#auditDropped++ % 1000 === 0) this.#log.error({ dropped: this.#auditDropped }, 'audit buffer full: dropping the oldest SSH audit events');
+    }
+    if (this.#auditFailures === 0) this.#scheduleAudit(0);
+  }
+
+  #scheduleAudit(delayMs: number): void {
+    if (!this.#running || this.#auditTimer) return;
+    this.#auditTimer = setTimeout(() => {
+      this.#auditTimer = undefined;
+      void this.#flushAudit().then(() => {
+        if (this.#auditQueue.length === 0) return;
+        const max = this.#options.auditMaxRetryMs ?? 30_000;
+        this.#scheduleAudit(this.#auditFailures === 0 ? 0 : Math.min(max, 500 * 2 ** Math.min(this.#auditFailures, 10)));
+      });
+    }, delayMs);
+    this.#auditTimer.unref();
+  }
+
+  /** Sends buffered events in order until the buffer is empty or a send fails. */
+  #flushAudit(): Promise<void> {
+    this.#auditFlushing ??= (async () => {
+      while (this.#auditQueue.length > 0) {
+        const event = this.#auditQueue[0]!;
+        try {
+          await this.#options.auth().emitAudit({ eventJson: JSON.stringify(event) }, callDeadline);
+        } catch (error) {
+          if (this.#auditFailures++ === 0) this.#log.warn({ err: error, pending: this.#auditQueue.length }, 'cannot send SSH audit events to auth; retrying');
+          const code = (error as { code?: string }).code;
+          // A refusal of the event itself would repeat forever: log it and move on.
+          if (code === 'PST_BAD_INPUT') {
+            this.#log.error({ err: error, event }, 'auth refused an SSH audit event; dropped');
+            this.#auditQueue.shift();
+            continue;
+          }
+          return;
+        }
+        this.#auditQueue.shift();
+        this.#auditFailures = 0;
+      }
+    })().finally(() => {
+      this.#auditFlushing = undefined;
+    });
+    return this.#auditFlushing;
+  }
+}
