@@ -117,6 +117,9 @@ function printWelcome(dir: string, clusterPath: string, pin: string, invite: str
       `  npx postern psh signup --proxy localhost:3080 --ca-pin ${pin} --token ${invite}`,
       '  npx postern psh login --proxy localhost:3080 --user alice',
       '  npx postern psh status',
+      '  npx postern psh ls',
+      `  npx postern psh ssh ${os.userInfo().username}@${os.hostname()} uptime`,
+      '  npx postern psh config >> ~/.ssh/config   # then plain ssh works too',
     );
   } else {
     lines.push('alice exists from an earlier run; a new sign-up token for her:', `  ${pctl} users reset alice`, '  npx postern psh login --proxy localhost:3080 --user alice');

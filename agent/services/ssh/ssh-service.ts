@@ -34,6 +34,7 @@ import { BadInputError, PosternError } from '../../../protocols/errors.ts';
 import { parseCertificate } from '../../../protocols/ssh/certificate.ts';
 import { verifyCertificate, verifyCertificateUserSignature } from '../../../protocols/ssh/verify-certificate.ts';
 import type { VerifiedSshCertificate } from '../../../protocols/ssh/verify-certificate.ts';
+import { SshCertificateBadSignatureError, SshCertificateError, SshCertificateUnknownCaError } from '../../../protocols/ssh/errors.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
 import { certifiedHostKey } from './host-key.ts';
@@ -247,8 +248,9 @@ export class SshService {
       return;
     }
     let certificate: VerifiedSshCertificate;
+    let parsed: ReturnType<typeof parseCertificate> | undefined;
     try {
-      const parsed = parseCertificate(ctx.key.data);
+      parsed = parseCertificate(ctx.key.data);
       if (parsed.algorithm !== ctx.key.algo) throw new BadInputError(`the offered key is named ${ctx.key.algo} but holds a ${parsed.algorithm} certificate`);
       certificate = verifyCertificate(parsed, {
         now: this.#now(),
@@ -260,7 +262,7 @@ export class SshService {
       });
     } catch (error) {
       if (!(error instanceof PosternError)) throw error;
-      deny(error.message);
+      deny(error.message, signedByTrustedCa(error) && parsed ? tryIdentity(parsed) : undefined, parsed?.keyId);
       return;
     }
     if (ctx.signature === undefined || ctx.blob === undefined) {
@@ -557,4 +559,18 @@ function flush(stream: Writable, channel: ServerChannel): Promise<void> {
     }
     stream.write(Buffer.alloc(0), () => done());
   });
+}
+
+/** True when verification failed after the CA signature checked out, so the certificate's contents are the CA's word. */
+function signedByTrustedCa(error: PosternError): boolean {
+  return error instanceof SshCertificateError && !(error instanceof SshCertificateUnknownCaError) && !(error instanceof SshCertificateBadSignatureError);
+}
+
+/** The identity of a CA-signed certificate for the audit trail of a refusal; undefined when it does not decode. */
+function tryIdentity(certificate: Parameters<typeof sshUserIdentityFromCertificate>[0]): SshUserIdentity | undefined {
+  try {
+    return sshUserIdentityFromCertificate(certificate);
+  } catch {
+    return undefined;
+  }
 }
