@@ -12,6 +12,8 @@ packages=(
   curl                            # HTTP app tests
   tmux                            # interactive terminal tests
   procps                          # ps/pkill used by fixtures
+  binutils                        # strip, for npm run build (the binary test)
+  util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups
 )
 
 missing=()
