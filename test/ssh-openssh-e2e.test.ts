@@ -8,7 +8,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
@@ -62,6 +63,23 @@ describe('OpenSSH through Postern', () => {
     const run = await psh(['ssh', 'root@web-1', 'echo', 'psh-ok']);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim(), 'psh-ok');
+  });
+
+  test('scp copies a 50 MB file there and back byte-exact (sftp subsystem through the tunnel)', () => {
+    const source = path.join(home, 'payload.bin');
+    writeFileSync(source, randomBytes(50 * 1024 * 1024));
+    const remote = `/tmp/postern-e2e-${process.pid}.bin`;
+    const back = path.join(home, 'back.bin');
+    const scp = (args: string[]) => spawnSync('scp', ['-F', sshConfig, '-o', 'BatchMode=yes', '-q', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, POSTERN_HOME: home } });
+    try {
+      const up = scp([source, `root@web-1:${remote}`]);
+      assert.equal(up.status, 0, up.stderr);
+      const down = scp([`root@web-1:${remote}`, back]);
+      assert.equal(down.status, 0, down.stderr);
+      assert.ok(readFileSync(source).equals(readFileSync(back)), 'the file came back different');
+    } finally {
+      rmSync(remote, { force: true });
+    }
   });
 
   test('a login the roles do not grant is refused and the refusal is audited', async () => {
