@@ -10,34 +10,27 @@ import { mkdtempSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
-import { runCli } from './fixtures/auth.ts';
+import { stopAll } from './fixtures/processes.ts';
+import { inviteUser, pshIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
 
 describe('psh signup, login, status and logout against a running cluster', () => {
-  let cluster: DaemonProcess | undefined;
+  let cluster: ClusterProcess | undefined;
   let home = '';
   let proxy = '';
   let pin = '';
   let token = '';
   const password = 'a long and happy password';
-  const psh = (args: string[], input?: string) => runCli(['psh', ...args], { env: { POSTERN_HOME: home }, input });
-  const pctl = (args: string[]) => runCli(['pctl', ...args, '-c', cluster?.configPath ?? '']);
+  const psh = (args: string[], input?: string) => pshIn(home)(args, input);
+  const pctl = (args: string[]) => cluster!.pctl(args);
 
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-home-'));
-    const [authPort, proxyPort] = [await freePort(), await freePort()];
-    proxy = `127.0.0.1:${proxyPort}`;
-    cluster = await startDaemon('cluster', (dir, diag) =>
-      `data_dir: ${dir}\ndiag_addr: ${diag}\nauth:\n  cluster_name: people\n  listen_addr: 127.0.0.1:${authPort}\nproxy:\n  listen_addr: ${proxy}\n  public_addr: ${proxy}\n`);
-    await cluster.waitReady();
-    pin = (JSON.parse((await pctl(['status', '--format', 'json'])).stdout) as { ca_pin: string }).ca_pin;
-    const added = await pctl(['users', 'add', 'carol', '--roles', 'access', '--logins', 'carol,ubuntu', '--proxy', proxy]);
-    assert.equal(added.code, 0, added.stderr);
-    token = /psh signup --proxy \S+ --token (\S+)/.exec(added.stdout)?.[1] ?? '';
-    assert.ok(token, added.stdout);
+    cluster = await startClusterProcess('people');
+    ({ proxy, pin } = cluster);
+    token = await inviteUser(cluster, 'carol', 'access', 'carol,ubuntu');
   });
   after(async () => {
-    await stopAll([cluster]);
+    await stopAll([cluster?.daemon]);
     rmSync(home, { recursive: true, force: true });
   });
 

@@ -8,34 +8,25 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
-import { cliPath, runCli } from './fixtures/auth.ts';
+import { stopAll } from './fixtures/processes.ts';
+import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
+import { cliPath } from './fixtures/auth.ts';
 
 describe('psh ls, config and proxy ssh against a running cluster', () => {
-  let cluster: DaemonProcess | undefined;
+  let cluster: ClusterProcess | undefined;
   let home = '';
   let proxy = '';
-  const password = 'a long and happy password';
-  const psh = (args: string[], input?: string) => runCli(['psh', ...args], { env: { POSTERN_HOME: home }, input });
-  const pctl = (args: string[]) => runCli(['pctl', ...args, '-c', cluster?.configPath ?? '']);
+  const psh = (args: string[], input?: string) => pshIn(home)(args, input);
+  const pctl = (args: string[]) => cluster!.pctl(args);
 
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-home-'));
-    const [authPort, proxyPort] = [await freePort(), await freePort()];
-    proxy = `127.0.0.1:${proxyPort}`;
-    cluster = await startDaemon('cluster', (dir, diag) =>
-      `data_dir: ${dir}\ndiag_addr: ${diag}\nauth:\n  cluster_name: people\n  listen_addr: 127.0.0.1:${authPort}\nproxy:\n  listen_addr: ${proxy}\n  public_addr: ${proxy}\n`);
-    await cluster.waitReady();
-    const pin = (JSON.parse((await pctl(['status', '--format', 'json'])).stdout) as { ca_pin: string }).ca_pin;
-    const added = await pctl(['users', 'add', 'dave', '--roles', 'access', '--logins', 'dave', '--proxy', proxy]);
-    assert.equal(added.code, 0, added.stderr);
-    const token = /psh signup --proxy \S+ --token (\S+)/.exec(added.stdout)?.[1] ?? '';
-    assert.equal((await psh(['signup', '--proxy', proxy, '--token', token, '--ca-pin', pin], `${password}\n${password}\n`)).code, 0);
-    const login = await psh(['login', '--proxy', proxy, '--user', 'dave'], `${password}\n`);
-    assert.equal(login.code, 0, login.stderr);
+    cluster = await startClusterProcess('people');
+    proxy = cluster.proxy;
+    await signUpAndLogIn(cluster, home, { name: 'dave', roles: 'access', logins: 'dave', password: 'a long and happy password' });
   });
   after(async () => {
-    await stopAll([cluster]);
+    await stopAll([cluster?.daemon]);
     rmSync(home, { recursive: true, force: true });
   });
 

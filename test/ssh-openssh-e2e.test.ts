@@ -12,44 +12,35 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
-import { runCli } from './fixtures/auth.ts';
+import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
 
 describe('OpenSSH through Postern', () => {
-  let cluster: DaemonProcess | undefined;
+  let cluster: ClusterProcess | undefined;
   let agent: DaemonProcess | undefined;
   let home = '';
   let sshConfig = '';
-  const password = 'a long and happy password';
-  const psh = (args: string[], input?: string) => runCli(['psh', ...args], { env: { POSTERN_HOME: home }, input });
-  const pctl = (args: string[]) => runCli(['pctl', ...args, '-c', cluster?.configPath ?? '']);
+  const psh = (args: string[], input?: string) => pshIn(home)(args, input);
+  const pctl = (args: string[]) => cluster!.pctl(args);
   // The ProxyCommand (psh) reads the profile from POSTERN_HOME, inherited through ssh.
   const ssh = (args: string[]) => spawnSync('ssh', ['-F', sshConfig, '-o', 'BatchMode=yes', ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, POSTERN_HOME: home } });
 
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-ssh-home-'));
-    const [authPort, proxyPort] = [await freePort(), await freePort()];
-    const proxy = `127.0.0.1:${proxyPort}`;
-    cluster = await startDaemon('cluster', (dir, diag) =>
-      `data_dir: ${dir}\ndiag_addr: ${diag}\nauth:\n  cluster_name: e2e\n  listen_addr: 127.0.0.1:${authPort}\nproxy:\n  listen_addr: ${proxy}\n  public_addr: ${proxy}\n`);
-    await cluster.waitReady();
-    const pin = (JSON.parse((await pctl(['status', '--format', 'json'])).stdout) as { ca_pin: string }).ca_pin;
+    cluster = await startClusterProcess('e2e');
+    const { proxy, pin } = cluster;
     const token = (JSON.parse((await pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
     agent = await startDaemon('agent', (dir, diag) =>
       `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  node_name: web-1\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n  labels: { env: prod }\n`);
     await agent.waitReady();
-    const added = await pctl(['users', 'add', 'erin', '--roles', 'access', '--logins', 'root', '--proxy', proxy]);
-    const signup = /--token (\S+)/.exec(added.stdout)?.[1] ?? '';
-    assert.equal((await psh(['signup', '--proxy', proxy, '--token', signup, '--ca-pin', pin], `${password}\n${password}\n`)).code, 0);
-    const login = await psh(['login', '--proxy', proxy, '--user', 'erin'], `${password}\n`);
-    assert.equal(login.code, 0, login.stderr);
+    await signUpAndLogIn(cluster, home, { name: 'erin', roles: 'access', logins: 'root', password: 'a long and happy password' });
     const config = await psh(['config']);
     assert.equal(config.code, 0, config.stderr);
     sshConfig = path.join(home, 'ssh_config');
     writeFileSync(sshConfig, config.stdout);
   });
   after(async () => {
-    await stopAll([agent, cluster]);
+    await stopAll([agent, cluster?.daemon]);
     rmSync(home, { recursive: true, force: true });
   });
 
