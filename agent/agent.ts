@@ -101,6 +101,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     auth: () => auth.client(),
     inventory,
     services: () => services.names(),
+    served: () => services.served(),
     onServicesChange: (listener) => services.onChange(listener),
     tunnels,
     logger: log,

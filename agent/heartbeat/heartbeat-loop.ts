@@ -10,6 +10,7 @@
 import type { AuthClient } from '../../cluster/api/auth-client.ts';
 import type { Logger } from '../../cluster/common/logger.ts';
 import type { InventorySnapshot } from '../inventory/inventory.ts';
+import type { ServedResource } from '../../cluster/access/resources/served-resource.ts';
 import { backoffDelay } from '../supervisor/backoff.ts';
 import type { ServiceHealth, SupervisedService } from '../supervisor/service.ts';
 
@@ -27,6 +28,8 @@ export interface HeartbeatOptions {
   inventory: { snapshot(): InventorySnapshot; onChange(listener: () => void): () => void };
   /** Services the agent serves through its tunnels. */
   services: () => string[];
+  /** Databases, apps, Kubernetes clusters and desktops it serves (registry.served()). */
+  served?: () => readonly ServedResource[];
   /** Subscribes to changes of the service list; returns the unsubscribe. */
   onServicesChange?: (listener: () => void) => () => void;
   tunnels: TunnelState;
@@ -148,7 +151,7 @@ export class HeartbeatLoop implements SupervisedService {
     try {
       const snapshot = this.#options.inventory.snapshot();
       const response = await this.#options.auth().heartbeat(
-        { inventoryJson: JSON.stringify(snapshot), services: this.#options.services(), publicAddr: '' },
+        { inventoryJson: JSON.stringify(snapshot), services: this.#options.services(), publicAddr: '', servedJson: JSON.stringify(this.#options.served?.() ?? []) },
         { deadlineMs: this.#options.timeoutMs ?? 10_000 },
       );
       const fromServer = Number(response.intervalSeconds) * 1000;

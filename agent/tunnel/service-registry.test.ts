@@ -45,3 +45,20 @@ test('duplicate and malformed names are refused; changes are announced', () => {
   registry.register('ssh', () => {});
   assert.equal(changes, 2);
 });
+
+test('served resources are registered as kind:name, listed for the heartbeat, and validated', async () => {
+  const registry = new ServiceRegistry();
+  let changes = 0;
+  registry.onChange(() => void changes++);
+  const seen: string[] = [];
+  const remove = registry.registerServed({ kind: 'db', name: 'orders', labels: { env: 'prod' }, spec: { protocol: 'postgres' } }, (d) => void seen.push(d.service));
+  assert.deepEqual(registry.names(), ['db:orders']);
+  assert.deepEqual(registry.served(), [{ kind: 'db', name: 'orders', labels: { env: 'prod' }, spec: { protocol: 'postgres' } }]);
+  await registry.onStream(dial('db:orders'));
+  assert.deepEqual(seen, ['db:orders']);
+  assert.throws(() => registry.registerServed({ kind: 'db', name: 'bad name', labels: {}, spec: {} }, () => {}), /cannot register db "bad name": name: /);
+  assert.throws(() => registry.registerServed({ kind: 'db', name: 'orders', labels: {}, spec: {} }, () => {}), /service db:orders is registered already/);
+  assert.equal(registry.served().length, 1, 'a refused duplicate leaves the first one announced');
+  remove();
+  assert.deepEqual([registry.names(), registry.served(), changes], [[], [], 2]);
+});

@@ -9,6 +9,7 @@
  */
 import { TunnelRejectedError, isValidService, type DialHandler, type IncomingDial } from '../../protocols/tunnel/index.ts';
 import { ServiceRegistrationError } from './errors.ts';
+import { servedResourceSchema, servedServiceName, type ServedResource } from '../../cluster/access/resources/served-resource.ts';
 
 /** Serves one dial to a service; throw TunnelRejectedError (or a PosternError) to refuse it. */
 export type ServiceHandler = (dial: IncomingDial) => void | Promise<void>;
@@ -16,6 +17,7 @@ export type ServiceHandler = (dial: IncomingDial) => void | Promise<void>;
 /** Handlers by service name, and the tunnel's stream handler that dispatches to them. */
 export class ServiceRegistry {
   readonly #handlers = new Map<string, ServiceHandler>();
+  readonly #served = new Map<string, ServedResource>();
   readonly #listeners = new Set<() => void>();
 
   /** Adds a service; returns its removal. Throws for a duplicate or malformed name. */
@@ -30,6 +32,30 @@ export class ServiceRegistry {
         this.#changed();
       }
     };
+  }
+
+  /**
+   * Adds a database, app, Kubernetes cluster or desktop: served as `kind:name` and
+   * announced (with its labels and public spec) in the heartbeat. Returns its removal.
+   */
+  registerServed(resource: ServedResource, handler: ServiceHandler): () => void {
+    const checked = servedResourceSchema.safeParse(resource);
+    if (!checked.success) throw new ServiceRegistrationError(`cannot register ${resource.kind} ${JSON.stringify(resource.name)}: ${checked.error.issues.map((i) => `${i.path.join('.') || '(resource)'}: ${i.message}`).join('; ')}`);
+    const name = servedServiceName(resource);
+    if (this.#handlers.has(name)) throw new ServiceRegistrationError(`service ${name} is registered already`);
+    // Recorded before registering: register() notifies listeners, who read served().
+    this.#served.set(name, checked.data);
+    const remove = this.register(name, handler);
+    return () => {
+      if (this.#handlers.get(name) !== handler) return;
+      this.#served.delete(name);
+      remove();
+    };
+  }
+
+  /** The resources registered with registerServed, sorted by service name. */
+  served(): ServedResource[] {
+    return [...this.#served.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, resource]) => resource);
   }
 
   /** Registered service names, sorted. */

@@ -139,6 +139,16 @@ export class AccessChecker {
     ]);
   }
 
+  /**
+   * Whether a listing may show a served resource: its labels alone, before the protocol
+   * names a login or database user. Connecting still runs the full check.
+   */
+  checkVisible(kind: 'db' | 'app' | 'kube_cluster' | 'desktop', target: LabeledTarget): Decision {
+    const fields = { db: ['database', 'db_labels'], app: ['app', 'app_labels'], kube_cluster: ['kubernetes cluster', 'kubernetes_labels'], desktop: ['desktop', 'desktop_labels'] } as const;
+    const [noun, field] = fields[kind];
+    return this.#check(noun, target, field, []);
+  }
+
   /** A leaf cluster reached through trust, by its labels (set on the trust token). */
   checkCluster(target: LabeledTarget): Decision {
     return this.#check('cluster', target, 'cluster_labels', []);

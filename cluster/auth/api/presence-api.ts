@@ -23,6 +23,7 @@ export function presenceApi(deps: AuthDeps): Pick<Handlers, 'heartbeat'> {
         publicAddr: request.publicAddr || undefined,
         peerAddr: ctx.peerAddr,
         inventoryJson: request.inventoryJson,
+        servedJson: request.servedJson,
       });
       return { intervalSeconds: BigInt(heartbeatIntervalMs / 1000) };
     },

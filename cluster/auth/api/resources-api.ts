@@ -11,6 +11,8 @@ import type { User } from '../users/user-record.ts';
 import type { JoinToken } from '../tokens/token-store.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 import { auditIdentity } from './authorizer.ts';
+import { isServedKind, type ServedKind } from '../../access/resources/served-resource.ts';
+import type { CallContext as Ctx } from './call-context.ts';
 
 type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
 
@@ -39,6 +41,7 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
   return {
     async getResources(request, ctx) {
       const kind = normalizeKind(request.kind);
+      if (isServedKind(kind)) return { resourcesJson: JSON.stringify(await listServed(deps, ctx, kind, request.name)) };
       // Proxies read who else is out there (discovery lists the proxies, routing the nodes).
       const proxyReadsPresence = (kind === 'proxy' || kind === 'node') && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('proxy');
       // Agents read roles: they decide who may log in to them (the SSH service's RBAC).
@@ -101,8 +104,26 @@ async function writeResource(deps: AuthDeps, resource: Resource, upsert: boolean
   }
 }
 
+/**
+ * Databases, apps, Kubernetes clusters and desktops, as their agents announce them.
+ * Proxies (routing) and admin hosts see all; a user sees those their roles' labels
+ * allow; other hosts see none.
+ */
+async function listServed(deps: AuthDeps, ctx: Ctx, kind: ServedKind, name: string): Promise<unknown[]> {
+  const identity = deps.authorizer.requireIdentity(ctx);
+  let rows = await deps.presence.listServed(kind);
+  if (name) rows = rows.filter((row) => row.metadata.name === name);
+  if (identity.kind === 'host') {
+    if (identity.systemRoles.some((role) => role === 'proxy' || role === 'admin')) return rows;
+    await deps.authorizer.requireResource(ctx, kind, 'list'); // audits and throws
+    return [];
+  }
+  const checker = await deps.authorizer.checkerFor(identity);
+  return rows.filter((row) => checker.checkVisible(kind, { name: row.metadata.name, labels: row.metadata.labels }).allowed);
+}
+
 function unknownKind(deps: AuthDeps, kind: string): BadInputError {
-  return new BadInputError(`unknown resource kind "${kind}"; known kinds: ${[...deps.registry.kinds(), 'token', 'node', 'proxy'].join(', ')}`);
+  return new BadInputError(`unknown resource kind "${kind}"; known kinds: ${[...deps.registry.kinds(), 'token', 'node', 'proxy', 'db', 'app', 'kube_cluster', 'desktop'].join(', ')}`);
 }
 
 function userResource(user: User) {

@@ -8,6 +8,8 @@ import { z } from 'zod';
 import type { Backend } from '../backend/backend.ts';
 import type { Clock } from '../../common/clock.ts';
 import { parseWith } from '../../common/validation.ts';
+import { BadInputError } from '../../../protocols/errors.ts';
+import { maxServedJsonBytes, servedResourceSchema, servedResourcesSchema, type ServedKind } from '../../access/resources/served-resource.ts';
 
 export const heartbeatIntervalMs = 10_000;
 /** Missing this many intervals in a row makes a host offline. */
@@ -40,6 +42,8 @@ const presenceSchema = z.strictObject({
   system_roles: z.array(z.string()),
   labels: z.record(z.string(), z.string()),
   services: z.array(z.string()),
+  /** Databases, apps, Kubernetes clusters and desktops the host serves. */
+  served: z.array(servedResourceSchema).default([]),
   public_addr: z.string().optional(),
   peer_addr: z.string(),
   inventory: inventorySchema,
@@ -59,6 +63,17 @@ export interface HeartbeatInput {
   publicAddr?: string;
   peerAddr: string;
   inventoryJson: string;
+  /** JSON array of served resources; empty means none. */
+  servedJson?: string;
+}
+
+/** One served resource with the host that serves it, as listings show it. */
+export interface ServedListing {
+  kind: ServedKind;
+  version: 'v1';
+  metadata: { name: string; labels: Record<string, string>; description?: string };
+  spec: Record<string, unknown>;
+  status: { host_id: string; node_name: string; online: boolean; last_seen: string };
 }
 
 export class PresenceStore {
@@ -73,6 +88,7 @@ export class PresenceStore {
   /** Records a heartbeat; the first one of a host sets first_seen. */
   async heartbeat(input: HeartbeatInput): Promise<Presence> {
     const inventory = input.inventoryJson ? parseWith(inventorySchema, JSON.parse(input.inventoryJson) as unknown, 'inventory') : {};
+    const served = _parseServed(input.servedJson ?? '');
     const now = this.#clock.now();
     const key = `/presence/${input.kind}/${input.hostId}`;
     const previous = await this.#backend.get(key);
@@ -86,6 +102,7 @@ export class PresenceStore {
         system_roles: input.systemRoles,
         labels: inventory.labels ?? {},
         services: input.services,
+        served,
         ...(input.publicAddr ? { public_addr: input.publicAddr } : {}),
         peer_addr: input.peerAddr,
         inventory,
@@ -108,4 +125,38 @@ export class PresenceStore {
       return { ...record, online: age < heartbeatIntervalMs * missedHeartbeatsOffline };
     });
   }
+
+  /**
+   * Every served resource of `kind` across hosts, online ones first. Two hosts may serve
+   * the same name (high availability): each is listed, and routing picks an online one.
+   */
+  async listServed(kind: ServedKind): Promise<ServedListing[]> {
+    const hosts = await this.list('node');
+    const rows: ServedListing[] = [];
+    for (const host of hosts) {
+      for (const resource of host.served) {
+        if (resource.kind !== kind) continue;
+        rows.push({
+          kind,
+          version: 'v1',
+          metadata: { name: resource.name, labels: resource.labels, ...(resource.description ? { description: resource.description } : {}) },
+          spec: resource.spec,
+          status: { host_id: host.host_id, node_name: host.node_name, online: host.online, last_seen: host.last_seen },
+        });
+      }
+    }
+    return rows.sort((a, b) => Number(b.status.online) - Number(a.status.online) || a.metadata.name.localeCompare(b.metadata.name));
+  }
+}
+
+function _parseServed(json: string): z.output<typeof servedResourcesSchema> {
+  if (json === '') return [];
+  if (Buffer.byteLength(json) > maxServedJsonBytes) throw new BadInputError(`heartbeat: served resources take more than ${maxServedJsonBytes} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new BadInputError('heartbeat: served_json is not JSON');
+  }
+  return parseWith(servedResourcesSchema, value, 'heartbeat served resources');
 }
