@@ -42,7 +42,7 @@ export type ServiceHandlers<M extends GenServiceMethods, Ctx> = {
 
 /** A typed promise client: one async function per method. */
 export type ServiceClient<M extends GenServiceMethods> = {
-  [K in keyof M]: (request: InputInit<M, K>, options?: { deadlineMs?: number }) => Promise<Output<M, K>>;
+  [K in keyof M]: (request: InputInit<M, K>, options?: CallOptions) => Promise<Output<M, K>>;
 };
 
 const statusByCode: Record<string, grpc.status> = {
@@ -53,6 +53,19 @@ const statusByCode: Record<string, grpc.status> = {
   PST_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   PST_ACCESS_DENIED: grpc.status.PERMISSION_DENIED,
 };
+
+/** Per-call options of a typed client method. */
+export interface CallOptions {
+  deadlineMs?: number;
+  /**
+   * The end user's address when a proxy relays a call made on their behalf (login,
+   * join, sign-up); the server believes it only from a proxy (see clientAddrHeader).
+   */
+  clientAddr?: string;
+}
+
+/** Metadata key carrying {@link CallOptions.clientAddr}. */
+export const clientAddrHeader = 'postern-client-addr';
 
 /** Turns a thrown error into a gRPC error that keeps the Postern code in metadata. */
 export function toServiceError(error: unknown): grpc.ServiceError {
@@ -133,10 +146,12 @@ export function createClient<M extends GenServiceMethods>(
   const client = {} as Record<string, unknown>;
   for (const method of service.methods) {
     const call = raw[method.localName] as (req: unknown, meta: grpc.Metadata, opts: grpc.CallOptions, cb: grpc.requestCallback<unknown>) => void;
-    client[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: { deadlineMs?: number }) =>
+    client[method.localName] = (request: MessageInitShape<DescMessage>, callOptions?: CallOptions) =>
       new Promise((resolve, reject) => {
         const deadline = new Date(Date.now() + (callOptions?.deadlineMs ?? 30_000));
-        call.call(raw, create(method.input, request), new grpc.Metadata(), { deadline }, (error, response) => {
+        const metadata = new grpc.Metadata();
+        if (callOptions?.clientAddr) metadata.set(clientAddrHeader, callOptions.clientAddr);
+        call.call(raw, create(method.input, request), metadata, { deadline }, (error, response) => {
           if (error) reject(fromServiceError(error));
           else resolve(response);
         });

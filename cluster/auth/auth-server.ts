@@ -36,7 +36,7 @@ import { certsApi } from './api/certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
-import { addService, maxMessageBytes } from '../api/grpc-glue.ts';
+import { addService, clientAddrHeader, maxMessageBytes } from '../api/grpc-glue.ts';
 import { authServerName } from '../api/auth-client.ts';
 import { writeIdentityFile, type IdentityFile } from '../api/identity-file.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
@@ -181,6 +181,11 @@ export class AuthServer {
       now: this.deps.clock.now(),
       usage: 'client',
     });
+    // A proxy relays logins, joins and sign-ups: the address worth auditing is its client's.
+    const relayed = call.metadata.get(clientAddrHeader)[0];
+    if (identity.kind === 'host' && identity.systemRoles.includes('proxy') && typeof relayed === 'string' && /^[0-9A-Fa-f.:[\]]{2,64}$/.test(relayed)) {
+      return { identity, peerAddr: relayed, relayedBy: call.getPeer() };
+    }
     return { identity, peerAddr: call.getPeer() };
   }
 

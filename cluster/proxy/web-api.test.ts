@@ -94,6 +94,20 @@ describe('web API: discovery', () => {
 });
 
 describe('web API: join', () => {
+  it('audits a relayed join under the client\'s address, not the proxy\'s', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['http/1.1'] });
+    await once(socket, 'secureConnect');
+    const clientPort = socket.localPort;
+    const body = JSON.stringify({ ..._joinBody('e'.repeat(32)), node_name: 'addr-probe' });
+    socket.write(`POST /v1/join HTTP/1.1\r\nhost: proxy\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    let answer = '';
+    for await (const chunk of socket) answer += String(chunk);
+    assert.match(answer, /^HTTP\/1.1 401 /);
+    const events = await admin.searchAudit({ types: ['token.consume.failed'], limit: 100 });
+    const event = events.eventsJson.map((json) => JSON.parse(json)).find((e) => e.identity.host === 'addr-probe');
+    assert.equal(event?.identity.addr, `127.0.0.1:${clientPort}`);
+  });
+
   it('relays a join with a token (curl) and returns a host certificate from the cluster CA', async () => {
     const keys = clientKeys();
     const caFile = path.join(dir, 'ca.pem');

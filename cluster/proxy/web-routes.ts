@@ -65,6 +65,12 @@ const signupSchema = z.strictObject({
   enroll_totp: z.boolean().default(false),
 });
 
+/** The end user's `ip:port`, which auth records in the audit events of relayed calls. */
+function _clientAddr(req: WebRequest): string {
+  const ip = req.socket?.remoteAddress ?? 'unknown';
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${req.socket?.remotePort ?? 0}`;
+}
+
 function _limit(limiter: RateLimiter, what: string, ctx: RequestContext): void {
   const wait = limiter.take(ctx.clientIp);
   if (wait > 0) throw new RateLimitedError(what, wait);
@@ -100,7 +106,7 @@ export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
           sshPublicKey: body.ssh_public_key,
           tlsPublicKey: body.tls_public_key,
           addresses: body.addresses,
-        });
+        }, { clientAddr: _clientAddr(req) });
         ctx.log.hostId = joined.hostId;
         sendJson(res, 200, { host_id: joined.hostId, token_labels: joined.tokenLabels, certificates: _certificates(joined.certificates) });
       },
@@ -118,7 +124,7 @@ export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
           sshPublicKey: body.ssh_public_key,
           tlsPublicKey: body.tls_public_key,
           ttlSeconds: BigInt(body.ttl_seconds),
-        });
+        }, { clientAddr: _clientAddr(req) });
         // Flat: the certificate fields beside who logged in (psh reads it so).
         sendJson(res, 200, { ..._certificates(issued), username: issued.username, roles: issued.roles, logins: issued.logins });
       },
@@ -128,7 +134,7 @@ export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
       async handle(req, res, ctx) {
         _limit(deps.limits.signup, 'sign-up', ctx);
         const body = await readJson(req, signupSchema, 'sign-up request');
-        const done = await deps.auth().completeSignup({ token: body.token, password: body.password, enrollTotp: body.enroll_totp });
+        const done = await deps.auth().completeSignup({ token: body.token, password: body.password, enrollTotp: body.enroll_totp }, { clientAddr: _clientAddr(req) });
         ctx.log.user = done.username;
         sendJson(res, 200, { username: done.username, ...(done.totpUri ? { totp_uri: done.totpUri } : {}) });
       },

@@ -7,5 +7,8 @@ import type { Identity } from '../pki/identity.ts';
  */
 export interface CallContext {
   identity?: Identity;
+  /** Who audit events name as the caller's address: the end user's, for calls a proxy relays. */
   peerAddr: string;
+  /** The proxy that relayed the call, when it named the end user's address. */
+  relayedBy?: string;
 }
