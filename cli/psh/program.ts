@@ -15,6 +15,7 @@ export const program: Command = {
     'psh ls',
     'psh ssh alice@web-1',
     'psh config >> ~/.ssh/config',
+    'psh recordings ls',
     'psh logout',
   ],
   commands: [
@@ -84,6 +85,34 @@ export const program: Command = {
           run: async (i) => (await import('./proxy-ssh.ts')).proxySsh(i),
         },
       ],
+    },
+    {
+      name: 'recordings',
+      summary: 'recorded SSH sessions',
+      usage: 'psh recordings ls [--user NAME] [--format text|json|yaml]',
+      commands: [
+        {
+          name: 'ls',
+          summary: 'list recorded sessions: your own, or everyone\'s with a role allowing list on session_recording (auditor)',
+          usage: 'psh recordings ls [--proxy HOST:PORT] [--user NAME] [--format text|json|yaml]',
+          options: { proxy: proxyOption, user: option('string', 'only this user\'s sessions'), format: option('string', 'text, json or yaml') },
+          examples: ['psh recordings ls', 'psh recordings ls --user bob --format json'],
+          run: async (i) => (await import('./recordings.ts')).recordingsLs(i),
+        },
+      ],
+    },
+    {
+      name: 'play',
+      summary: 'replay a recorded session in this terminal, or print its asciicast file',
+      usage: 'psh play [--speed N] [--idle-limit SECONDS] [--format terminal|asciicast] SESSION_ID',
+      options: {
+        proxy: proxyOption,
+        speed: option('string', 'play N times faster (default 1)'),
+        'idle-limit': option('string', 'cap pauses at this many seconds'),
+        format: option('string', 'terminal (replay, default) or asciicast (print the file; asciinema plays it)'),
+      },
+      examples: ['psh play 5f0c…', 'psh play --speed 4 --idle-limit 1 5f0c…', 'psh play --format asciicast 5f0c… > session.cast && asciinema play session.cast'],
+      run: async (i) => (await import('./recordings.ts')).play(i),
     },
     {
       name: 'logout',

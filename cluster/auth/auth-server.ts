@@ -35,6 +35,8 @@ import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
+import { RecordingStore } from './recordings/recording-store.ts';
+import { recordingsApi } from './api/recordings-api.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { addService, maxMessageBytes } from '../api/grpc-glue.ts';
 import { authServerName } from '../api/auth-client.ts';
@@ -213,6 +215,7 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     issuer: new CertIssuer(authorities, clock),
     authorizer: new Authorizer(resources, audit),
     presence: new PresenceStore(backend, clock),
+    recordings: new RecordingStore(backend, path.join(options.dataDir, 'recordings')),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
   };
 }
@@ -237,5 +240,6 @@ function handlers(deps: AuthDeps) {
     ...auditApi(deps),
     ...certsApi(deps),
     ...presenceApi(deps),
+    ...recordingsApi(deps),
   };
 }

@@ -42,6 +42,7 @@ import { HostUserError, cannotRunAs, commandAs, lookupHostUser } from './host-us
 import type { HostUser } from './host-user.ts';
 import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
 import type { SshUserIdentity } from '../../../cluster/api/ssh-identity.ts';
+import type { SessionRecording } from './session-recorder.ts';
 
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 const CERT_SUFFIX = '-cert-v01@openssh.com';
@@ -63,11 +64,31 @@ export interface SshAuthorizationRequest {
 export interface SshAuthorizationDecision {
   allowed: boolean;
   reason: string;
+  /** Record shell and exec sessions (asciicast). Default false. */
+  recordSession?: boolean;
+  /** Allow direct-tcpip (`ssh -L`) channels. Default false. */
+  permitPortForwarding?: boolean;
+  /** Allow agent forwarding (`ssh -A`). Default false. */
+  permitAgentForwarding?: boolean;
+}
+
+/** What a recorder is told about a session starting. */
+export interface SshRecordingRequest {
+  sessionId: string;
+  connectionId: string;
+  user: string;
+  login: string;
+  kind: 'shell' | 'exec';
+  command?: string;
+  cols: number;
+  rows: number;
+  term: string;
+  shell: string;
 }
 
 /** One audited SSH decision or session event. */
 export interface SshAuditEvent {
-  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny';
+  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny' | 'ssh.exec' | 'ssh.sftp' | 'ssh.port_forward';
   time: Date;
   connectionId: string;
   login: string;
@@ -77,7 +98,13 @@ export interface SshAuditEvent {
   keyId?: string;
   remoteAddress?: string;
   reason?: string;
+  /** One session channel (shell, exec or sftp); also the recording's id. */
+  sessionId?: string;
+  /** Set on session.end when the session was recorded. */
+  recordingId?: string;
   kind?: 'exec' | 'shell' | 'sftp';
+  /** Port forwarding: where the client asked to connect. */
+  target?: string;
   command?: string;
   exitCode?: number;
   signal?: string;
@@ -101,6 +128,8 @@ export interface SshServiceOptions {
   /** Default 60. */
   clockSkewSeconds?: number;
   sftpServerPath?: string;
+  /** Starts recording a session the decision says to record; undefined: not recorded. */
+  record?: (request: SshRecordingRequest) => SessionRecording | undefined;
 }
 
 /** Where a stream came from. */
@@ -113,6 +142,12 @@ interface Authenticated {
   identity: SshUserIdentity;
   certificate: VerifiedSshCertificate;
   user: HostUser;
+  decision: SshAuthorizationDecision;
+}
+
+/** One session channel. */
+interface SessionState {
+  id: string;
 }
 
 interface ConnectionState {
@@ -300,7 +335,7 @@ export class SshService {
       deny(error.message, identity, certificate.keyId);
       return;
     }
-    state.auth = { identity, certificate, user };
+    state.auth = { identity, certificate, user, decision };
     this.#audit(state, { event: 'ssh.auth.allow', reason: decision.reason });
     ctx.accept();
   }
@@ -311,6 +346,7 @@ export class SshService {
       session.removeAllListeners();
       return;
     }
+    const sessionId = randomUUID();
     const env: Record<string, string> = {};
     let ptyInfo: PseudoTtyInfo | undefined;
     let resize: ((cols: number, rows: number) => void) | undefined;
@@ -365,10 +401,10 @@ export class SshService {
       const channel = accept();
       if (ptyInfo !== undefined && auth.certificate.forceCommand === undefined) {
         // `ssh -t host command`: the command runs in the terminal it asked for.
-        ({ resize, kill } = this.#runPty(state, auth, channel, env, ptyInfo, pendingSize, info.command));
+        ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, info.command));
         return;
       }
-      kill = this.#runCommand(state, auth, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
+      kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
     });
     session.on('subsystem', (accept, reject, info) => {
       if (!once(reject)) return;
@@ -378,17 +414,39 @@ export class SshService {
         started = false;
         return;
       }
-      kill = this.#runCommand(state, auth, accept(), { env, requested: undefined, kind: 'sftp' });
+      kill = this.#runCommand(state, auth, sessionId, accept(), { env, requested: undefined, kind: 'sftp' });
     });
     session.on('shell', (accept, reject) => {
       if (!once(reject)) return;
       const channel = accept();
       if (ptyInfo === undefined || auth.certificate.forceCommand !== undefined) {
-        kill = this.#runCommand(state, auth, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
+        kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
         return;
       }
-      ({ resize, kill } = this.#runPty(state, auth, channel, env, ptyInfo, pendingSize, undefined));
+      ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, undefined));
     });
+  }
+
+  /** A recording when the decision asks for one and a recorder is configured; a recorder that fails leaves the session unrecorded and says so. */
+  #startRecording(state: ConnectionState, auth: Authenticated, session: { sessionId: string; kind: 'shell' | 'exec'; command?: string; cols?: number; rows?: number; term?: string }): SessionRecording | undefined {
+    if (!auth.decision.recordSession || !this.#options.record) return undefined;
+    try {
+      return this.#options.record({
+        sessionId: session.sessionId,
+        connectionId: state.id,
+        user: auth.identity.username,
+        login: state.login,
+        kind: session.kind,
+        ...(session.command !== undefined ? { command: session.command } : {}),
+        cols: clampSize(session.cols ?? 80, 80),
+        rows: clampSize(session.rows ?? 24, 24),
+        term: session.term || 'xterm',
+        shell: auth.user.shell,
+      });
+    } catch (error) {
+      this.#log?.error({ err: error, sessionId: session.sessionId }, 'cannot start the session recording; the session runs unrecorded');
+      return undefined;
+    }
   }
 
   #baseEnv(user: HostUser, clientEnv: Record<string, string>, term: string | undefined): Record<string, string> {
@@ -404,7 +462,7 @@ export class SshService {
   }
 
   /** exec, sftp, and a shell without a pty (or under force-command): a child process on pipes. Returns its kill. */
-  #runCommand(state: ConnectionState, auth: Authenticated, channel: ServerChannel, request: { env: Record<string, string>; requested: string | undefined; kind: 'exec' | 'shell' | 'sftp'; pty?: PseudoTtyInfo }): (signal: NodeJS.Signals) => void {
+  #runCommand(state: ConnectionState, auth: Authenticated, sessionId: string, channel: ServerChannel, request: { env: Record<string, string>; requested: string | undefined; kind: 'exec' | 'shell' | 'sftp'; pty?: PseudoTtyInfo }): (signal: NodeJS.Signals) => void {
     const { user, certificate } = auth;
     const env = this.#baseEnv(user, request.env, request.pty?.term);
     let argv: { file: string; args: string[] };
@@ -422,7 +480,9 @@ export class SshService {
       argv = commandAs(user, user.shell, ['-l']);
     }
     const startedAt = Date.now();
-    this.#audit(state, { event: 'ssh.session.start', kind: request.kind, ...(command !== undefined ? { command } : {}) });
+    this.#audit(state, { event: 'ssh.session.start', sessionId, kind: request.kind, ...(command !== undefined ? { command } : {}) });
+    if (request.kind === 'sftp') this.#audit(state, { event: 'ssh.sftp', sessionId, kind: 'sftp' });
+    const recording = request.kind === 'sftp' ? undefined : this.#startRecording(state, auth, { sessionId, kind: request.kind, command, cols: request.pty?.cols, rows: request.pty?.rows, term: request.pty?.term });
     const child = spawn(argv.file, argv.args, { cwd: workingDirectory(user), env, stdio: ['pipe', 'pipe', 'pipe'] });
     channel.on('error', (error: Error) => this.#log?.debug({ err: error, connectionId: state.id }, 'SSH channel error'));
     let ended = false;
@@ -432,8 +492,12 @@ export class SshService {
       await Promise.all([flush(channel, channel), flush(channel.stderr, channel)]);
       sendExit(channel, exitCode, signal === null ? undefined : signal);
       channel.end();
+      await recording?.close();
+      if (request.kind === 'exec') this.#audit(state, { event: 'ssh.exec', sessionId, kind: 'exec', command, ...(exitCode !== null ? { exitCode } : {}), ...(signal ? { signal } : {}) });
       this.#audit(state, {
         event: 'ssh.session.end',
+        sessionId,
+        ...(recording ? { recordingId: recording.sessionId } : {}),
         kind: request.kind,
         ...(exitCode !== null ? { exitCode } : {}),
         ...(signal ? { signal } : {}),
@@ -445,6 +509,10 @@ export class SshService {
       channel.stderr.write(`postern: cannot start ${argv.file}: ${error.message}\r\n`);
       void finish(255, null, error.message);
     });
+    if (recording) {
+      child.stdout.on('data', (data: Buffer) => recording.output(data));
+      child.stderr.on('data', (data: Buffer) => recording.output(data));
+    }
     child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
     channel.pipe(child.stdin);
@@ -462,6 +530,7 @@ export class SshService {
   #runPty(
     state: ConnectionState,
     auth: Authenticated,
+    sessionId: string,
     channel: ServerChannel,
     clientEnv: Record<string, string>,
     info: PseudoTtyInfo,
@@ -474,16 +543,20 @@ export class SshService {
     const kind = command === undefined ? 'shell' : 'exec';
     const argv = commandAs(user, user.shell, command === undefined ? ['-l'] : ['-c', command]);
     const startedAt = Date.now();
-    this.#audit(state, { event: 'ssh.session.start', kind, ...(command !== undefined ? { command } : {}) });
+    this.#audit(state, { event: 'ssh.session.start', sessionId, kind, ...(command !== undefined ? { command } : {}) });
+    const cols = clampSize(size?.cols ?? info.cols, 80);
+    const rows = clampSize(size?.rows ?? info.rows, 24);
+    const recording = this.#startRecording(state, auth, { sessionId, kind, command, cols, rows, term });
     const terminal = pty.spawn(argv.file, argv.args, {
       name: term,
-      cols: clampSize(size?.cols ?? info.cols, 80),
-      rows: clampSize(size?.rows ?? info.rows, 24),
+      cols,
+      rows,
       cwd: workingDirectory(user),
       env,
       encoding: null,
     });
     terminal.onData((data: string | Buffer) => {
+      recording?.output(data);
       if (!channel.write(data)) {
         terminal.pause();
         channel.once('drain', () => terminal.resume());
@@ -495,10 +568,13 @@ export class SshService {
     terminal.onExit(({ exitCode, signal }) => {
       if (ended) return;
       ended = true;
-      void flush(channel, channel).then(() => {
+      void flush(channel, channel).then(async () => {
         sendExit(channel, exitCode, signal ? signalName(signal) : undefined);
         channel.end();
-        this.#audit(state, { event: 'ssh.session.end', kind, exitCode, ...(signal ? { signal: signalName(signal) ?? String(signal) } : {}), durationMs: Date.now() - startedAt });
+        await recording?.close();
+        const signalText = signal ? { signal: signalName(signal) ?? String(signal) } : {};
+        if (kind === 'exec') this.#audit(state, { event: 'ssh.exec', sessionId, kind, command, exitCode, ...signalText });
+        this.#audit(state, { event: 'ssh.session.end', sessionId, ...(recording ? { recordingId: recording.sessionId } : {}), kind, exitCode, ...signalText, durationMs: Date.now() - startedAt });
       });
     });
     channel.on('close', () => {
@@ -506,7 +582,9 @@ export class SshService {
     });
     return {
       resize: (cols, rows) => {
-        if (!ended) terminal.resize(clampSize(cols, 80), clampSize(rows, 24));
+        if (ended) return;
+        terminal.resize(clampSize(cols, 80), clampSize(rows, 24));
+        recording?.resize(clampSize(cols, 80), clampSize(rows, 24));
       },
       kill: (signal) => {
         if (!ended) terminal.kill(signal);
