@@ -290,9 +290,12 @@ describe('agent SSH service with real OpenSSH clients', () => {
     assert.deepEqual(asked[0]!.nodeLabels, { env: 'test' });
     await waitFor(() => audit.some((e) => e.event === 'ssh.session.end'));
     const events = audit.map((e) => e.event);
-    assert.deepEqual(events, ['ssh.auth.allow', 'ssh.session.start', 'ssh.session.end']);
+    assert.deepEqual(events, ['ssh.auth.allow', 'ssh.session.start', 'ssh.exec', 'ssh.session.end']);
     assert.equal(audit[1]!.command, 'echo hi; echo oops >&2; exit 3');
+    assert.equal(audit[2]!.command, 'echo hi; echo oops >&2; exit 3');
     assert.equal(audit[2]!.exitCode, 3);
+    assert.equal(audit[3]!.exitCode, 3);
+    assert.ok(audit[1]!.sessionId && audit[1]!.sessionId === audit[3]!.sessionId, 'start and end name the same session');
     assert.equal(audit[0]!.user, 'alice@example.com');
     assert.equal(audit[0]!.remoteAddress, '127.0.0.1');
   });
@@ -535,7 +538,7 @@ describe('agent SSH service with real OpenSSH clients', () => {
     assert.equal(result.code, 6, result.stderr);
     assert.match(result.stdout, /^\/dev\/pts\/\d+\r?\n/);
     await waitFor(() => audit.some((e) => e.event === 'ssh.session.end'));
-    assert.deepEqual(audit.filter((e) => e.kind === 'exec').map((e) => [e.event, e.command ?? e.exitCode]), [['ssh.session.start', 'tty; exit 6'], ['ssh.session.end', 6]]);
+    assert.deepEqual(audit.filter((e) => e.kind === 'exec').map((e) => [e.event, e.command ?? e.exitCode]), [['ssh.session.start', 'tty; exit 6'], ['ssh.exec', 'tty; exit 6'], ['ssh.session.end', 6]]);
   });
 
   test('a certificate without permit-pty gets no terminal', async (t) => {
