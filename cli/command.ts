@@ -24,6 +24,8 @@ export interface Command {
   aliases?: string[];
   /** Sub-commands; when present, `run` is optional and serves a bare invocation. */
   commands?: Command[];
+  /** After this many positionals, the rest of the line is taken verbatim (`psh ssh NODE ls -l`). */
+  verbatimAfter?: number;
   run?: (invocation: Invocation) => Promise<number | void>;
 }
 
@@ -90,7 +92,7 @@ export async function runCommand(root: Command, argv: string[], path: string[] =
   let invocation: Invocation;
   try {
     const parsed = parseArgs({
-      args: argv,
+      args: root.verbatimAfter === undefined ? argv : endOptions(argv, root.verbatimAfter, root.options ?? {}),
       options: { ...helpOption, ...stripDescriptions(root.options ?? {}) },
       allowPositionals: true,
       strict: true,
@@ -132,6 +134,27 @@ export function reportError(path: string[], error: unknown): number {
   }
   process.stderr.write(`${path[0]}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
   return 1;
+}
+
+/** Inserts `--` after the `count`-th positional, so what follows is not read as options. */
+function endOptions(argv: string[], count: number, options: ParseArgsOptionsConfig): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, config] of Object.entries(options)) {
+    if (config.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (config.short) takesValue.add(`-${config.short}`);
+  }
+  let seen = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return argv;
+    if (arg.startsWith('-') && arg !== '-') {
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
+    if (++seen === count) return i + 1 < argv.length ? [...argv.slice(0, i + 1), '--', ...argv.slice(i + 1)] : argv;
+  }
+  return argv;
 }
 
 /** Declares an option with a help description (parseArgs ignores the extra field once stripped). */

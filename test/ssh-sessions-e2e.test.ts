@@ -1,15 +1,20 @@
 /**
- * Interactive SSH sessions with real programs: `psh ssh` in a real terminal (tmux)
- * runs a shell on the agent's host, sees a window resize, and its session is recorded;
- * `psh recordings ls` lists it and `psh play` gives back what was typed and printed.
- * An agent killed mid-session uploads the recording when it starts again.
+ * SSH sessions with real programs: `psh ssh` in a real terminal (tmux) runs a shell on
+ * the agent's host, sees a window resize, and its session is recorded; `psh recordings
+ * ls` lists it and `psh play` gives back what was typed and printed. An agent killed
+ * mid-session uploads the recording when it starts again. OpenSSH `ssh -L` and `-A`
+ * work only with a role that permits them, and a role whose node_labels do not match
+ * the node cannot log in; each refusal is audited with its reason.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { freePort, startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
 import { cliPath } from './fixtures/auth.ts';
 import { TmuxSession, tmuxMissing } from './fixtures/tmux.ts';
@@ -26,6 +31,8 @@ interface Listed {
 
 describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
   let cluster: ClusterProcess | undefined;
+  let echo: net.Server | undefined;
+  let echoPort = 0;
   let agent: DaemonProcess | undefined;
   let home = '';
   const terminals: TmuxSession[] = [];
@@ -61,9 +68,29 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
       `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  node_name: box-1\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n  labels: { env: prod }\n`);
     await agent.waitReady();
     await signUpAndLogIn(cluster, home, { name: 'fay', roles: 'access', logins: 'root', password: 'a long and happy password' });
+    const roles = path.join(home, 'roles.yaml');
+    writeFileSync(roles, [
+      'kind: role', 'version: v1', 'metadata: { name: forwarder }', 'spec:',
+      "  allow: { logins: [root], node_labels: { '*': '*' } }",
+      '  options: { permit_port_forwarding: true, permit_agent_forwarding: true }',
+      '---',
+      'kind: role', 'version: v1', 'metadata: { name: staging-only }', 'spec:',
+      '  allow: { logins: [root], node_labels: { env: staging } }',
+      '',
+    ].join('\n'));
+    const created = await pctl(['create', '-f', roles]);
+    assert.equal(created.code, 0, created.stderr);
+    echo = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.pipe(socket);
+    });
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    echoPort = (echo.address() as net.AddressInfo).port;
   });
   after(async () => {
     for (const t of terminals) t.close();
+    echo?.close();
     await stopAll([agent, cluster?.daemon]);
     rmSync(home, { recursive: true, force: true });
   });
@@ -167,5 +194,121 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
     } finally {
       rmSync(otherHome, { recursive: true, force: true });
     }
+  });
+  /** Logs a new user in under their own POSTERN_HOME; returns the ssh config path and an ssh runner. */
+  const userWith = async (name: string, roles: string) => {
+    const dir = mkdtempSync(path.join(tmpdir(), `postern-sessions-${name}-`));
+    homes.push(dir);
+    await signUpAndLogIn(cluster!, dir, { name, roles, logins: 'root', password: "correct horse battery staple" });
+    const config = await pshIn(dir)(['config']);
+    assert.equal(config.code, 0, config.stderr);
+    const file = path.join(dir, 'ssh_config');
+    writeFileSync(file, config.stdout);
+    const env = { ...process.env, POSTERN_HOME: dir };
+    return { dir, file, env };
+  };
+  const homes: string[] = [];
+  after(() => {
+    for (const dir of homes) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `ssh -N -L port:127.0.0.1:echoPort` and sends one line through the forward; resolves with what came back and ssh's stderr. */
+  const throughForward = async (user: { file: string; env: NodeJS.ProcessEnv }) => {
+    const port = await freePort();
+    const ssh = spawn('ssh', ['-F', user.file, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `${port}:127.0.0.1:${echoPort}`, 'root@box-1'], { env: user.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    ssh.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      // ssh listens once it has logged in.
+      const deadline = Date.now() + 15_000;
+      let socket: net.Socket | undefined;
+      while (!socket) {
+        if (ssh.exitCode !== null) throw new Error(`ssh exited ${ssh.exitCode}: ${stderr}`);
+        socket = await new Promise<net.Socket | undefined>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => resolve(s));
+          s.once('error', () => resolve(undefined));
+          // A refused forward: ssh resets the local connection.
+          s.on('error', () => {});
+        });
+        if (!socket) {
+          if (Date.now() > deadline) throw new Error(`ssh -L did not listen: ${stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      socket.write('ping through the tunnel\n');
+      let echoed = '';
+      const line = new Promise((resolve) => socket.on('data', (chunk: Buffer) => {
+        echoed += chunk.toString();
+        if (echoed.endsWith('\n')) resolve(undefined);
+      }));
+      // Not events.once: it rejects on the reset a refused forward ends with.
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      await Promise.race([line, closed, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      socket.destroy();
+      return { echoed, stderr: () => stderr };
+    } finally {
+      ssh.kill();
+    }
+  };
+  const auditFor = async (user: string, match: (e: { type: string; reason?: string; fields: Record<string, unknown> }) => boolean) => {
+    for (let i = 0; i < 50; i++) {
+      const audit = await pctl(['audit', 'search', '--user', user, '--format', 'json']);
+      const found = (JSON.parse(audit.stdout) as Array<{ type: string; reason?: string; fields: Record<string, unknown> }>).find(match);
+      if (found) return found;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no matching audit event for ${user}`);
+  };
+
+  test('ssh -L through the proxy reaches a TCP server beside the node when a role permits port forwarding', async () => {
+    const user = await userWith('hal', 'forwarder');
+    const result = await throughForward(user);
+    assert.equal(result.echoed, 'ping through the tunnel\n', result.stderr());
+    const event = await auditFor('hal', (e) => e.type === 'session.port_forward');
+    assert.equal(event.fields.target, `127.0.0.1:${echoPort}`);
+  });
+
+  test('ssh -L is refused without a role that permits it, and the refusal is audited', async () => {
+    const user = await userWith('ivy', 'access');
+    const result = await throughForward(user);
+    assert.equal(result.echoed, '');
+    const event = await auditFor('ivy', (e) => e.type === 'access.denied' && e.fields.target !== undefined);
+    assert.match(event.reason ?? '', /port forwarding is not permitted for ivy: no role sets options.permit_port_forwarding: true/);
+  });
+
+  test('psh ssh -A forwards the ssh-agent when a role permits it, and not otherwise', async () => {
+    const agentDir = mkdtempSync(path.join(tmpdir(), 'postern-sshagent-'));
+    homes.push(agentDir);
+    const sock = path.join(agentDir, 'agent.sock');
+    const sshAgent = spawnSync('ssh-agent', ['-a', sock], { encoding: 'utf8' });
+    assert.equal(sshAgent.status, 0, sshAgent.stderr);
+    const agentPid = /SSH_AGENT_PID=(\d+)/.exec(sshAgent.stdout)?.[1];
+    try {
+      const key = path.join(agentDir, 'id_ed25519');
+      assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forwarded-key-marker', '-f', key]).status, 0);
+      const added = spawnSync('ssh-add', [key], { encoding: 'utf8', env: { ...process.env, SSH_AUTH_SOCK: sock } });
+      assert.equal(added.status, 0, added.stderr);
+      const allowed = await userWith('jon', 'forwarder');
+      const listed = spawnSync(process.execPath, [cliPath, 'psh', 'ssh', '-A', 'root@box-1', 'ssh-add', '-l'], { encoding: 'utf8', timeout: 30_000, env: { ...allowed.env, SSH_AUTH_SOCK: sock } });
+      assert.equal(listed.status, 0, listed.stderr);
+      assert.match(listed.stdout, /forwarded-key-marker/);
+      await auditFor('jon', (e) => e.type === 'session.agent_forward');
+      const refused = spawnSync(process.execPath, [cliPath, 'psh', 'ssh', '-A', 'root@box-1', 'ssh-add -l; echo "exit=$?"'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, POSTERN_HOME: home, SSH_AUTH_SOCK: sock } });
+      assert.doesNotMatch(refused.stdout, /forwarded-key-marker/);
+      assert.match(refused.stdout, /exit=2/, refused.stderr);
+      const event = await auditFor('fay', (e) => e.type === 'access.denied' && /agent forwarding/.test(e.reason ?? ''));
+      assert.match(event.reason ?? '', /agent forwarding is not permitted for fay/);
+    } finally {
+      if (agentPid) process.kill(Number(agentPid));
+    }
+  });
+
+  test('a role whose node_labels do not match the node cannot log in; the refusal is audited with the reason', async () => {
+    const user = await userWith('kim', 'staging-only');
+    const run = spawnSync('ssh', ['-F', user.file, '-o', 'BatchMode=yes', 'root@box-1', 'true'], { encoding: 'utf8', timeout: 30_000, env: user.env });
+    assert.equal(run.status, 255);
+    assert.match(run.stderr, /Permission denied/);
+    const event = await auditFor('kim', (e) => e.type === 'access.denied' && e.fields.login === 'root');
+    assert.match(event.reason ?? '', /kim may not log in as root on this node: no role allows login "root" on node "box-1" \(labels env=prod\)/);
   });
 });

@@ -58,9 +58,17 @@ export const program: Command = {
     {
       name: 'ssh',
       summary: 'run the system ssh to a node through the proxy',
-      usage: 'psh ssh [--proxy HOST:PORT] [-t] [login@]NODE [COMMAND...]',
-      options: { proxy: proxyOption, tty: option('boolean', 'force a terminal (ssh -t)', { short: 't' }), 'ssh-binary': option('string', 'the ssh program (default ssh)') },
-      examples: ['psh ssh alice@web-1', 'psh ssh ubuntu@web-1 uptime'],
+      usage: 'psh ssh [--proxy HOST:PORT] [-t] [-A] [-L [BIND:]PORT:HOST:HOSTPORT]... [login@]NODE [COMMAND...]',
+      options: {
+        proxy: proxyOption,
+        tty: option('boolean', 'force a terminal (ssh -t)', { short: 't' }),
+        'forward-agent': option('boolean', 'forward your ssh-agent (ssh -A; a role must set options.permit_agent_forwarding: true)', { short: 'A' }),
+        local: option('string', 'forward a local port to HOST:HOSTPORT as seen from the node (ssh -L; a role must set options.permit_port_forwarding: true); repeatable', { short: 'L', multiple: true }),
+        'no-command': option('boolean', 'run no command, only forward ports (ssh -N)', { short: 'N' }),
+        'ssh-binary': option('string', 'the ssh program (default ssh)'),
+      },
+      examples: ['psh ssh alice@web-1', 'psh ssh ubuntu@web-1 uptime', 'psh ssh -N -L 5433:localhost:5432 ubuntu@db-1', 'psh ssh -A alice@web-1 git pull'],
+      verbatimAfter: 1,
       run: async (i) => (await import('./ssh.ts')).ssh(i),
     },
     {

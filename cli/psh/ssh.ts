@@ -50,7 +50,20 @@ export async function ssh(invocation: Invocation): Promise<number> {
   try {
     const file = path.join(dir, 'ssh_config');
     await writeFile(file, await sshConfig({ proxy: stringOption(invocation, 'proxy') }), { mode: 0o600 });
-    const args = ['-F', file, ...(invocation.options.tty ? ['-t'] : []), target, ...(command.length ? ['--', ...command] : [])];
+    const forwards = (invocation.options.local as string[] | undefined) ?? [];
+    for (const spec of forwards) {
+      if (!/^(?:(?:\[[^\]]+\]|[^:\s]+):)?\d{1,5}:(?:\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(spec)) throw new UsageError(`-L ${spec}: expected [BIND:]PORT:HOST:HOSTPORT, e.g. -L 8080:localhost:80`);
+    }
+    const args = [
+      '-F', file,
+      ...(invocation.options.tty ? ['-t'] : []),
+      ...(invocation.options['forward-agent'] ? ['-A'] : []),
+      ...(invocation.options['no-command'] ? ['-N'] : []),
+      ...(forwards.length ? ['-o', 'ExitOnForwardFailure=yes'] : []),
+      ...forwards.flatMap((spec) => ['-L', spec]),
+      target,
+      ...(command.length ? ['--', ...command] : []),
+    ];
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(stringOption(invocation, 'ssh-binary') ?? 'ssh', args, { stdio: 'inherit' });
       child.once('error', (error) => reject(new UsageError(`cannot run ssh: ${error.message}; install the OpenSSH client`)));

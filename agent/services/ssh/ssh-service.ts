@@ -17,7 +17,9 @@
  * asked to run. The environment is built here: HOME, USER, LOGNAME, SHELL, PATH, plus
  * only LANG, LC_* and TERM from the client. No SSH_CLIENT / SSH_CONNECTION is set, so
  * bash does not read ~/.bashrc for exec (it would for sshd; it cost ~880 ms here).
- * Port forwarding, agent forwarding and X11 are refused.
+ * Local port forwarding (direct-tcpip, `ssh -L`) and agent forwarding (`ssh -A`) only
+ * when the authorization decision and the certificate's permit-* extensions both allow
+ * them; X11 and remote forwarding (`-R`) are refused.
  *
  * Every accept, deny, exec/shell/sftp start and session end goes to `audit(event)`.
  */
@@ -29,7 +31,9 @@ import type { KeyObject } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import pty from 'node-pty';
 import ssh2 from 'ssh2';
-import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
+import net from 'node:net';
+import { forwardAgent } from './agent-forwarding.ts';
 import { BadInputError, PosternError } from '../../../protocols/errors.ts';
 import { parseCertificate } from '../../../protocols/ssh/certificate.ts';
 import { verifyCertificate, verifyCertificateUserSignature } from '../../../protocols/ssh/verify-certificate.ts';
@@ -88,7 +92,7 @@ export interface SshRecordingRequest {
 
 /** One audited SSH decision or session event. */
 export interface SshAuditEvent {
-  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny' | 'ssh.exec' | 'ssh.sftp' | 'ssh.port_forward';
+  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny' | 'ssh.exec' | 'ssh.sftp' | 'ssh.port_forward' | 'ssh.agent_forward';
   time: Date;
   connectionId: string;
   login: string;
@@ -256,10 +260,7 @@ export class SshService {
     client.on('ready', () => {
       if (entry) entry.authenticated = true;
       client.on('session', (accept) => this.#onSession(state, accept()));
-      client.on('tcpip', (_accept, reject) => {
-        this.#audit(state, { event: 'ssh.request.deny', reason: 'port forwarding is not supported by this agent' });
-        reject();
-      });
+      client.on('tcpip', (accept, reject, info) => this.#onDirectTcpip(state, accept, reject, info));
       client.on('request', (_accept, reject, name) => {
         this.#audit(state, { event: 'ssh.request.deny', reason: `${name} is not supported by this agent` });
         reject?.();
@@ -353,6 +354,20 @@ export class SshService {
     let kill: ((signal: NodeJS.Signals) => void) | undefined;
     let pendingSize: { cols: number; rows: number } | undefined;
     let started = false;
+    let agentForwarding = false;
+    /** Adds SSH_AUTH_SOCK to `env` when the client asked for agent forwarding; resolves before the process starts. */
+    const withAgent = async (channel: ServerChannel): Promise<void> => {
+      if (!agentForwarding) return;
+      try {
+        const forward = await forwardAgent(state.client, auth.user, this.#log);
+        env.SSH_AUTH_SOCK = forward.socketPath;
+        channel.once('close', () => forward.close());
+        this.#audit(state, { event: 'ssh.agent_forward', sessionId });
+      } catch (error) {
+        this.#log?.error({ err: error, sessionId }, 'cannot set up agent forwarding; the session runs without it');
+        channel.stderr.write(`postern: agent forwarding could not be set up: ${(error as Error).message}\r\n`);
+      }
+    };
 
     session.on('env', (accept, reject, info) => {
       if (SAFE_ENV.test(info.key) && info.val.length <= MAX_ENV_VALUE && !info.val.includes('\0')) {
@@ -381,12 +396,20 @@ export class SshService {
       else pendingSize = { cols: info.cols, rows: info.rows };
       accept?.();
     });
-    for (const name of ['x11', 'auth-agent'] as const) {
-      session.on(name, (_accept: unknown, reject: (() => void) | undefined) => {
-        this.#audit(state, { event: 'ssh.request.deny', reason: `${name} forwarding is not supported by this agent` });
+    session.on('x11', (_accept, reject) => {
+      this.#audit(state, { event: 'ssh.request.deny', sessionId, reason: 'x11 forwarding is not supported by this agent' });
+      reject?.();
+    });
+    session.on('auth-agent', (accept, reject) => {
+      const refusal = agentForwardingRefusal(auth);
+      if (refusal !== undefined) {
+        this.#audit(state, { event: 'ssh.request.deny', sessionId, reason: refusal });
         reject?.();
-      });
-    }
+        return;
+      }
+      agentForwarding = true;
+      accept?.();
+    });
     const once = (reject: (() => void) | undefined): boolean => {
       if (started) {
         reject?.();
@@ -399,12 +422,14 @@ export class SshService {
     session.on('exec', (accept, reject, info) => {
       if (!once(reject)) return;
       const channel = accept();
-      if (ptyInfo !== undefined && auth.certificate.forceCommand === undefined) {
-        // `ssh -t host command`: the command runs in the terminal it asked for.
-        ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, info.command));
-        return;
-      }
-      kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
+      void withAgent(channel).then(() => {
+        if (ptyInfo !== undefined && auth.certificate.forceCommand === undefined) {
+          // `ssh -t host command`: the command runs in the terminal it asked for.
+          ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, info.command));
+          return;
+        }
+        kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
+      });
     });
     session.on('subsystem', (accept, reject, info) => {
       if (!once(reject)) return;
@@ -419,11 +444,40 @@ export class SshService {
     session.on('shell', (accept, reject) => {
       if (!once(reject)) return;
       const channel = accept();
-      if (ptyInfo === undefined || auth.certificate.forceCommand !== undefined) {
-        kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
-        return;
-      }
-      ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, undefined));
+      void withAgent(channel).then(() => {
+        if (ptyInfo === undefined || auth.certificate.forceCommand !== undefined) {
+          kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
+          return;
+        }
+        ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, undefined));
+      });
+    });
+  }
+
+  /** `ssh -L`: a direct-tcpip channel to host:port as seen from this node, when both the roles and the certificate permit it. */
+  #onDirectTcpip(state: ConnectionState, accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
+    const target = `${info.destIP.includes(':') ? `[${info.destIP}]` : info.destIP}:${info.destPort}`;
+    const refusal = portForwardingRefusal(state.auth);
+    if (refusal !== undefined) {
+      this.#audit(state, { event: 'ssh.request.deny', target, reason: refusal });
+      reject();
+      return;
+    }
+    const socket = net.connect({ host: info.destIP, port: info.destPort });
+    let channel: ServerChannel | undefined;
+    socket.once('connect', () => {
+      channel = accept();
+      this.#audit(state, { event: 'ssh.port_forward', target });
+      channel.on('error', (error: Error) => this.#log?.debug({ err: error, connectionId: state.id, target }, 'forwarded channel error'));
+      socket.pipe(channel);
+      channel.pipe(socket);
+      channel.once('close', () => socket.destroy());
+      socket.once('close', () => channel?.end());
+    });
+    socket.on('error', (error) => {
+      if (channel) return;
+      this.#audit(state, { event: 'ssh.request.deny', target, reason: `cannot connect to ${target} from this node: ${error.message}` });
+      reject();
     });
   }
 
@@ -591,6 +645,21 @@ export class SshService {
       },
     };
   }
+}
+
+/** Why `ssh -L` is refused, or undefined when both the roles and the certificate permit it. */
+function portForwardingRefusal(auth: Authenticated | undefined): string | undefined {
+  if (!auth) return 'port forwarding needs a logged-in connection';
+  if (!auth.decision.permitPortForwarding) return `port forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_port_forwarding: true (or one sets it false)`;
+  if (!auth.identity.permit.portForwarding) return 'the certificate does not permit port forwarding (no permit-port-forwarding); if a role now allows it, log in again';
+  return undefined;
+}
+
+/** Why `ssh -A` is refused, or undefined when both the roles and the certificate permit it. */
+function agentForwardingRefusal(auth: Authenticated): string | undefined {
+  if (!auth.decision.permitAgentForwarding) return `agent forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_agent_forwarding: true (or one sets it false)`;
+  if (!auth.identity.permit.agentForwarding) return 'the certificate does not permit agent forwarding (no permit-agent-forwarding); if a role now allows it, log in again';
+  return undefined;
 }
 
 /** The account's home, or / when it does not exist (as sshd does). */

@@ -76,6 +76,7 @@ export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAud
     'ssh.exec': 'session.exec',
     'ssh.sftp': 'session.sftp',
     'ssh.port_forward': 'session.port_forward',
+    'ssh.agent_forward': 'session.agent_forward',
   }[event.event];
   const outcome = event.event === 'ssh.auth.allow' ? 'allow' : event.event.endsWith('.deny') ? 'deny' : 'success';
   const fields: Record<string, unknown> = {
