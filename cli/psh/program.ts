@@ -74,9 +74,13 @@ export const program: Command = {
     {
       name: 'config',
       summary: 'print an OpenSSH configuration that reaches nodes through the proxy',
-      usage: 'psh config [--proxy HOST:PORT] [--hosts PATTERN]',
-      options: { proxy: proxyOption, hosts: option('string', 'the Host pattern the block applies to (default *)') },
-      examples: ['psh config --hosts "*.lab" >> ~/.ssh/config', 'ssh -F <(psh config) alice@web-1'],
+      usage: 'psh config [--proxy HOST:PORT] [--hosts PATTERN] [--jump]',
+      options: {
+        proxy: proxyOption,
+        hosts: option('string', 'the Host pattern the block applies to (default *)'),
+        jump: option('boolean', "reach nodes with ProxyJump through the proxy's SSH jump server instead of ProxyCommand psh (no psh needed at connect time)"),
+      },
+      examples: ['psh config --hosts "*.lab" >> ~/.ssh/config', 'ssh -F <(psh config) alice@web-1', 'psh config --jump > ~/.ssh/postern && ssh -F ~/.ssh/postern alice@web-1'],
       run: async (i) => (await import('./ssh.ts')).config(i),
     },
     {

@@ -10,6 +10,12 @@ import sea from 'node:sea';
 import { UsageError, stringOption, type Invocation } from '../command.ts';
 import { loadProfile, profileDir, profileFiles } from './profile.ts';
 
+/** `host` and `port` of a `host:port` or `[v6]:port` proxy address. */
+function splitProxy(address: string): { host: string; port: string } {
+  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  return match ? { host: match[1]!, port: match[2]! } : { host: address, port: '3080' };
+}
+
 /** The command that runs psh again: the single binary, or Node with cli/main.ts. */
 export function pshCommand(): string[] {
   if (sea.isSea()) return [process.execPath, 'psh'];
@@ -21,9 +27,30 @@ function _quote(word: string): string {
 }
 
 /** The OpenSSH client configuration for the profile of `proxy` (or the current one). */
-export async function sshConfig(options: { proxy?: string; hosts?: string }): Promise<string> {
+export async function sshConfig(options: { proxy?: string; hosts?: string; jump?: boolean }): Promise<string> {
   const profile = await loadProfile(options.proxy);
   const dir = profileDir(profile.proxy);
+  const keys = [
+    `    IdentityFile ${_quote(path.join(dir, profileFiles.sshKey))}`,
+    `    CertificateFile ${_quote(path.join(dir, profileFiles.sshCert))}`,
+    `    UserKnownHostsFile ${_quote(path.join(dir, profileFiles.knownHosts))}`,
+    '    StrictHostKeyChecking yes',
+    '    IdentitiesOnly yes',
+  ];
+  if (options.jump) {
+    // The proxy's own SSH port is its public port; the first block keeps the hop to it from jumping to itself.
+    const { host, port } = splitProxy(profile.proxy);
+    return [
+      `# Postern: nodes of ${profile.proxy} for ${profile.username}, through the proxy's SSH jump server (psh config --jump)`,
+      `Host ${host}`,
+      '    ProxyJump none',
+      ...keys,
+      `Host ${options.hosts ?? '*'}`,
+      `    ProxyJump ${profile.username}@${host.includes(':') ? `[${host}]` : host}:${port}`,
+      ...keys,
+      '',
+    ].join('\n');
+  }
   const proxyCommand = [...pshCommand(), 'proxy', 'ssh', '--proxy', profile.proxy, '%r@%h:%p'].map(_quote).join(' ');
   return [
     `# Postern: nodes of ${profile.proxy} for ${profile.username} (psh config)`,
@@ -39,7 +66,7 @@ export async function sshConfig(options: { proxy?: string; hosts?: string }): Pr
 }
 
 export async function config(invocation: Invocation): Promise<number> {
-  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts') }));
+  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts'), jump: invocation.options.jump === true }));
   return 0;
 }
 

@@ -32,7 +32,8 @@ import type { Duplex, Writable } from 'node:stream';
 import pty from 'node-pty';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
-import net from 'node:net';
+import net, { isIP } from 'node:net';
+import { HEADER_CLIENT_ADDRESS } from '../../../protocols/tunnel/headers.ts';
 import { forwardAgent } from './agent-forwarding.ts';
 import { BadInputError, PosternError } from '../../../protocols/errors.ts';
 import { parseCertificate } from '../../../protocols/ssh/certificate.ts';
@@ -41,7 +42,7 @@ import type { VerifiedSshCertificate } from '../../../protocols/ssh/verify-certi
 import { SshCertificateBadSignatureError, SshCertificateError, SshCertificateUnknownCaError } from '../../../protocols/ssh/errors.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
-import { certifiedHostKey } from './host-key.ts';
+import { certifiedHostKey } from '../../../protocols/ssh/host-key.ts';
 import { HostUserError, cannotRunAs, commandAs, lookupHostUser } from './host-user.ts';
 import type { HostUser } from './host-user.ts';
 import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
@@ -197,7 +198,8 @@ export class SshService {
 
   /** The tunnel registry handler (`registry.register('ssh', service.serviceHandler)`). */
   readonly serviceHandler: ServiceHandler = (dial) => {
-    this.handleStream(dial.stream);
+    const address = dial.headers[HEADER_CLIENT_ADDRESS];
+    this.handleStream(dial.stream, address && isIP(address) ? { remoteAddress: address } : {});
   };
 
   /** Ends every connection. */
@@ -460,7 +462,7 @@ export class SshService {
     const refusal = portForwardingRefusal(state.auth);
     if (refusal !== undefined) {
       this.#audit(state, { event: 'ssh.request.deny', target, reason: refusal });
-      reject();
+      rejectWith(reject, OPEN_PROHIBITED, refusal);
       return;
     }
     const socket = net.connect({ host: info.destIP, port: info.destPort });
@@ -476,8 +478,9 @@ export class SshService {
     });
     socket.on('error', (error) => {
       if (channel) return;
-      this.#audit(state, { event: 'ssh.request.deny', target, reason: `cannot connect to ${target} from this node: ${error.message}` });
-      reject();
+      const reason = `cannot connect to ${target} from this node: ${error.message}`;
+      this.#audit(state, { event: 'ssh.request.deny', target, reason });
+      rejectWith(reject, OPEN_CONNECT_FAILED, reason);
     });
   }
 
@@ -645,6 +648,14 @@ export class SshService {
       },
     };
   }
+}
+
+const OPEN_PROHIBITED = 1;
+const OPEN_CONNECT_FAILED = 2;
+
+/** Refuses a channel open with a reason code and a description OpenSSH shows (patched ssh2 passes them on). */
+export function rejectWith(reject: () => void, code: number, description: string): void {
+  (reject as (code: number, description: string) => void)(code, description.slice(0, 1024));
 }
 
 /** Why `ssh -L` is refused, or undefined when both the roles and the certificate permit it. */
