@@ -13,7 +13,8 @@
  * ~/.bashrc is Debian's default: sshd makes bash read it for every exec, Postern does
  * not, and a slow one (pyenv, nvm) would flatter Postern. Prints the ratios last.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,23 +89,27 @@ export async function run(): Promise<void> {
       { name: 'postern', args: ['-F', pshConfig, `${login}@bench-node`], env: pshEnv },
       { name: 'postern -J', args: ['-F', jumpConfig, `${login}@bench-node`], env: pshEnv },
     ];
-    const ssh = (p: Path, command: string, input?: string) => {
+    // Not spawnSync: this process drains the test sshds' log pipes, and a blocked loop would stall them.
+    const ssh = async (p: Path, command: string, input?: string): Promise<number> => {
       const started = performance.now();
-      const result = spawnSync(input ? 'sh' : 'ssh', input ? ['-c', input] : ['-o', 'BatchMode=yes', ...p.args, command], { encoding: 'utf8', env: p.env ?? process.env, maxBuffer: 1 << 20 });
+      const child = spawn(input ? 'sh' : 'ssh', input ? ['-c', input] : ['-o', 'BatchMode=yes', ...p.args, command], { env: p.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
       const ms = performance.now() - started;
-      if (result.status !== 0) throw new Error(`${p.name}: ssh exited ${result.status}: ${result.stderr}`);
+      if (code !== 0) throw new Error(`${p.name}: ssh exited ${code}: ${stderr}`);
       return ms;
     };
-    for (const p of paths) ssh(p, 'true'); // warm-up: caches, first recordings directory, JIT
+    for (const p of paths) await ssh(p, 'true'); // warm-up: caches, first recordings directory, JIT
 
     const times = new Map<string, number[]>(paths.map((p) => [p.name, []]));
-    for (let i = 0; i < rounds; i++) for (const p of paths) times.get(p.name)!.push(ssh(p, 'true'));
+    for (let i = 0; i < rounds; i++) for (const p of paths) times.get(p.name)!.push(await ssh(p, 'true'));
     const latency = new Map(paths.map((p) => [p.name, median(times.get(p.name)!)]));
 
     const throughput = new Map<string, number>();
     for (const p of paths) {
       const quoted = ['ssh', '-o', 'BatchMode=yes', ...p.args, "'cat > /dev/null'"].map((w) => (w.startsWith("'") ? w : `'${w}'`)).join(' ');
-      const ms = ssh(p, '', `head -c ${mib}M /dev/zero | ${quoted}`);
+      const ms = await ssh(p, '', `head -c ${mib}M /dev/zero | ${quoted}`);
       throughput.set(p.name, mib / (ms / 1000));
     }
 
