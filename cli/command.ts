@@ -136,10 +136,17 @@ export function reportError(path: string[], error: unknown): number {
   return 1;
 }
 
-/** Inserts `--` after the `count`-th positional, so what follows is not read as options. */
+/**
+ * Inserts `--` after the `count`-th positional, so what follows is not read as options;
+ * with 0, before the first word that is not one of the command's own options
+ * (`psh scp --proxy P -r dir node:` passes `-r dir node:` on).
+ */
 function endOptions(argv: string[], count: number, options: ParseArgsOptionsConfig): string[] {
   const takesValue = new Set<string>();
+  const known = new Set<string>(['--help', '-h']);
   for (const [name, config] of Object.entries(options)) {
+    known.add(`--${name}`);
+    if (config.short) known.add(`-${config.short}`);
     if (config.type !== 'string') continue;
     takesValue.add(`--${name}`);
     if (config.short) takesValue.add(`-${config.short}`);
@@ -148,6 +155,11 @@ function endOptions(argv: string[], count: number, options: ParseArgsOptionsConf
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') return argv;
+    if (count === 0) {
+      if (!known.has(arg.split('=')[0]!)) return [...argv.slice(0, i), '--', ...argv.slice(i)];
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
     if (arg.startsWith('-') && arg !== '-') {
       if (takesValue.has(arg)) i++;
       continue;

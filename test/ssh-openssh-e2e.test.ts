@@ -159,4 +159,22 @@ describe('OpenSSH through Postern', () => {
     assert.ok(denial, 'the forged certificate is audited');
     assert.match(denial.reason ?? '', /ssh-jump-auth/);
   });
+  test('psh scp copies with the profile config, passing scp options through', async () => {
+    const source = path.join(home, 'small.txt');
+    writeFileSync(source, 'psh scp payload\n');
+    const remote = `/tmp/postern-pshscp-${process.pid}.txt`;
+    const back = path.join(home, 'small-back.txt');
+    try {
+      const up = await psh(['scp', '-q', '-p', source, `root@web-1:${remote}`]);
+      assert.equal(up.code, 0, up.stderr);
+      const down = await psh(['scp', '-q', `root@web-1:${remote}`, back]);
+      assert.equal(down.code, 0, down.stderr);
+      assert.equal(readFileSync(back, 'utf8'), 'psh scp payload\n');
+    } finally {
+      rmSync(remote, { force: true });
+    }
+    const local = await psh(['scp', source, back]);
+    assert.notEqual(local.code, 0);
+    assert.match(local.stderr, /no argument names a node: write remote paths as \[login@\]NODE:PATH/);
+  });
 });

@@ -72,6 +72,15 @@ export const program: Command = {
       run: async (i) => (await import('./ssh.ts')).ssh(i),
     },
     {
+      name: 'scp',
+      summary: 'run the system scp to and from nodes through the proxy (the arguments are scp\'s)',
+      usage: 'psh scp [--proxy HOST:PORT] [SCP OPTIONS] SOURCE... TARGET',
+      options: { proxy: proxyOption, 'scp-binary': option('string', 'the scp program (default scp)') },
+      verbatimAfter: 0,
+      examples: ['psh scp ./app.tar.gz ubuntu@web-1:/tmp/', 'psh scp -r ubuntu@web-1:/var/log/app ./logs'],
+      run: async (i) => (await import('./ssh.ts')).scp(i),
+    },
+    {
       name: 'config',
       summary: 'print an OpenSSH configuration that reaches nodes through the proxy',
       usage: 'psh config [--proxy HOST:PORT] [--hosts PATTERN] [--jump]',

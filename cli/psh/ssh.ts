@@ -100,3 +100,30 @@ export async function ssh(invocation: Invocation): Promise<number> {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+export async function scp(invocation: Invocation): Promise<number> {
+  if (invocation.positionals.length < 2) throw new UsageError('expected SOURCE... TARGET, with nodes written [login@]NODE:PATH');
+  if (!invocation.positionals.some((arg) => /^(?:[^@/:]+@)?[^/:]+:/.test(arg))) throw new UsageError('no argument names a node: write remote paths as [login@]NODE:PATH');
+  return withSshConfig(stringOption(invocation, 'proxy'), (file) => run(stringOption(invocation, 'scp-binary') ?? 'scp', ['-F', file, ...invocation.positionals], 'scp'));
+}
+
+/** Writes the profile's OpenSSH config to a private temporary file for `use`, then removes it. */
+async function withSshConfig<T>(proxy: string | undefined, use: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'psh-ssh-'));
+  try {
+    const file = path.join(dir, 'ssh_config');
+    await writeFile(file, await sshConfig({ proxy }), { mode: 0o600 });
+    return await use(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs an OpenSSH program with the terminal; resolves with its exit code (128 + signal when killed). */
+function run(program: string, args: string[], name: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const child = spawn(program, args, { stdio: 'inherit' });
+    child.once('error', (error) => reject(new UsageError(`cannot run ${name}: ${error.message}; install the OpenSSH client`)));
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+}
