@@ -14,6 +14,7 @@
  * the last heartbeat went through.
  */
 import os from 'node:os';
+import path from 'node:path';
 import type { PosternConfig } from '../cluster/common/config.ts';
 import type { Logger } from '../cluster/common/logger.ts';
 import { versionInfo } from '../cluster/common/version.ts';
@@ -81,7 +82,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   const auth = new AuthConnector(proxyAddr, identity);
   let ssh: AgentSsh | undefined;
   if (agent.ssh.enabled && !services.names().includes('ssh')) {
-    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log });
+    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, recordingsDir: path.join(config.data_dir, 'recordings') });
     services.register('ssh', ssh.serviceHandler);
   }
   const tunnels = new TunnelPool({

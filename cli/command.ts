@@ -24,6 +24,8 @@ export interface Command {
   aliases?: string[];
   /** Sub-commands; when present, `run` is optional and serves a bare invocation. */
   commands?: Command[];
+  /** After this many positionals, the rest of the line is taken verbatim (`psh ssh NODE ls -l`). */
+  verbatimAfter?: number;
   run?: (invocation: Invocation) => Promise<number | void>;
 }
 
@@ -90,7 +92,7 @@ export async function runCommand(root: Command, argv: string[], path: string[] =
   let invocation: Invocation;
   try {
     const parsed = parseArgs({
-      args: argv,
+      args: root.verbatimAfter === undefined ? argv : endOptions(argv, root.verbatimAfter, root.options ?? {}),
       options: { ...helpOption, ...stripDescriptions(root.options ?? {}) },
       allowPositionals: true,
       strict: true,
@@ -132,6 +134,39 @@ export function reportError(path: string[], error: unknown): number {
   }
   process.stderr.write(`${path[0]}: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
   return 1;
+}
+
+/**
+ * Inserts `--` after the `count`-th positional, so what follows is not read as options;
+ * with 0, before the first word that is not one of the command's own options
+ * (`psh scp --proxy P -r dir node:` passes `-r dir node:` on).
+ */
+function endOptions(argv: string[], count: number, options: ParseArgsOptionsConfig): string[] {
+  const takesValue = new Set<string>();
+  const known = new Set<string>(['--help', '-h']);
+  for (const [name, config] of Object.entries(options)) {
+    known.add(`--${name}`);
+    if (config.short) known.add(`-${config.short}`);
+    if (config.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (config.short) takesValue.add(`-${config.short}`);
+  }
+  let seen = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return argv;
+    if (count === 0) {
+      if (!known.has(arg.split('=')[0]!)) return [...argv.slice(0, i), '--', ...argv.slice(i)];
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      if (takesValue.has(arg)) i++;
+      continue;
+    }
+    if (++seen === count) return i + 1 < argv.length ? [...argv.slice(0, i + 1), '--', ...argv.slice(i + 1)] : argv;
+  }
+  return argv;
 }
 
 /** Declares an option with a help description (parseArgs ignores the extra field once stripped). */

@@ -290,9 +290,12 @@ describe('agent SSH service with real OpenSSH clients', () => {
     assert.deepEqual(asked[0]!.nodeLabels, { env: 'test' });
     await waitFor(() => audit.some((e) => e.event === 'ssh.session.end'));
     const events = audit.map((e) => e.event);
-    assert.deepEqual(events, ['ssh.auth.allow', 'ssh.session.start', 'ssh.session.end']);
+    assert.deepEqual(events, ['ssh.auth.allow', 'ssh.session.start', 'ssh.exec', 'ssh.session.end']);
     assert.equal(audit[1]!.command, 'echo hi; echo oops >&2; exit 3');
+    assert.equal(audit[2]!.command, 'echo hi; echo oops >&2; exit 3');
     assert.equal(audit[2]!.exitCode, 3);
+    assert.equal(audit[3]!.exitCode, 3);
+    assert.ok(audit[1]!.sessionId && audit[1]!.sessionId === audit[3]!.sessionId, 'start and end name the same session');
     assert.equal(audit[0]!.user, 'alice@example.com');
     assert.equal(audit[0]!.remoteAddress, '127.0.0.1');
   });
@@ -443,6 +446,33 @@ describe('agent SSH service with real OpenSSH clients', () => {
     assert.equal(result.stdout, 'via-tunnel\n');
   });
 
+  test('a source-address option is checked against the client address the proxy put in the dial header', async (t) => {
+    if (reason) return t.skip(reason);
+    const dialWith = async (clientAddress: string) => {
+      const bridge = createServer((socket) => {
+        const [inner, outer] = duplexPair();
+        socket.pipe(outer).pipe(socket);
+        socket.on('close', () => outer.destroy());
+        void service.serviceHandler({ service: 'ssh', identity: 'proxy', headers: { 'postern-client-address': clientAddress }, stream: inner });
+      });
+      await new Promise<void>((resolve) => bridge.listen(0, '127.0.0.1', resolve));
+      try {
+        const identity = userIdentity({ criticalOptions: { 'source-address': '203.0.113.0/24' } });
+        return await run('ssh', [...sshArgs(identity), '-p', String((bridge.address() as AddressInfo).port), `${login}@127.0.0.1`, 'echo from-allowed-address']);
+      } finally {
+        await new Promise((resolve) => bridge.close(resolve));
+      }
+    };
+    const allowed = await dialWith('203.0.113.9');
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal(allowed.stdout, 'from-allowed-address\n');
+    audit.length = 0;
+    const refused = await dialWith('198.51.100.7');
+    assert.equal(refused.code, 255);
+    await waitFor(() => audit.some((e) => e.event === 'ssh.auth.deny'));
+    assert.match(audit.find((e) => e.event === 'ssh.auth.deny')!.reason ?? '', /may only be used from 203\.0\.113\.0\/24, not from 198\.51\.100\.7/);
+  });
+
   test('without an authorization callback every login is denied', async (t) => {
     if (reason) return t.skip(reason);
     const events: SshAuditEvent[] = [];
@@ -535,7 +565,7 @@ describe('agent SSH service with real OpenSSH clients', () => {
     assert.equal(result.code, 6, result.stderr);
     assert.match(result.stdout, /^\/dev\/pts\/\d+\r?\n/);
     await waitFor(() => audit.some((e) => e.event === 'ssh.session.end'));
-    assert.deepEqual(audit.filter((e) => e.kind === 'exec').map((e) => [e.event, e.command ?? e.exitCode]), [['ssh.session.start', 'tty; exit 6'], ['ssh.session.end', 6]]);
+    assert.deepEqual(audit.filter((e) => e.kind === 'exec').map((e) => [e.event, e.command ?? e.exitCode]), [['ssh.session.start', 'tty; exit 6'], ['ssh.exec', 'tty; exit 6'], ['ssh.session.end', 6]]);
   });
 
   test('a certificate without permit-pty gets no terminal', async (t) => {

@@ -7,7 +7,7 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
+import { writeFileAtomic } from '../../cluster/common/atomic-file.ts';
 import { PosternError } from '../../protocols/errors.ts';
 
 export interface Profile {

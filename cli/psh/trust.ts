@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fetchPinnedCa } from '../../cluster/api/pinned-ca.ts';
-import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
+import { writeFileAtomic } from '../../cluster/common/atomic-file.ts';
 import { parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
 import { profileDir } from './profile.ts';

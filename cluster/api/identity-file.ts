@@ -4,11 +4,11 @@
  * admin identity for `pctl` on the auth host, and `pbot` writes them for machines.
  * One JSON file, written atomically with mode 0600.
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { BadInputError, PosternError } from '../../protocols/errors.ts';
 import { formatIssues } from '../common/validation.ts';
+import { writeFileAtomic } from '../common/atomic-file.ts';
 
 const identityFileSchema = z.strictObject({
   version: z.literal(1),
@@ -63,21 +63,4 @@ export async function writeIdentityFile(file: string, identity: IdentityFile): P
   await writeFileAtomic(file, JSON.stringify(parsed.data, null, 2) + '\n', 0o600);
 }
 
-/** Writes a file so readers see the old or the new content, never a mix; creates parent folders (0700). */
-export async function writeFileAtomic(file: string, content: string | Uint8Array, mode: number): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const temp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const handle = await open(temp, 'w', mode);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
-}
+export { writeFileAtomic } from '../common/atomic-file.ts';

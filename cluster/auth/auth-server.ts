@@ -35,6 +35,8 @@ import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
+import { RecordingStore } from './recordings/recording-store.ts';
+import { recordingsApi } from './api/recordings-api.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { addService, clientAddrHeader, maxMessageBytes } from '../api/grpc-glue.ts';
 import { authServerName } from '../api/auth-client.ts';
@@ -44,6 +46,8 @@ import type { Logger } from '../common/logger.ts';
 import { parseDuration } from '../common/duration.ts';
 import { splitHostPort } from '../common/diag-server.ts';
 import { versionInfo } from '../common/version.ts';
+import { formatAuthorizedKey } from '../../protocols/ssh/public-key.ts';
+import { formatOpenSshPrivateKey } from '../../protocols/ssh/private-key.ts';
 
 export interface AuthServerOptions {
   clusterName: string;
@@ -108,8 +112,10 @@ export class AuthServer {
   }
 
   /** Issues a host identity directly (for a proxy in the same process, or tests). */
-  issueHostIdentity(options: { hostId: string; nodeName: string; systemRoles: SystemRole[]; ttlMs: number; dnsNames?: string[]; ipAddresses?: string[] }): IdentityFile {
+  issueHostIdentity(options: { hostId: string; nodeName: string; systemRoles: SystemRole[]; ttlMs: number; dnsNames?: string[]; ipAddresses?: string[]; withSsh?: boolean }): IdentityFile {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    // An SSH host key and certificate, for a host that serves SSH itself (the proxy's jump server).
+    const ssh = options.withSsh ? generateKeyPairSync('ed25519') : undefined;
     const identity: HostIdentity = {
       kind: 'host',
       hostId: options.hostId,
@@ -123,6 +129,7 @@ export class AuthServer {
       tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string,
       dnsNames: options.dnsNames,
       ipAddresses: options.ipAddresses,
+      ...(ssh ? { sshPublicKey: formatAuthorizedKey(ssh.publicKey, options.hostId) } : {}),
     });
     return {
       version: 1,
@@ -132,6 +139,7 @@ export class AuthServer {
       ca_pems: this.deps.authorities.trustedTlsCerts('host'),
       auth_addr: this.address,
       host_id: options.hostId,
+      ...(ssh && pair.sshCertificate ? { ssh_cert: pair.sshCertificate, ssh_key_pem: formatOpenSshPrivateKey(ssh.privateKey, { comment: options.hostId }) } : {}),
     };
   }
 
@@ -218,6 +226,7 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     issuer: new CertIssuer(authorities, clock),
     authorizer: new Authorizer(resources, audit),
     presence: new PresenceStore(backend, clock),
+    recordings: new RecordingStore(backend, path.join(options.dataDir, 'recordings')),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
   };
 }
@@ -242,5 +251,6 @@ function handlers(deps: AuthDeps) {
     ...auditApi(deps),
     ...certsApi(deps),
     ...presenceApi(deps),
+    ...recordingsApi(deps),
   };
 }

@@ -116,7 +116,8 @@ export class ClusterSync {
   async #refreshAuthorities(): Promise<void> {
     const { authorities } = await this.#options.auth().exportAuthorities({}, { deadlineMs: 5_000 });
     const pems = (kind: string): string[] => authorities.filter((a) => a.kind === kind && a.tlsCertPem).flatMap((a) => _splitPems(a.tlsCertPem));
-    this.#options.credentials.setAuthorities({ host: pems('host'), user: pems('user') });
+    const sshKeys = authorities.filter((a) => a.kind === 'user').flatMap((a) => a.sshPublicKey.split('\n').map((l) => l.trim()).filter(Boolean));
+    this.#options.credentials.setAuthorities({ host: pems('host'), user: pems('user'), userSsh: sshKeys });
   }
 
   async #renew(): Promise<void> {

@@ -14,6 +14,8 @@ export interface PublicCertificate {
 export interface TrustedAuthorities {
   host: string[];
   user: string[];
+  /** The user CA's SSH public keys (authorized_keys lines), for the SSH jump server. */
+  userSsh?: string[];
 }
 
 /**
@@ -49,6 +51,11 @@ export class ProxyCredentials extends EventEmitter<{ change: [] }> {
     return this.#authorities.user;
   }
 
+  /** User CA SSH public keys (authorized_keys lines); empty until the first sync with auth. */
+  userSshCaKeys(): string[] {
+    return this.#authorities.userSsh ?? [];
+  }
+
   /** `sha256:` pins of the host CAs, as agents are told to pin them. */
   caPins(): string[] {
     const host = this.#authorities.host;
@@ -72,7 +79,11 @@ export class ProxyCredentials extends EventEmitter<{ change: [] }> {
   setAuthorities(authorities: TrustedAuthorities): void {
     if (authorities.host.length === 0) return; // never trust nothing because of a bad answer
     const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((pem, i) => pem === b[i]);
-    if (same(authorities.host, this.#authorities.host) && same(authorities.user, this.#authorities.user)) return;
+    if (same(authorities.host, this.#authorities.host) && same(authorities.user, this.#authorities.user)) {
+      // SSH keys alone need no TLS rebuild.
+      this.#authorities = { ...this.#authorities, userSsh: authorities.userSsh ?? this.#authorities.userSsh };
+      return;
+    }
     this.#authorities = authorities;
     this.emit('change');
   }

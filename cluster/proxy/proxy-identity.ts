@@ -22,6 +22,8 @@ import type { SystemRole } from '../auth/pki/identity.ts';
 import { splitHostPort } from '../common/diag-server.ts';
 import type { Logger } from '../common/logger.ts';
 import { ProxyIdentityError } from './errors.ts';
+import { formatAuthorizedKey } from '../../protocols/ssh/public-key.ts';
+import { formatOpenSshPrivateKey } from '../../protocols/ssh/private-key.ts';
 
 /** The names the proxy's certificate carries. */
 export interface ProxyNames {
@@ -33,7 +35,7 @@ export interface ProxyNames {
 /** An auth server in this process: what `AuthServer` offers the proxy. */
 export interface LocalAuth {
   readonly address: string;
-  issueHostIdentity(options: { hostId: string; nodeName: string; systemRoles: SystemRole[]; ttlMs: number; dnsNames?: string[]; ipAddresses?: string[] }): IdentityFile;
+  issueHostIdentity(options: { hostId: string; nodeName: string; systemRoles: SystemRole[]; ttlMs: number; dnsNames?: string[]; ipAddresses?: string[]; withSsh?: boolean }): IdentityFile;
 }
 
 /** Where a proxy keeps its identity. */
@@ -56,7 +58,7 @@ export const localIdentityTtlMs = 7 * 86_400_000;
 export async function localProxyIdentity(auth: LocalAuth, dataDir: string, names: ProxyNames): Promise<IdentityFile> {
   const previous = await readIdentityFile(proxyIdentityPath(dataDir), '').catch(() => undefined);
   const hostId = previous?.host_id ?? randomUUID();
-  const identity = auth.issueHostIdentity({ hostId, nodeName: names.nodeName, systemRoles: ['proxy'], ttlMs: localIdentityTtlMs, dnsNames: names.dnsNames, ipAddresses: names.ipAddresses });
+  const identity = auth.issueHostIdentity({ hostId, nodeName: names.nodeName, systemRoles: ['proxy'], ttlMs: localIdentityTtlMs, dnsNames: names.dnsNames, ipAddresses: names.ipAddresses, withSsh: true });
   await writeIdentityFile(proxyIdentityPath(dataDir), identity);
   return identity;
 }
@@ -117,7 +119,10 @@ export async function renewProxyIdentity(auth: AuthClient, current: IdentityFile
 
 async function _issue(auth: AuthClient, how: { token: string; hostId: string }, authAddr: string, names: ProxyNames): Promise<IdentityFile> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  // The SSH host key of the proxy's jump server (ssh -J).
+  const ssh = generateKeyPairSync('ed25519');
   const joined = await auth.join({
+    sshPublicKey: formatAuthorizedKey(ssh.publicKey, names.nodeName),
     token: how.token,
     hostId: how.hostId,
     roles: ['proxy'],
@@ -136,6 +141,7 @@ async function _issue(auth: AuthClient, how: { token: string; hostId: string }, 
     ca_pems: certificates.tlsCaPems,
     auth_addr: authAddr,
     host_id: joined.hostId,
+    ...(certificates.sshCertificate ? { ssh_cert: certificates.sshCertificate, ssh_key_pem: formatOpenSshPrivateKey(ssh.privateKey, { comment: joined.hostId }) } : {}),
   };
 }
 

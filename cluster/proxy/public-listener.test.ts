@@ -92,7 +92,7 @@ describe('the public port', () => {
     await _discoveryWorks();
   });
 
-  it('closes SSH and PostgreSQL openings cleanly while no service takes them, with a log line', async () => {
+  it('closes SSH (the jump server, without an SSH host certificate) and PostgreSQL openings cleanly while nothing serves them, with a log line', async () => {
     const ssh = await _raw();
     ssh.write('SSH-2.0-OpenSSH_9.2\r\n');
     await closedAfter(ssh);
@@ -102,10 +102,11 @@ describe('the public port', () => {
     pg.on('data', (chunk: Buffer) => { answer = Buffer.concat([answer, chunk]); });
     await closedAfter(pg);
     assert.equal(answer.length, 0, 'nothing, not even N, is answered');
-    assert.equal(t.proxy.metrics.stats.rejected['no-handler:ssh'], 1);
+    assert.equal(t.proxy.metrics.stats.rejected['ssh-jump-no-host-key'], 1);
     assert.equal(t.proxy.metrics.stats.rejected['no-handler:postgres'], 1);
     const lines = t.logs().filter((l) => /connection refused: no .* service runs on this proxy yet/.test(String(l.msg)));
-    assert.deepEqual(lines.map((l) => l.protocol), ['ssh', 'postgres']);
+    assert.deepEqual(lines.map((l) => l.protocol), ['postgres']);
+    assert.ok(t.logs().some((l) => /ssh jump connection refused: this proxy has no SSH host certificate/.test(String(l.msg))));
   });
 
   it('refuses protocol ALPNs without a handler, and routes them once one is registered', async () => {

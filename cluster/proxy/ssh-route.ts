@@ -21,6 +21,7 @@ import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
 import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
+import { HEADER_CLIENT_ADDRESS } from '../../protocols/tunnel/headers.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import type { Logger } from '../common/logger.ts';
@@ -75,7 +76,8 @@ export interface SshRouteOptions {
   now?: () => Date;
 }
 
-class _Refusal extends Error {
+/** A refused route: the reason (a metrics label) and the message for the user. */
+export class SshRouteRefusal extends Error {
   readonly reason: SshRefusal;
   constructor(reason: SshRefusal, message: string) {
     super(message);
@@ -93,12 +95,12 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     const { identity: checked, pem } = _checkCertificate(socket, options);
     identity = checked;
     request = _parseRequest(await _readLine(socket, options.requestTimeoutMs ?? 10_000));
-    const hostId = await _resolve(request.node, options);
+    const hostId = await resolveSshNode(request.node, options);
     let stream;
     try {
-      stream = await options.registry.dial(hostId, sshService, Buffer.from(pem).toString('base64'));
+      stream = await options.registry.dial(hostId, sshService, Buffer.from(pem).toString('base64'), { headers: clientAddressHeader(socket.remoteAddress) });
     } catch (error) {
-      throw new _Refusal('ssh-dial-failed', _dialMessage(request.node, hostId, error));
+      throw new SshRouteRefusal('ssh-dial-failed', sshDialMessage(request.node, hostId, error));
     }
     socket.write('ok\n');
     options.onConnected?.(socket);
@@ -106,7 +108,7 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     const result = await pipeBidirectional(socket, stream);
     options.logger.debug({ remoteAddr, user: identity.username, hostId, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
   } catch (error) {
-    const refusal = error instanceof _Refusal ? error : new _Refusal('ssh-bad-request', error instanceof Error ? error.message : String(error));
+    const refusal = error instanceof SshRouteRefusal ? error : new SshRouteRefusal('ssh-bad-request', error instanceof Error ? error.message : String(error));
     options.logger.warn({ remoteAddr, reason: refusal.reason, why: refusal.message, user: identity?.username, node: request?.node }, 'ssh connection refused');
     options.onRefused?.(refusal.reason);
     if (identity !== undefined || refusal.reason === 'ssh-bad-certificate') {
@@ -118,14 +120,14 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
 
 function _checkCertificate(socket: TLSSocket, options: SshRouteOptions): { identity: UserIdentity; pem: string } {
   const raw = socket.getPeerCertificate()?.raw;
-  if (raw === undefined) throw new _Refusal('ssh-no-certificate', 'no client certificate was presented; log in with psh login and connect with psh proxy ssh');
+  if (raw === undefined) throw new SshRouteRefusal('ssh-no-certificate', 'no client certificate was presented; log in with psh login and connect with psh proxy ssh');
   const cas = options.userCaPems();
-  if (cas.length === 0) throw new _Refusal('ssh-bad-certificate', 'this proxy has not loaded the user CA from the auth service yet; try again in a few seconds');
+  if (cas.length === 0) throw new SshRouteRefusal('ssh-bad-certificate', 'this proxy has not loaded the user CA from the auth service yet; try again in a few seconds');
   try {
     const identity = verifyCertificateChain(raw, { trustedCaCerts: cas, expectedKind: 'user', usage: 'client', now: options.now?.() }) as UserIdentity;
     return { identity, pem: new X509Certificate(raw).toString() };
   } catch (error) {
-    throw new _Refusal('ssh-bad-certificate', error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`);
+    throw new SshRouteRefusal('ssh-bad-certificate', error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`);
   }
 }
 
@@ -134,21 +136,21 @@ function _parseRequest(line: string): SshRouteRequest {
   try {
     value = JSON.parse(line);
   } catch {
-    throw new _Refusal('ssh-bad-request', 'the request must be one JSON line like {"node":"NAME","port":22}');
+    throw new SshRouteRefusal('ssh-bad-request', 'the request must be one JSON line like {"node":"NAME","port":22}');
   }
   const request = value as Partial<SshRouteRequest> | null;
   if (typeof request !== 'object' || request === null || typeof request.node !== 'string' || request.node.length === 0 || request.node.length > 253) {
-    throw new _Refusal('ssh-bad-request', 'the request names no node: expected {"node":"NAME or host id","port":22}');
+    throw new SshRouteRefusal('ssh-bad-request', 'the request names no node: expected {"node":"NAME or host id","port":22}');
   }
   if (request.port !== undefined && (!Number.isInteger(request.port) || request.port < 0 || request.port > 65_535)) {
-    throw new _Refusal('ssh-bad-request', `port ${JSON.stringify(request.port)} is not a TCP port`);
+    throw new SshRouteRefusal('ssh-bad-request', `port ${JSON.stringify(request.port)} is not a TCP port`);
   }
-  if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new _Refusal('ssh-bad-request', 'login must be a short string');
+  if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new SshRouteRefusal('ssh-bad-request', 'login must be a short string');
   return { node: request.node, port: request.port, login: request.login };
 }
 
 /** The host id `target` names: a connected host id, else a unique node name among online hosts. */
-async function _resolve(target: string, options: SshRouteOptions): Promise<string> {
+export async function resolveSshNode(target: string, options: Pick<SshRouteOptions, 'registry' | 'findNodes' | 'logger'>): Promise<string> {
   if (options.registry.has(target)) return target;
   let known: KnownNode[] | undefined;
   try {
@@ -163,23 +165,28 @@ async function _resolve(target: string, options: SshRouteOptions): Promise<strin
   for (const info of options.registry.list()) {
     if (info.nodeName === target) candidates.set(info.hostId, { name: info.nodeName, online: true });
   }
-  if (candidates.size === 0) throw new _Refusal('ssh-unknown-node', `no node is named "${target}" or has that host id; list nodes with psh ls`);
+  if (candidates.size === 0) throw new SshRouteRefusal('ssh-unknown-node', `no node is named "${target}" or has that host id; list nodes with psh ls`);
   const online = [...candidates].filter(([, c]) => c.online);
   if (online.length === 1) return online[0]![0];
   if (online.length > 1) {
-    throw new _Refusal('ssh-ambiguous-node', `${online.length} online nodes are named "${target}" (host ids ${online.map(([id]) => id).join(', ')}); connect by host id`);
+    throw new SshRouteRefusal('ssh-ambiguous-node', `${online.length} online nodes are named "${target}" (host ids ${online.map(([id]) => id).join(', ')}); connect by host id`);
   }
   const ids = [...candidates.keys()];
-  throw new _Refusal('ssh-node-offline', `node "${target}" (host id ${ids.join(', ')}) is offline; its agent is not connected`);
+  throw new SshRouteRefusal('ssh-node-offline', `node "${target}" (host id ${ids.join(', ')}) is offline; its agent is not connected`);
 }
 
-function _dialMessage(target: string, hostId: string, error: unknown): string {
+export function sshDialMessage(target: string, hostId: string, error: unknown): string {
   if (error instanceof TunnelRejectedError) return `node "${target}" (${hostId}) refused the SSH connection: ${error.message}`;
   if (error instanceof TunnelDialTimeoutError) return `node "${target}" (${hostId}) did not answer in time`;
   if (error instanceof PosternError && error.code === 'PST_TUNNEL_NOT_FOUND') {
     return `node "${target}" (${hostId}) is online but has no tunnel to this proxy; connect through the proxy it is attached to`;
   }
   return `cannot reach node "${target}" (${hostId}): ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** `{ postern-client-address: ip }`, or nothing when the address is unknown. */
+export function clientAddressHeader(address: string | undefined): Record<string, string> {
+  return address ? { [HEADER_CLIENT_ADDRESS]: address.replace(/^::ffff:/, '') } : {};
 }
 
 /** Reads one `\n`-terminated line, then pauses the socket with any further bytes put back. */
@@ -200,10 +207,10 @@ function _readLine(socket: TLSSocket, timeoutMs: number): Promise<string> {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
       const newline = buffered.indexOf(0x0a);
       if (newline >= 0 && newline <= maxSshRequestBytes) return finish(undefined, buffered.subarray(0, newline).toString('utf8'), buffered.subarray(newline + 1));
-      if (buffered.length > maxSshRequestBytes) finish(new _Refusal('ssh-bad-request', `the request line is longer than ${maxSshRequestBytes} bytes`));
+      if (buffered.length > maxSshRequestBytes) finish(new SshRouteRefusal('ssh-bad-request', `the request line is longer than ${maxSshRequestBytes} bytes`));
     };
-    const onEnd = (): void => finish(new _Refusal('ssh-bad-request', 'the client closed the connection before sending its request'));
-    const timer = setTimeout(() => finish(new _Refusal('ssh-bad-request', `no request within ${timeoutMs} ms`)), timeoutMs);
+    const onEnd = (): void => finish(new SshRouteRefusal('ssh-bad-request', 'the client closed the connection before sending its request'));
+    const timer = setTimeout(() => finish(new SshRouteRefusal('ssh-bad-request', `no request within ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
     socket.on('data', onData);
     socket.once('end', onEnd);

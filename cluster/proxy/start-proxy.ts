@@ -39,6 +39,7 @@ import { TunnelRegistry, type TunnelInfo } from './tunnel-registry.ts';
 import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
+import { SshJumpServer } from './ssh-jump.ts';
 import type { Discovery } from './web-routes.ts';
 
 /** Options for {@link startProxy}. */
@@ -115,6 +116,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     auth: _authLink(options.authAddr, credentials),
   };
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
+  parts.handlers.setSsh(_sshJump(parts).handle);
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -193,10 +195,10 @@ function _tunnelRoute(parts: _Parts): (socket: TLSSocket) => void {
   return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel });
 }
 
-/** Routes users' SSH (ALPN postern-ssh) to agents; refusals by a certificate holder are audited. */
-function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
-  const { logger, metrics, credentials, registry } = parts;
-  const audit = (event: SshRouteAuditEvent): void =>
+/** Sends an SSH refusal to the audit log (in the background: a slow auth never holds a connection). */
+function _sshAudit(parts: _Parts, via: 'proxy' | 'jump'): (event: SshRouteAuditEvent) => void {
+  const { logger } = parts;
+  return (event) =>
     void parts.auth.current.client.emitAudit({
       eventJson: JSON.stringify({
         type: 'access.denied',
@@ -204,13 +206,43 @@ function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
         resource: { kind: 'node', name: (event.node || 'unknown node').slice(0, 1024) },
         outcome: 'deny',
         reason: event.reason.slice(0, 1024),
-        fields: { protocol: 'ssh', via: 'proxy', ...(event.login ? { login: event.login } : {}) },
+        fields: { protocol: 'ssh', via, ...(event.login ? { login: event.login } : {}) },
       }),
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send an ssh refusal audit event to the auth service'));
-  const findNodes = async (target: string): Promise<KnownNode[]> => {
+}
+
+/** Nodes the auth service knows by that host id or name. */
+function _findNodes(parts: _Parts): (target: string) => Promise<KnownNode[]> {
+  return async (target) => {
     const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 });
     return JSON.parse(resourcesJson) as KnownNode[];
   };
+}
+
+/** Plain SSH on the public port: the jump server for `ssh -J` (ssh-jump.ts). */
+function _sshJump(parts: _Parts): SshJumpServer {
+  const { logger, metrics, credentials, registry } = parts;
+  return new SshJumpServer({
+    hostKey: () => {
+      const { ssh_key_pem: keyPem, ssh_cert: certificate } = credentials.identity;
+      return keyPem && certificate ? { keyPem, certificate } : undefined;
+    },
+    userCaKeys: () => credentials.userSshCaKeys(),
+    clusterName: () => credentials.identity.cluster,
+    registry,
+    findNodes: _findNodes(parts),
+    logger: logger.child({ part: 'ssh-jump' }),
+    onRefused: (reason) => metrics.reject(reason),
+    audit: _sshAudit(parts, 'jump'),
+    onConnected: (socket) => metrics.meter(socket, 'ssh'),
+  });
+}
+
+/** Routes users' SSH (ALPN postern-ssh) to agents; refusals by a certificate holder are audited. */
+function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
+  const { logger, metrics, credentials, registry } = parts;
+  const audit = _sshAudit(parts, 'proxy');
+  const findNodes = _findNodes(parts);
   const sshLogger = logger.child({ part: 'ssh' });
   return (socket) => acceptSshRoute(socket, {
     registry,

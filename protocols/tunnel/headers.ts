@@ -5,6 +5,7 @@
  * proxy -> agent   HEADERS  :method POST  :path /dial
  *                           postern-service: <service name>
  *                           postern-identity: <opaque caller identity, checked by the agent's handler>
+ *                           [postern-client-address: <user's IP, as the proxy saw it>]
  *                           [other lower-case headers the caller adds]
  * agent -> proxy   HEADERS  :status 200                      accepted; DATA both ways
  *                  HEADERS  :status 4xx/5xx                  refused, END_STREAM
@@ -19,6 +20,12 @@ export const DIAL_PATH = '/dial';
 export const HEADER_SERVICE = 'postern-service';
 export const HEADER_IDENTITY = 'postern-identity';
 export const HEADER_REASON = 'postern-reason';
+/**
+ * An extra header a proxy adds: the user's IP address as the proxy saw it, so a
+ * service can check it (an SSH certificate's source-address). Only the proxy dials
+ * through a tunnel, over mutual TLS, so the agent may believe it.
+ */
+export const HEADER_CLIENT_ADDRESS = 'postern-client-address';
 
 const RESERVED = new Set([HEADER_SERVICE, HEADER_IDENTITY, HEADER_REASON]);
 const SERVICE_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}$/;

@@ -17,7 +17,9 @@
  * asked to run. The environment is built here: HOME, USER, LOGNAME, SHELL, PATH, plus
  * only LANG, LC_* and TERM from the client. No SSH_CLIENT / SSH_CONNECTION is set, so
  * bash does not read ~/.bashrc for exec (it would for sshd; it cost ~880 ms here).
- * Port forwarding, agent forwarding and X11 are refused.
+ * Local port forwarding (direct-tcpip, `ssh -L`) and agent forwarding (`ssh -A`) only
+ * when the authorization decision and the certificate's permit-* extensions both allow
+ * them; X11 and remote forwarding (`-R`) are refused.
  *
  * Every accept, deny, exec/shell/sftp start and session end goes to `audit(event)`.
  */
@@ -29,7 +31,10 @@ import type { KeyObject } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import pty from 'node-pty';
 import ssh2 from 'ssh2';
-import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
+import net, { isIP } from 'node:net';
+import { HEADER_CLIENT_ADDRESS } from '../../../protocols/tunnel/headers.ts';
+import { forwardAgent } from './agent-forwarding.ts';
 import { BadInputError, PosternError } from '../../../protocols/errors.ts';
 import { parseCertificate } from '../../../protocols/ssh/certificate.ts';
 import { verifyCertificate, verifyCertificateUserSignature } from '../../../protocols/ssh/verify-certificate.ts';
@@ -37,11 +42,12 @@ import type { VerifiedSshCertificate } from '../../../protocols/ssh/verify-certi
 import { SshCertificateBadSignatureError, SshCertificateError, SshCertificateUnknownCaError } from '../../../protocols/ssh/errors.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
-import { certifiedHostKey } from './host-key.ts';
+import { certifiedHostKey } from '../../../protocols/ssh/host-key.ts';
 import { HostUserError, cannotRunAs, commandAs, lookupHostUser } from './host-user.ts';
 import type { HostUser } from './host-user.ts';
 import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
 import type { SshUserIdentity } from '../../../cluster/api/ssh-identity.ts';
+import type { SessionRecording } from './session-recorder.ts';
 
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 const CERT_SUFFIX = '-cert-v01@openssh.com';
@@ -63,11 +69,31 @@ export interface SshAuthorizationRequest {
 export interface SshAuthorizationDecision {
   allowed: boolean;
   reason: string;
+  /** Record shell and exec sessions (asciicast). Default false. */
+  recordSession?: boolean;
+  /** Allow direct-tcpip (`ssh -L`) channels. Default false. */
+  permitPortForwarding?: boolean;
+  /** Allow agent forwarding (`ssh -A`). Default false. */
+  permitAgentForwarding?: boolean;
+}
+
+/** What a recorder is told about a session starting. */
+export interface SshRecordingRequest {
+  sessionId: string;
+  connectionId: string;
+  user: string;
+  login: string;
+  kind: 'shell' | 'exec';
+  command?: string;
+  cols: number;
+  rows: number;
+  term: string;
+  shell: string;
 }
 
 /** One audited SSH decision or session event. */
 export interface SshAuditEvent {
-  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny';
+  event: 'ssh.auth.allow' | 'ssh.auth.deny' | 'ssh.session.start' | 'ssh.session.end' | 'ssh.request.deny' | 'ssh.exec' | 'ssh.sftp' | 'ssh.port_forward' | 'ssh.agent_forward';
   time: Date;
   connectionId: string;
   login: string;
@@ -77,7 +103,13 @@ export interface SshAuditEvent {
   keyId?: string;
   remoteAddress?: string;
   reason?: string;
+  /** One session channel (shell, exec or sftp); also the recording's id. */
+  sessionId?: string;
+  /** Set on session.end when the session was recorded. */
+  recordingId?: string;
   kind?: 'exec' | 'shell' | 'sftp';
+  /** Port forwarding: where the client asked to connect. */
+  target?: string;
   command?: string;
   exitCode?: number;
   signal?: string;
@@ -101,6 +133,8 @@ export interface SshServiceOptions {
   /** Default 60. */
   clockSkewSeconds?: number;
   sftpServerPath?: string;
+  /** Starts recording a session the decision says to record; undefined: not recorded. */
+  record?: (request: SshRecordingRequest) => SessionRecording | undefined;
 }
 
 /** Where a stream came from. */
@@ -113,6 +147,12 @@ interface Authenticated {
   identity: SshUserIdentity;
   certificate: VerifiedSshCertificate;
   user: HostUser;
+  decision: SshAuthorizationDecision;
+}
+
+/** One session channel. */
+interface SessionState {
+  id: string;
 }
 
 interface ConnectionState {
@@ -158,7 +198,8 @@ export class SshService {
 
   /** The tunnel registry handler (`registry.register('ssh', service.serviceHandler)`). */
   readonly serviceHandler: ServiceHandler = (dial) => {
-    this.handleStream(dial.stream);
+    const address = dial.headers[HEADER_CLIENT_ADDRESS];
+    this.handleStream(dial.stream, address && isIP(address) ? { remoteAddress: address } : {});
   };
 
   /** Ends every connection. */
@@ -221,10 +262,7 @@ export class SshService {
     client.on('ready', () => {
       if (entry) entry.authenticated = true;
       client.on('session', (accept) => this.#onSession(state, accept()));
-      client.on('tcpip', (_accept, reject) => {
-        this.#audit(state, { event: 'ssh.request.deny', reason: 'port forwarding is not supported by this agent' });
-        reject();
-      });
+      client.on('tcpip', (accept, reject, info) => this.#onDirectTcpip(state, accept, reject, info));
       client.on('request', (_accept, reject, name) => {
         this.#audit(state, { event: 'ssh.request.deny', reason: `${name} is not supported by this agent` });
         reject?.();
@@ -300,7 +338,7 @@ export class SshService {
       deny(error.message, identity, certificate.keyId);
       return;
     }
-    state.auth = { identity, certificate, user };
+    state.auth = { identity, certificate, user, decision };
     this.#audit(state, { event: 'ssh.auth.allow', reason: decision.reason });
     ctx.accept();
   }
@@ -311,12 +349,27 @@ export class SshService {
       session.removeAllListeners();
       return;
     }
+    const sessionId = randomUUID();
     const env: Record<string, string> = {};
     let ptyInfo: PseudoTtyInfo | undefined;
     let resize: ((cols: number, rows: number) => void) | undefined;
     let kill: ((signal: NodeJS.Signals) => void) | undefined;
     let pendingSize: { cols: number; rows: number } | undefined;
     let started = false;
+    let agentForwarding = false;
+    /** Adds SSH_AUTH_SOCK to `env` when the client asked for agent forwarding; resolves before the process starts. */
+    const withAgent = async (channel: ServerChannel): Promise<void> => {
+      if (!agentForwarding) return;
+      try {
+        const forward = await forwardAgent(state.client, auth.user, this.#log);
+        env.SSH_AUTH_SOCK = forward.socketPath;
+        channel.once('close', () => forward.close());
+        this.#audit(state, { event: 'ssh.agent_forward', sessionId });
+      } catch (error) {
+        this.#log?.error({ err: error, sessionId }, 'cannot set up agent forwarding; the session runs without it');
+        channel.stderr.write(`postern: agent forwarding could not be set up: ${(error as Error).message}\r\n`);
+      }
+    };
 
     session.on('env', (accept, reject, info) => {
       if (SAFE_ENV.test(info.key) && info.val.length <= MAX_ENV_VALUE && !info.val.includes('\0')) {
@@ -345,12 +398,20 @@ export class SshService {
       else pendingSize = { cols: info.cols, rows: info.rows };
       accept?.();
     });
-    for (const name of ['x11', 'auth-agent'] as const) {
-      session.on(name, (_accept: unknown, reject: (() => void) | undefined) => {
-        this.#audit(state, { event: 'ssh.request.deny', reason: `${name} forwarding is not supported by this agent` });
+    session.on('x11', (_accept, reject) => {
+      this.#audit(state, { event: 'ssh.request.deny', sessionId, reason: 'x11 forwarding is not supported by this agent' });
+      reject?.();
+    });
+    session.on('auth-agent', (accept, reject) => {
+      const refusal = agentForwardingRefusal(auth);
+      if (refusal !== undefined) {
+        this.#audit(state, { event: 'ssh.request.deny', sessionId, reason: refusal });
         reject?.();
-      });
-    }
+        return;
+      }
+      agentForwarding = true;
+      accept?.();
+    });
     const once = (reject: (() => void) | undefined): boolean => {
       if (started) {
         reject?.();
@@ -363,12 +424,14 @@ export class SshService {
     session.on('exec', (accept, reject, info) => {
       if (!once(reject)) return;
       const channel = accept();
-      if (ptyInfo !== undefined && auth.certificate.forceCommand === undefined) {
-        // `ssh -t host command`: the command runs in the terminal it asked for.
-        ({ resize, kill } = this.#runPty(state, auth, channel, env, ptyInfo, pendingSize, info.command));
-        return;
-      }
-      kill = this.#runCommand(state, auth, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
+      void withAgent(channel).then(() => {
+        if (ptyInfo !== undefined && auth.certificate.forceCommand === undefined) {
+          // `ssh -t host command`: the command runs in the terminal it asked for.
+          ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, info.command));
+          return;
+        }
+        kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: info.command, kind: 'exec', pty: ptyInfo });
+      });
     });
     session.on('subsystem', (accept, reject, info) => {
       if (!once(reject)) return;
@@ -378,17 +441,69 @@ export class SshService {
         started = false;
         return;
       }
-      kill = this.#runCommand(state, auth, accept(), { env, requested: undefined, kind: 'sftp' });
+      kill = this.#runCommand(state, auth, sessionId, accept(), { env, requested: undefined, kind: 'sftp' });
     });
     session.on('shell', (accept, reject) => {
       if (!once(reject)) return;
       const channel = accept();
-      if (ptyInfo === undefined || auth.certificate.forceCommand !== undefined) {
-        kill = this.#runCommand(state, auth, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
-        return;
-      }
-      ({ resize, kill } = this.#runPty(state, auth, channel, env, ptyInfo, pendingSize, undefined));
+      void withAgent(channel).then(() => {
+        if (ptyInfo === undefined || auth.certificate.forceCommand !== undefined) {
+          kill = this.#runCommand(state, auth, sessionId, channel, { env, requested: undefined, kind: 'shell', pty: ptyInfo });
+          return;
+        }
+        ({ resize, kill } = this.#runPty(state, auth, sessionId, channel, env, ptyInfo, pendingSize, undefined));
+      });
     });
+  }
+
+  /** `ssh -L`: a direct-tcpip channel to host:port as seen from this node, when both the roles and the certificate permit it. */
+  #onDirectTcpip(state: ConnectionState, accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
+    const target = `${info.destIP.includes(':') ? `[${info.destIP}]` : info.destIP}:${info.destPort}`;
+    const refusal = portForwardingRefusal(state.auth);
+    if (refusal !== undefined) {
+      this.#audit(state, { event: 'ssh.request.deny', target, reason: refusal });
+      rejectWith(reject, OPEN_PROHIBITED, refusal);
+      return;
+    }
+    const socket = net.connect({ host: info.destIP, port: info.destPort });
+    let channel: ServerChannel | undefined;
+    socket.once('connect', () => {
+      channel = accept();
+      this.#audit(state, { event: 'ssh.port_forward', target });
+      channel.on('error', (error: Error) => this.#log?.debug({ err: error, connectionId: state.id, target }, 'forwarded channel error'));
+      socket.pipe(channel);
+      channel.pipe(socket);
+      channel.once('close', () => socket.destroy());
+      socket.once('close', () => channel?.end());
+    });
+    socket.on('error', (error) => {
+      if (channel) return;
+      const reason = `cannot connect to ${target} from this node: ${error.message}`;
+      this.#audit(state, { event: 'ssh.request.deny', target, reason });
+      rejectWith(reject, OPEN_CONNECT_FAILED, reason);
+    });
+  }
+
+  /** A recording when the decision asks for one and a recorder is configured; a recorder that fails leaves the session unrecorded and says so. */
+  #startRecording(state: ConnectionState, auth: Authenticated, session: { sessionId: string; kind: 'shell' | 'exec'; command?: string; cols?: number; rows?: number; term?: string }): SessionRecording | undefined {
+    if (!auth.decision.recordSession || !this.#options.record) return undefined;
+    try {
+      return this.#options.record({
+        sessionId: session.sessionId,
+        connectionId: state.id,
+        user: auth.identity.username,
+        login: state.login,
+        kind: session.kind,
+        ...(session.command !== undefined ? { command: session.command } : {}),
+        cols: clampSize(session.cols ?? 80, 80),
+        rows: clampSize(session.rows ?? 24, 24),
+        term: session.term || 'xterm',
+        shell: auth.user.shell,
+      });
+    } catch (error) {
+      this.#log?.error({ err: error, sessionId: session.sessionId }, 'cannot start the session recording; the session runs unrecorded');
+      return undefined;
+    }
   }
 
   #baseEnv(user: HostUser, clientEnv: Record<string, string>, term: string | undefined): Record<string, string> {
@@ -404,7 +519,7 @@ export class SshService {
   }
 
   /** exec, sftp, and a shell without a pty (or under force-command): a child process on pipes. Returns its kill. */
-  #runCommand(state: ConnectionState, auth: Authenticated, channel: ServerChannel, request: { env: Record<string, string>; requested: string | undefined; kind: 'exec' | 'shell' | 'sftp'; pty?: PseudoTtyInfo }): (signal: NodeJS.Signals) => void {
+  #runCommand(state: ConnectionState, auth: Authenticated, sessionId: string, channel: ServerChannel, request: { env: Record<string, string>; requested: string | undefined; kind: 'exec' | 'shell' | 'sftp'; pty?: PseudoTtyInfo }): (signal: NodeJS.Signals) => void {
     const { user, certificate } = auth;
     const env = this.#baseEnv(user, request.env, request.pty?.term);
     let argv: { file: string; args: string[] };
@@ -422,7 +537,9 @@ export class SshService {
       argv = commandAs(user, user.shell, ['-l']);
     }
     const startedAt = Date.now();
-    this.#audit(state, { event: 'ssh.session.start', kind: request.kind, ...(command !== undefined ? { command } : {}) });
+    this.#audit(state, { event: 'ssh.session.start', sessionId, kind: request.kind, ...(command !== undefined ? { command } : {}) });
+    if (request.kind === 'sftp') this.#audit(state, { event: 'ssh.sftp', sessionId, kind: 'sftp' });
+    const recording = request.kind === 'sftp' ? undefined : this.#startRecording(state, auth, { sessionId, kind: request.kind, command, cols: request.pty?.cols, rows: request.pty?.rows, term: request.pty?.term });
     const child = spawn(argv.file, argv.args, { cwd: workingDirectory(user), env, stdio: ['pipe', 'pipe', 'pipe'] });
     channel.on('error', (error: Error) => this.#log?.debug({ err: error, connectionId: state.id }, 'SSH channel error'));
     let ended = false;
@@ -432,8 +549,12 @@ export class SshService {
       await Promise.all([flush(channel, channel), flush(channel.stderr, channel)]);
       sendExit(channel, exitCode, signal === null ? undefined : signal);
       channel.end();
+      await recording?.close();
+      if (request.kind === 'exec') this.#audit(state, { event: 'ssh.exec', sessionId, kind: 'exec', command, ...(exitCode !== null ? { exitCode } : {}), ...(signal ? { signal } : {}) });
       this.#audit(state, {
         event: 'ssh.session.end',
+        sessionId,
+        ...(recording ? { recordingId: recording.sessionId } : {}),
         kind: request.kind,
         ...(exitCode !== null ? { exitCode } : {}),
         ...(signal ? { signal } : {}),
@@ -445,6 +566,10 @@ export class SshService {
       channel.stderr.write(`postern: cannot start ${argv.file}: ${error.message}\r\n`);
       void finish(255, null, error.message);
     });
+    if (recording) {
+      child.stdout.on('data', (data: Buffer) => recording.output(data));
+      child.stderr.on('data', (data: Buffer) => recording.output(data));
+    }
     child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
     channel.pipe(child.stdin);
@@ -462,6 +587,7 @@ export class SshService {
   #runPty(
     state: ConnectionState,
     auth: Authenticated,
+    sessionId: string,
     channel: ServerChannel,
     clientEnv: Record<string, string>,
     info: PseudoTtyInfo,
@@ -474,16 +600,20 @@ export class SshService {
     const kind = command === undefined ? 'shell' : 'exec';
     const argv = commandAs(user, user.shell, command === undefined ? ['-l'] : ['-c', command]);
     const startedAt = Date.now();
-    this.#audit(state, { event: 'ssh.session.start', kind, ...(command !== undefined ? { command } : {}) });
+    this.#audit(state, { event: 'ssh.session.start', sessionId, kind, ...(command !== undefined ? { command } : {}) });
+    const cols = clampSize(size?.cols ?? info.cols, 80);
+    const rows = clampSize(size?.rows ?? info.rows, 24);
+    const recording = this.#startRecording(state, auth, { sessionId, kind, command, cols, rows, term });
     const terminal = pty.spawn(argv.file, argv.args, {
       name: term,
-      cols: clampSize(size?.cols ?? info.cols, 80),
-      rows: clampSize(size?.rows ?? info.rows, 24),
+      cols,
+      rows,
       cwd: workingDirectory(user),
       env,
       encoding: null,
     });
     terminal.onData((data: string | Buffer) => {
+      recording?.output(data);
       if (!channel.write(data)) {
         terminal.pause();
         channel.once('drain', () => terminal.resume());
@@ -495,10 +625,13 @@ export class SshService {
     terminal.onExit(({ exitCode, signal }) => {
       if (ended) return;
       ended = true;
-      void flush(channel, channel).then(() => {
+      void flush(channel, channel).then(async () => {
         sendExit(channel, exitCode, signal ? signalName(signal) : undefined);
         channel.end();
-        this.#audit(state, { event: 'ssh.session.end', kind, exitCode, ...(signal ? { signal: signalName(signal) ?? String(signal) } : {}), durationMs: Date.now() - startedAt });
+        await recording?.close();
+        const signalText = signal ? { signal: signalName(signal) ?? String(signal) } : {};
+        if (kind === 'exec') this.#audit(state, { event: 'ssh.exec', sessionId, kind, command, exitCode, ...signalText });
+        this.#audit(state, { event: 'ssh.session.end', sessionId, ...(recording ? { recordingId: recording.sessionId } : {}), kind, exitCode, ...signalText, durationMs: Date.now() - startedAt });
       });
     });
     channel.on('close', () => {
@@ -506,13 +639,38 @@ export class SshService {
     });
     return {
       resize: (cols, rows) => {
-        if (!ended) terminal.resize(clampSize(cols, 80), clampSize(rows, 24));
+        if (ended) return;
+        terminal.resize(clampSize(cols, 80), clampSize(rows, 24));
+        recording?.resize(clampSize(cols, 80), clampSize(rows, 24));
       },
       kill: (signal) => {
         if (!ended) terminal.kill(signal);
       },
     };
   }
+}
+
+const OPEN_PROHIBITED = 1;
+const OPEN_CONNECT_FAILED = 2;
+
+/** Refuses a channel open with a reason code and a description OpenSSH shows (patched ssh2 passes them on). */
+export function rejectWith(reject: () => void, code: number, description: string): void {
+  (reject as (code: number, description: string) => void)(code, description.slice(0, 1024));
+}
+
+/** Why `ssh -L` is refused, or undefined when both the roles and the certificate permit it. */
+function portForwardingRefusal(auth: Authenticated | undefined): string | undefined {
+  if (!auth) return 'port forwarding needs a logged-in connection';
+  if (!auth.decision.permitPortForwarding) return `port forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_port_forwarding: true (or one sets it false)`;
+  if (!auth.identity.permit.portForwarding) return 'the certificate does not permit port forwarding (no permit-port-forwarding); if a role now allows it, log in again';
+  return undefined;
+}
+
+/** Why `ssh -A` is refused, or undefined when both the roles and the certificate permit it. */
+function agentForwardingRefusal(auth: Authenticated): string | undefined {
+  if (!auth.decision.permitAgentForwarding) return `agent forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_agent_forwarding: true (or one sets it false)`;
+  if (!auth.identity.permit.agentForwarding) return 'the certificate does not permit agent forwarding (no permit-agent-forwarding); if a role now allows it, log in again';
+  return undefined;
 }
 
 /** The account's home, or / when it does not exist (as sshd does). */

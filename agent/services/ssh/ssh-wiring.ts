@@ -25,7 +25,9 @@ import { parseAuthorizedKey } from '../../../protocols/ssh/public-key.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
-import { SshService, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
+import { RecordingUploader } from './recording-uploader.ts';
+import { startRecording, type SessionRecording } from './session-recorder.ts';
+import { SshService, type SshRecordingRequest, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
 
 export interface AgentSshOptions {
   identity: AgentIdentity;
@@ -45,6 +47,10 @@ export interface AgentSshOptions {
   auditBufferSize?: number;
   /** Longest wait between audit retries. Default 30 s. */
   auditMaxRetryMs?: number;
+  /** Where session recordings are written until auth has them (`<data_dir>/recordings`); without it nothing is recorded. */
+  recordingsDir?: string;
+  /** Retry period for recording uploads. Default 30 s. */
+  recordingRetryMs?: number;
 }
 
 /** What auth's emitAudit takes (audit-event.ts, without id, time and cluster). */
@@ -67,6 +73,10 @@ export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAud
     'ssh.request.deny': 'access.denied',
     'ssh.session.start': 'session.start',
     'ssh.session.end': 'session.end',
+    'ssh.exec': 'session.exec',
+    'ssh.sftp': 'session.sftp',
+    'ssh.port_forward': 'session.port_forward',
+    'ssh.agent_forward': 'session.agent_forward',
   }[event.event];
   const outcome = event.event === 'ssh.auth.allow' ? 'allow' : event.event.endsWith('.deny') ? 'deny' : 'success';
   const fields: Record<string, unknown> = {
@@ -75,7 +85,7 @@ export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAud
     connection_id: event.connectionId,
     agent_time: event.time.toISOString(),
   };
-  for (const key of ['keyId', 'kind', 'command', 'exitCode', 'signal', 'durationMs'] as const) {
+  for (const key of ['sessionId', 'recordingId', 'keyId', 'kind', 'command', 'target', 'exitCode', 'signal', 'durationMs'] as const) {
     if (event[key] !== undefined) fields[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = event[key];
   }
   const user = event.user ? event.user.slice(0, 253) : undefined;
@@ -112,6 +122,8 @@ export class AgentSsh implements SupervisedService {
   #auditTimer: NodeJS.Timeout | undefined;
   #auditFlushing: Promise<void> | undefined;
   #running = false;
+  readonly #recording = new Set<string>();
+  readonly #uploader: RecordingUploader | undefined;
   readonly #onIdentity = (next: IdentityFile): void => {
     try {
       this.service.updateHostCertificate(next.ssh_key_pem ?? '', next.ssh_cert ?? '');
@@ -135,7 +147,48 @@ export class AgentSsh implements SupervisedService {
       audit: (event) => this.#enqueue(toAuditEvent(event, options.nodeName)),
       logger: options.logger,
       now: () => this.#clock.now(),
+      record: (request) => this.#record(request),
     });
+    const dir = options.recordingsDir;
+    this.#uploader = dir
+      ? new RecordingUploader({ dir, auth: options.auth, logger: options.logger, active: () => this.#recording, intervalMs: options.recordingRetryMs })
+      : undefined;
+  }
+
+  /** Starts writing a session's recording to disk; uploaded once it ends. */
+  #record(request: SshRecordingRequest): SessionRecording | undefined {
+    const dir = this.#options.recordingsDir;
+    if (!dir) return undefined;
+    this.#recording.add(request.sessionId);
+    try {
+      return startRecording(
+        dir,
+        {
+          session_id: request.sessionId,
+          connection_id: request.connectionId,
+          user: request.user,
+          login: request.login,
+          node: this.#options.nodeName,
+          kind: request.kind,
+          ...(request.command !== undefined ? { command: request.command } : {}),
+          width: request.cols,
+          height: request.rows,
+        },
+        { TERM: request.term, SHELL: request.shell },
+        (id) => {
+          this.#recording.delete(id);
+          this.#uploader?.trigger();
+        },
+      );
+    } catch (error) {
+      this.#recording.delete(request.sessionId);
+      throw error;
+    }
+  }
+
+  /** Uploads pending recordings now and waits for the pass (tests, shutdown). */
+  async uploadRecordings(): Promise<void> {
+    await this.#uploader?.uploadAll();
   }
 
   /** The tunnel handler for the `ssh` service. */
@@ -149,6 +202,7 @@ export class AgentSsh implements SupervisedService {
     // Not awaited: a cluster briefly out of reach must not keep the agent from starting; logins are refused until the CAs are known.
     void this.#refreshCAs();
     this.#scheduleAudit(0);
+    this.#uploader?.start();
   }
 
   async stop(): Promise<void> {
@@ -156,6 +210,7 @@ export class AgentSsh implements SupervisedService {
     this.#options.identity.off('change', this.#onIdentity);
     clearTimeout(this.#caTimer);
     clearTimeout(this.#auditTimer);
+    this.#uploader?.stop();
     this.service.close();
     // One last, short attempt to hand over what is buffered.
     await Promise.race([this.#flushAudit(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
@@ -165,6 +220,7 @@ export class AgentSsh implements SupervisedService {
     const parts = [
       this.#userCAs ? `${this.#userCAs.length} user CA key(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); logins are refused`,
       `${this.#auditQueue.length} audit event(s) pending`,
+      ...(this.#uploader?.pending ? [`${this.#uploader.pending} session recording(s) waiting for upload`] : []),
       ...(this.#auditDropped ? [`${this.#auditDropped} audit event(s) dropped`] : []),
     ];
     // Healthy either way: the agent still serves its other parts, and SSH fails closed.
@@ -221,11 +277,20 @@ export class AgentSsh implements SupervisedService {
     const now = this.#clock.now();
     const missing = request.identity.roles.filter((name) => !byName.has(name));
     const roles = request.identity.roles.map((name) => byName.get(name)).filter((role): role is Role => role !== undefined && !isExpired(role, now));
-    const decision = new AccessChecker(roles, request.identity.traits).checkNode({ name: this.#options.nodeName, labels: request.nodeLabels, login: request.login });
+    const checker = new AccessChecker(roles, request.identity.traits);
+    const decision = checker.checkNode({ name: this.#options.nodeName, labels: request.nodeLabels, login: request.login });
     if (!decision.allowed && missing.length > 0) {
       return { allowed: false, reason: `${decision.reason} (roles not found: ${missing.join(', ')})` };
     }
-    return { allowed: decision.allowed, reason: decision.reason };
+    if (!decision.allowed) return { allowed: false, reason: decision.reason };
+    const options = checker.options();
+    return {
+      allowed: true,
+      reason: decision.reason,
+      recordSession: options.recordSession,
+      permitPortForwarding: options.permitPortForwarding,
+      permitAgentForwarding: options.permitAgentForwarding,
+    };
   }
 
   async #rolesByName(): Promise<Map<string, Role>> {

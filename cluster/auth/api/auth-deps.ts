@@ -11,6 +11,7 @@ import type { CertAuthorities } from '../pki/authorities.ts';
 import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
+import type { RecordingStore } from '../recordings/recording-store.ts';
 
 export interface AuthDeps {
   clusterName: string;
@@ -28,6 +29,8 @@ export interface AuthDeps {
   issuer: CertIssuer;
   authorizer: Authorizer;
   presence: PresenceStore;
+  /** Session recordings uploaded by agents. */
+  recordings: RecordingStore;
   /** Longest certificate a login may get, whatever the roles say. */
   maxSessionTtlMs: number;
 }

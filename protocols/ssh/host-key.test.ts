@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { BadInputError } from '../../../protocols/errors.ts';
-import { formatCertificate, signCertificate } from '../../../protocols/ssh/certificate.ts';
-import type { CertificateFields } from '../../../protocols/ssh/certificate.ts';
-import { formatOpenSshPrivateKey } from '../../../protocols/ssh/private-key.ts';
-import { publicKeyToBlob } from '../../../protocols/ssh/public-key.ts';
+import { BadInputError } from '../errors.ts';
+import { formatCertificate, signCertificate } from './certificate.ts';
+import type { CertificateFields } from './certificate.ts';
+import { formatOpenSshPrivateKey } from './private-key.ts';
+import { publicKeyToBlob } from './public-key.ts';
 import { certifiedHostKey } from './host-key.ts';
 
 const ca = generateKeyPairSync('ed25519');
