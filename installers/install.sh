@@ -143,7 +143,8 @@ if [ -n "$token" ]; then
     say "already joined ($destdir$statedir/agent-identity.json); keeping that identity and ignoring --token"
   else
     scratch=$(mktemp -d)
-    set -- join --proxy "$proxy" --token "$token" --ca-pin "$ca_pin" --data-dir "$scratch/state"
+    # --token=VALUE: a token may start with a dash, which a separate argument would turn into an option.
+    set -- join --proxy "$proxy" --token="$token" --ca-pin "$ca_pin" --data-dir "$scratch/state"
     [ -z "$labels" ] || set -- "$@" --labels "$labels"
     [ -z "$node_name" ] || set -- "$@" --name "$node_name"
     if ! joined=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin POSTERN_CACHE_DIR="$scratch/cache" "$binary" "$@" 2>&1); then

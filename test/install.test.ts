@@ -207,7 +207,7 @@ describe('installers/install.sh', () => {
   test('a corrupted identity file: the installed binary names the file and the fix', async () => {
     const root = path.join(scratch, 'corrupt');
     const state = path.join(root, 'state');
-    const first = await run(binary, ['join', '--proxy', cluster!.proxy, '--token', await token(), '--ca-pin', cluster!.pin, '--data-dir', state]);
+    const first = await run(binary, ['join', '--proxy', cluster!.proxy, `--token=${await token()}`, '--ca-pin', cluster!.pin, '--data-dir', state]);
     assert.equal(first.code, 0, first.stderr);
     const identity = path.join(state, 'agent-identity.json');
     writeFileSync(identity, readFileSync(identity, 'utf8').slice(0, 200));
