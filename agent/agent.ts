@@ -63,6 +63,10 @@ export interface RunningAgent {
   ssh?: AgentSsh;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
+  /** Refuses new sessions and waits up to `deadlineMs` for open ones; resolves with how many were still open. */
+  drain(deadlineMs: number): Promise<number>;
+  /** Applies what a config reload can change without a restart (labels); throws, changing nothing, when it cannot. */
+  reload(config: PosternConfig): void;
   stop(): Promise<void>;
 }
 
@@ -118,6 +122,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
     identity, services, tunnels, heartbeat, renewer, supervisor, ssh, readiness,
+    drain: (deadlineMs) => services.drain(deadlineMs),
+    reload: (next) => {
+      if (!next.agent) throw new BadInputError('the new config has no agent section; removing the agent needs a restart');
+      inventory.setStaticLabels(_staticLabels(next.agent, record));
+    },
     stop: async () => {
       commandLabels.stop();
       await supervisor.stopAll(5_000);
@@ -140,12 +149,17 @@ async function _inventory(
     version: versionInfo().version,
     startedAt: new Date(),
     nodeName: context.nodeName,
-    // The admin's token labels win over the host's own: they are what the admin vouched for.
-    staticLabels: { ...(agent.ssh.enabled ? agent.ssh.labels : {}), ...record?.labels, ...agent.labels, ...tokenLabels },
+    staticLabels: _staticLabels(agent, record),
     commandLabels,
     services: () => context.services.names(),
   });
   return { inventory, commandLabels };
+}
+
+/** Labels from the config, the join and the token. */
+function _staticLabels(agent: AgentConfig, record: JoinRecord | undefined): Record<string, string> {
+  // The admin's token labels win over the host's own: they are what the admin vouched for.
+  return { ...(agent.ssh.enabled ? agent.ssh.labels : {}), ...record?.labels, ...agent.labels, ...record?.token_labels };
 }
 
 /** Ready when every supervised part runs healthy; otherwise the first that does not, and why. */

@@ -5,6 +5,7 @@
  * `tunnel` runs the throughput benchmark and then `tunnel-scale` (last line: the scale summary).
  */
 const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  agent: () => import('./agent.ts'),
   certs: () => import('./certs.ts'),
   tunnel: async () => {
     const [throughput, scale] = await Promise.all([import('./tunnel.ts'), import('./tunnel-scale.ts')]);

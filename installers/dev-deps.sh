@@ -13,7 +13,8 @@ packages=(
   tmux                            # interactive terminal tests
   procps                          # ps/pkill used by fixtures
   binutils                        # strip, for npm run build (the binary test)
-  util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups
+  util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups; unshare (confined binary test)
+  systemd                         # systemd-analyze verify on the units postern install systemd writes
 )
 
 missing=()

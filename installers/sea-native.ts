@@ -6,9 +6,10 @@
  * single binary (the plain bundle run by `node`), the addon is loaded from the
  * path it had when the bundle was built.
  *
- * Cache directory: `$POSTERN_CACHE_DIR`, else `$XDG_CACHE_HOME/postern`, else
- * `/tmp/postern-<uid>`. It must be on an exec-capable file system (systemd:
- * `CacheDirectory=`).
+ * Cache directory: `$POSTERN_CACHE_DIR`, else `$CACHE_DIRECTORY` (what systemd's
+ * `CacheDirectory=` sets; the first one when it lists several), else
+ * `$XDG_CACHE_HOME/postern`, else `/tmp/postern-<uid>`. It must be on an
+ * exec-capable file system.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -69,10 +70,8 @@ function hasContent(file: string, bytes: Uint8Array): boolean {
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const uid = process.getuid?.() ?? 0;
   const dir = env.POSTERN_CACHE_DIR
-    ? env.POSTERN_CACHE_DIR
-    : env.XDG_CACHE_HOME
-      ? path.join(env.XDG_CACHE_HOME, 'postern')
-      : path.join('/tmp', `postern-${uid}`);
+    || env.CACHE_DIRECTORY?.split(':')[0]
+    || (env.XDG_CACHE_HOME ? path.join(env.XDG_CACHE_HOME, 'postern') : path.join('/tmp', `postern-${uid}`));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stat = fs.lstatSync(dir);
   if (!stat.isDirectory()) throw new Error(`cache directory ${dir} is not a directory`);

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildBinary } from '../installers/build.ts';
 import { repoRoot } from './fixtures/auth.ts';
+import { ensureBinary } from './fixtures/binary.ts';
 
 const dist = path.join(repoRoot, 'dist');
 const binary = path.join(dist, 'postern');
@@ -36,7 +37,7 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
 }
 
 before(async () => {
-  await buildBinary({ verbose: false });
+  await ensureBinary();
 });
 
 after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -69,7 +69,8 @@ export function checkLabelConflicts(staticLabels: Readonly<Record<string, unknow
 /** Combines host facts, labels and services into the snapshot a heartbeat carries. */
 export class Inventory {
   readonly #options: InventoryOptions;
-  readonly #staticLabels: Readonly<Record<string, string>>;
+  #staticLabels: Readonly<Record<string, string>>;
+  readonly #listeners = new Set<() => void>();
 
   /** Throws LabelConfigError when a static label shares a key with a command label. */
   constructor(options: InventoryOptions) {
@@ -98,12 +99,22 @@ export class Inventory {
     };
   }
 
+  /** Replaces the static labels (a config reload); throws LabelConfigError like the constructor and then changes nothing. */
+  setStaticLabels(labels: Readonly<Record<string, string>>): void {
+    checkLabelConflicts(labels, Object.fromEntries((this.#options.commandLabels?.names() ?? []).map((name) => [name, true])));
+    this.#staticLabels = { ...labels };
+    for (const listener of this.#listeners) listener();
+  }
+
   /** Calls `listener` when a label changes, so a heartbeat can go out early; returns the unsubscribe. */
   onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
     const source = this.#options.commandLabels;
-    if (!source) return () => {};
-    source.on('change', listener);
-    return () => void source.off('change', listener);
+    source?.on('change', listener);
+    return () => {
+      this.#listeners.delete(listener);
+      source?.off('change', listener);
+    };
   }
 }
 

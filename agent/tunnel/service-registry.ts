@@ -19,6 +19,10 @@ export class ServiceRegistry {
   readonly #handlers = new Map<string, ServiceHandler>();
   readonly #served = new Map<string, ServedResource>();
   readonly #listeners = new Set<() => void>();
+  /** Streams handed to a handler and not closed yet. */
+  readonly #open = new Set<IncomingDial['stream']>();
+  #draining = false;
+  #onIdle: (() => void) | undefined;
 
   /** Adds a service; returns its removal. Throws for a duplicate or malformed name. */
   register(name: string, handler: ServiceHandler): () => void {
@@ -69,15 +73,49 @@ export class ServiceRegistry {
     return () => void this.#listeners.delete(listener);
   }
 
+  /** Streams open now (sessions being served). */
+  get openStreams(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Stops taking new streams (they get 503) and resolves with the number still open
+   * when they have all closed or `deadlineMs` has passed, whichever comes first.
+   */
+  async drain(deadlineMs: number): Promise<number> {
+    this.#draining = true;
+    if (this.#open.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadlineMs);
+        this.#onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#onIdle = undefined;
+    }
+    return this.#open.size;
+  }
+
   /** The stream handler to give AgentTunnel. */
   readonly onStream: DialHandler = (dial) => {
+    if (this.#draining) throw new TunnelRejectedError(503, 'this agent is shutting down; try again when it is back', { service: dial.service });
     const handler = this.#handlers.get(dial.service);
     if (!handler) {
       const served = this.names();
       throw new TunnelRejectedError(404, `this agent does not serve ${dial.service}; it serves ${served.length ? served.join(', ') : 'nothing yet'}`, { service: dial.service });
     }
+    this.#track(dial.stream);
     return handler(dial);
   };
+
+  #track(stream: IncomingDial['stream']): void {
+    this.#open.add(stream);
+    stream.once('close', () => {
+      this.#open.delete(stream);
+      if (this.#open.size === 0) this.#onIdle?.();
+    });
+  }
 
   #changed(): void {
     for (const listener of this.#listeners) listener();

@@ -1,7 +1,8 @@
 /**
  * `postern start`: runs what postern.yaml enables in one process and stops it cleanly
- * on SIGTERM/SIGINT. Diagnostics (/healthz, /readyz, /metrics) come up first so an
- * orchestrator can watch start-up.
+ * on SIGTERM/SIGINT (draining agent sessions first) and reloads it on SIGHUP
+ * (cli/postern/lifecycle.ts). Diagnostics (/healthz, /readyz, /metrics) come up first
+ * so an orchestrator can watch start-up.
  */
 import { stringOption, type Invocation } from '../command.ts';
 import { loadConfig, type PosternConfig } from '../../cluster/common/config.ts';
@@ -9,6 +10,7 @@ import { createLogger, type Logger } from '../../cluster/common/logger.ts';
 import { DiagServer } from '../../cluster/common/diag-server.ts';
 import { AuthServer } from '../../cluster/auth/auth-server.ts';
 import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
+import { drainTimeoutMs, levelControl, reloadConfig } from './lifecycle.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -20,6 +22,10 @@ export interface RunningDaemon {
   proxy?: RunningProxy;
   diag?: DiagServer;
   diagPort?: number;
+  /** Refuses new agent sessions and waits up to `deadlineMs` for open ones; resolves with how many are left. */
+  drain(deadlineMs: number): Promise<number>;
+  /** Applies reloadable agent settings (labels) from `config`. */
+  reloadAgent?(config: PosternConfig): void;
   stop(): Promise<void>;
 }
 
@@ -29,6 +35,7 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
   const stops: Array<() => Promise<void>> = [];
   const daemon: RunningDaemon = {
     diag,
+    drain: async () => 0,
     stop: async () => {
       for (const stop of stops.reverse()) await stop().catch((error: unknown) => logger.error({ err: error }, 'stopping a service failed'));
     },
@@ -62,6 +69,8 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
       const { startAgent } = await import('../../agent/agent.ts');
       const agent = await startAgent(config, { logger: logger.child({ component: 'agent' }), diag });
       stops.push(() => agent.stop());
+      daemon.drain = (deadlineMs) => agent.drain(deadlineMs);
+      daemon.reloadAgent = (next) => agent.reload(next);
     }
     return daemon;
   } catch (error) {
@@ -74,14 +83,31 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
 export async function start(invocation: Invocation): Promise<number> {
   const file = stringOption(invocation, 'config') ?? defaultConfigPath();
   const config = await loadConfig(file);
+  const drainMs = drainTimeoutMs();
   const logger = createLogger({ level: config.log.level, name: 'postern' });
+  const setLevel = levelControl(logger);
   // Listen before starting: a SIGTERM during start-up must stop cleanly, not kill the process.
   const stopRequested = waitForSignal();
+  // Ignored until start-up is done: SIGHUP's default action would kill the process.
+  let onHangUp = () => logger.warn('SIGHUP during start-up ignored; send it again once "postern started" is logged');
+  process.on('SIGHUP', () => onHangUp());
   const daemon = await startDaemon(config, logger);
+  let running = config;
+  let reloading = Promise.resolve();
+  onHangUp = () => {
+    reloading = reloading.then(async () => {
+      running = await reloadConfig(file, running, daemon, setLevel, logger);
+    });
+  };
   logger.info({ config: file }, 'postern started');
   await stopRequested;
-  logger.info('stopping');
+  logger.info({ deadline_ms: drainMs }, 'stopping: new sessions are refused; draining open ones');
+  const left = await Promise.race([daemon.drain(drainMs), waitForSignal().then(() => -1)]);
+  if (left === -1) logger.warn('second stop signal: stopping without waiting for sessions');
+  else if (left > 0) logger.warn({ open: left }, `drain deadline passed; closing ${left} open session(s)`);
+  else logger.info('drained: no open sessions');
   await daemon.stop();
+  logger.info('stopped');
   return 0;
 }
 

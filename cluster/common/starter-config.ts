@@ -8,6 +8,10 @@ export interface StarterOptions {
   token?: string;
   caPin?: string;
   labels?: Record<string, string>;
+  /** For agents: the node name (default: the host name at run time). */
+  nodeName?: string;
+  /** /healthz, /readyz, /metrics; default 127.0.0.1:3000. */
+  diagAddr?: string;
 }
 
 const yamlString = (value: string) => JSON.stringify(value);
@@ -26,7 +30,7 @@ export function renderStarterConfig(options: StarterOptions): string {
     '  level: info   # trace, debug, info, warn, error',
     '',
     '# /healthz, /readyz and Prometheus /metrics. Set to "" to turn off.',
-    'diag_addr: 127.0.0.1:3000',
+    `diag_addr: ${options.diagAddr ?? '127.0.0.1:3000'}`,
   ];
   if (options.roles.includes('auth')) {
     lines.push(
@@ -56,11 +60,15 @@ export function renderStarterConfig(options: StarterOptions): string {
       '',
       '# Agent: joins the cluster through a proxy and serves resources over a reverse tunnel.',
       'agent:',
+      ...(options.nodeName ? [`  node_name: ${yamlString(options.nodeName)}`] : []),
       `  proxy_addr: ${yamlString(options.proxyAddr ?? 'localhost:3080')}`,
       `  token: ${yamlString(options.token ?? '')}   # pctl tokens add --type=node; not needed once joined`,
       options.caPin ? `  ca_pin: ${yamlString(options.caPin)}` : '  # ca_pin: sha256:...   # from pctl status; pins the cluster CA on first join',
       '  labels:',
       ...Object.entries(options.labels ?? { env: 'dev' }).map(([k, v]) => `    ${k}: ${yamlString(v)}`),
+      '  # The SSH service: logins with Postern certificates, as the host accounts the roles allow.',
+      '  ssh:',
+      '    enabled: true',
     );
   }
   return lines.join('\n') + '\n';

@@ -193,6 +193,9 @@ export class SshService {
     }, LOGIN_GRACE_MS);
     grace.unref();
     stream.once('close', () => clearTimeout(grace));
+    // ssh2 counts on a net.Socket ending its own half when the peer's ends (allowHalfOpen
+    // false); a tunnel stream does not, so without this it stays open after the user left.
+    stream.once('end', () => stream.end());
     this.#server.injectSocket(stream as never);
   }
 
