@@ -14,6 +14,9 @@ packages=(
   procps                          # ps/pkill used by fixtures
   binutils                        # strip, for npm run build (the binary test)
   util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups
+  xrdp xorgxrdp                   # the RDP desktop fixture (xrdp-sesman + xrdp + Xorg with xorgxrdp)
+  x11-xserver-utils xterm socat   # the fixture's session (xsetroot, an xterm to type into) and its X socket bridges
+  freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
 )
 
 missing=()
