@@ -17,6 +17,7 @@ packages=(
   xrdp xorgxrdp                   # the RDP desktop fixture (xrdp-sesman + xrdp + Xorg with xorgxrdp)
   x11-xserver-utils xterm socat   # the fixture's session (xsetroot, an xterm to type into) and its X socket bridges
   freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
+  freerdp2-shadow-x11             # freerdp-shadow-cli /sec:nla over Xvfb: the NLA (CredSSP) host for engine tests
 )
 
 missing=()

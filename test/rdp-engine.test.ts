@@ -2,7 +2,8 @@
  * The ironrdp-wasm engine against a real xrdp desktop (test/fixtures/xrdp.ts): the
  * first picture arrives within 5 s, a colour set with xsetroot by the session user
  * shows up in the decoded pixels, and keys typed into the session's xterm run a
- * command that creates a marker file. Refusals: a port with nothing listening and a
+ * command that creates a marker file. A host that requires NLA (FreeRDP's shadow server)
+ * is reached with CredSSP. Refusals: a port with nothing listening, a wrong NLA password and a
  * certificate that does not match the pin fail with reasons that say so.
  */
 import { after, before, test } from 'node:test';
@@ -14,6 +15,7 @@ import type { FrameRect, RdpSession } from '../protocols/rdp/rdp-engine.ts';
 import { typeText } from '../protocols/rdp/scancodes.ts';
 import { startXrdp, xrdpUnavailable, type XrdpDesktop } from './fixtures/xrdp.ts';
 import { freePort } from './fixtures/processes.ts';
+import { shadowUnavailable, startNlaDesktop } from './fixtures/rdp-shadow.ts';
 
 const skip = xrdpUnavailable();
 let desktop: XrdpDesktop;
@@ -105,4 +107,34 @@ test('a server certificate that does not match the pin is refused', { skip, time
       return true;
     },
   );
+});
+
+const nlaSkip = shadowUnavailable();
+
+test('a host that requires NLA (freerdp-shadow-cli /sec:nla): the engine authenticates with CredSSP and renders; a wrong password is refused', { skip: nlaSkip, timeout: 60_000 }, async () => {
+  const host = await startNlaDesktop();
+  try {
+    const session = await engine.connect({ host: host.host, port: host.port, credentials: { username: host.username, password: host.password }, width: 1024, height: 768 });
+    try {
+      let rects = 0;
+      session.on('rects', () => void rects++);
+      await until('the first picture over NLA', () => rects > 0 || undefined, 5_000);
+      // The shadow server sends what changes: paint the screen and look for it.
+      await host.setColour('#a06030');
+      await until('the colour over NLA', () => near(pixelAt(session.snapshot(), 900, 700), [0xa0, 0x60, 0x30]) || undefined)
+        .catch((error: Error) => { throw new Error(`${error.message}; pixel ${pixelAt(session.snapshot(), 900, 700).join()}`); });
+    } finally {
+      session.close();
+    }
+    await assert.rejects(
+      engine.connect({ host: host.host, port: host.port, credentials: { username: host.username, password: 'wrong' }, width: 800, height: 600, timeoutMs: 10_000 }),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'PST_RDP_CONNECT');
+        assert.match(error.message, /NLA \(CredSSP\) authentication failed; check the user name, domain and password/);
+        return true;
+      },
+    );
+  } finally {
+    await host.stop();
+  }
 });

@@ -163,6 +163,8 @@ export function installInProcessWebSocket(): void {
     return new Original(text, protocols);
   } as unknown as typeof globalThis.WebSocket;
   Object.assign(Dispatching, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  // `x instanceof WebSocket` keeps working for Node's own sockets.
+  Dispatching.prototype = Original.prototype;
   globalThis.WebSocket = Dispatching;
 }
 

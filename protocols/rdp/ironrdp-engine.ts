@@ -50,13 +50,17 @@ export class IronRdpEngine implements RdpEngine {
     const canvas = new FrameCanvas(options.width, options.height);
     let gatewayError: Error | undefined;
     let certSha256 = '';
+    let selectedProtocol = -1;
     let onGatewayEnd: ((error?: Error) => void) | undefined;
     const gateway = registerGateway((link) => acceptRDCleanPath(link, {
       host: options.host,
       port: options.port,
       serverCertSha256: options.serverCertSha256,
       timeoutMs: options.timeoutMs,
-      onConnected: (info) => void (certSha256 = info.certSha256),
+      onConnected: (info) => {
+        certSha256 = info.certSha256;
+        selectedProtocol = info.selectedProtocol;
+      },
       onEnd: (error) => {
         gatewayError ??= error;
         onGatewayEnd?.(error);
@@ -88,7 +92,7 @@ export class IronRdpEngine implements RdpEngine {
         }),
       ]);
     } catch (error) {
-      throw gatewayError ?? _connectError(error, options);
+      throw gatewayError ?? _connectError(error, options, selectedProtocol);
     } finally {
       clearTimeout(timer);
       gateway.remove();
@@ -100,8 +104,13 @@ export class IronRdpEngine implements RdpEngine {
 }
 
 /** Turns what the wasm threw (an IronError or anything) into an RdpConnectError with a reason a person can act on. */
-function _connectError(error: unknown, options: RdpConnectOptions): RdpConnectError {
+function _connectError(error: unknown, options: RdpConnectOptions, selectedProtocol: number): RdpConnectError {
   const where = `${options.host}:${options.port}`;
+  // PROTOCOL_HYBRID(_EX): the host ran CredSSP; a host that drops the connection there refused the credentials.
+  const nla = selectedProtocol > 0 && (selectedProtocol & 0xa) !== 0;
+  if (nla && !(error instanceof RdpConnectError)) {
+    return new RdpConnectError(`cannot connect to the RDP host ${where}: NLA (CredSSP) authentication failed; check the user name, domain and password configured for this login (${_describe(error)})`);
+  }
   const iron = error as { kind?: () => number; backtrace?: () => string };
   if (typeof iron?.kind === 'function') {
     const kind = iron.kind();
