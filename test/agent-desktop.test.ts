@@ -3,7 +3,8 @@
  * real proxy, an agent joined by token with `agent.desktops` (password from a file),
  * and the xrdp fixture. A user's stream (a dial of `desktop:NAME` through the proxy's
  * tunnel registry carrying the user's X.509 certificate, as the web UI will send it)
- * gets `ready`, a first picture, and the pixels of a colour set with xsetroot; the
+ * gets `ready`, a first picture, and the pixels of a colour set with xsetroot; keys sent
+ * as stream messages type a command into the session's xterm; the
  * session is audited at auth (desktop.session.start/end) and recorded to disk.
  * Refusals: a desktop login no role allows (error message + access.denied), a desktop
  * whose labels no role matches (dial refused 403 + access.denied), an unknown desktop
@@ -13,7 +14,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestProxy, type TestProxy } from '../cluster/proxy/testdata/proxy-fixture.ts';
@@ -23,6 +24,7 @@ import { startAgent, type RunningAgent } from '../agent/agent.ts';
 import type { AuditEvent } from '../cluster/auth/audit/audit-event.ts';
 import { TunnelRejectedError } from '../protocols/tunnel/index.ts';
 import { readRecording } from '../protocols/rdp/desktop-recording.ts';
+import { typeText } from '../protocols/rdp/scancodes.ts';
 import { startXrdp, xrdpUnavailable, type XrdpDesktop } from './fixtures/xrdp.ts';
 import { DesktopViewer } from './fixtures/desktop-viewer.ts';
 
@@ -186,7 +188,7 @@ test('a desktop login no role allows gets an error message and an access.denied 
   assert.deepEqual(denied.identity.roles, ['desk-other-login']);
 });
 
-test('a user streams the desktop through the proxy: first picture, xsetroot pixels, audit and a recording', { skip, timeout: 60_000 }, async () => {
+test('a user streams the desktop through the proxy: first picture, xsetroot pixels, typed input, audit and a recording', { skip, timeout: 60_000 }, async () => {
   const started = Date.now();
   const viewer = await open('desktop:xrdp-1', 'alice', ['desk-test']);
   viewer.send({ type: 'connect', login: 'tester', width: 1024, height: 768 });
@@ -201,6 +203,11 @@ test('a user streams the desktop through the proxy: first picture, xsetroot pixe
   assert.equal(set.code, 0, set.stderr);
   await until('the new colour in the streamed picture', () => near(viewer.picture.pixel(900, 700), [0x00, 0xc0, 0x40]) || undefined)
     .catch((error: Error) => { throw new Error(`${error.message}; pixel ${viewer.picture.pixel(900, 700).join()}`); });
+  // Input through the stream: the pointer over the xterm (focus follows it), then keys.
+  viewer.send({ type: 'mouse_move', x: 60, y: 40 });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (const [scancode, down] of typeText('touch marker-streamed\n')) viewer.send({ type: 'key', scancode, down });
+  await until('the marker typed through the stream', () => existsSync(path.join(desktop.runDir, 'marker-streamed')) || undefined);
   viewer.send({ type: 'close' });
   await viewer.ended$();
 

@@ -44,7 +44,7 @@ export class DesktopRecorder {
     this.#out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
     this.#out.on('error', (error) => void (this.#failed ??= error));
     this.#out.write(RECORDING_MAGIC);
-    this.frame(encodeControl({ type: 'recording', version: 1, ...header } as never), now);
+    this.frame(encodeControl({ type: 'recording', version: 1, ...header }), now);
   }
 
   /** Why recording stopped, if it did. */

@@ -68,7 +68,9 @@ export type AgentMessage =
   | { type: 'resize'; width: number; height: number }
   | { type: 'clipboard'; text: string }
   | { type: 'error'; code: string; message: string }
-  | { type: 'end'; reason: string };
+  | { type: 'end'; reason: string }
+  /** Only in recordings (desktop-recording.ts): the first record. */
+  | { type: 'recording'; version: 1; session_id: string; desktop: string; user: string; login: string; started_at: string; width: number; height: number };
 
 export interface RectFrame {
   x: number;

@@ -225,10 +225,10 @@ class IronRdpSession extends EventEmitter<RdpSessionEvents> implements RdpSessio
     this.#session.applyInputs(transaction);
   }
 
-  #end(error?: Error, _reason?: string): void {
+  #end(error?: Error, reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.emit('close', error);
+    this.emit('close', error, reason);
   }
 }
 

@@ -43,8 +43,8 @@ export interface RdpSessionEvents {
   resize: [width: number, height: number];
   /** The remote clipboard now holds this text. */
   clipboard: [text: string];
-  /** The session is over; `error` says why when it was not a normal end. */
-  close: [error?: Error];
+  /** The session is over; `error` says why when it was not a normal end, `reason` what the host said otherwise. */
+  close: [error?: Error, reason?: string];
 }
 
 /** One connected desktop. */

@@ -171,10 +171,11 @@ class _Session {
       if (this.#stream.writableNeedDrain === false) this.#onDrain();
     });
     rdp.on('clipboard', (text) => this.#send({ type: 'clipboard', text }));
-    rdp.on('close', (error) => {
+    rdp.on('close', (error, reason) => {
+      const why = reason ? `the desktop ended the session: ${reason}` : 'the desktop ended the session';
       if (error) this.#send({ type: 'error', code: (error as { code?: string }).code ?? 'PST_RDP_SESSION', message: error.message });
-      else this.#send({ type: 'end', reason: 'the desktop ended the session' });
-      this.#finish(error?.message ?? 'the desktop ended the session', true);
+      else this.#send({ type: 'end', reason: why });
+      this.#finish(error?.message ?? why, true);
     });
   }
 
