@@ -66,7 +66,7 @@ export class AgentDesktops implements SupervisedService {
   #caFailures = 0;
   #caTimer: NodeJS.Timeout | undefined;
   #running = false;
-  #sessions = 0;
+  readonly #streams = new Set<IncomingDial['stream']>();
 
   constructor(options: AgentDesktopsOptions) {
     this.#o = options;
@@ -92,12 +92,15 @@ export class AgentDesktops implements SupervisedService {
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#caTimer);
+    // Sessions end with the service: their RDP connections close and their end events are queued first.
+    for (const stream of this.#streams) stream.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
     await this.#audit.stop();
   }
 
   health(): ServiceHealth {
     const parts = [
-      `${this.#o.desktops.length} desktop(s), ${this.#sessions} session(s)`,
+      `${this.#o.desktops.length} desktop(s), ${this.#streams.size} session(s)`,
       this.#userCaPems ? `${this.#userCaPems.length} user CA certificate(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); sessions are refused`,
       `${this.#audit.pending} audit event(s) pending`,
     ];
@@ -131,7 +134,7 @@ export class AgentDesktops implements SupervisedService {
       throw new TunnelRejectedError(403, visible.reason);
     }
     const record = checker.options().recordSession;
-    this.#sessions++;
+    this.#streams.add(dial.stream);
     void serveDesktopSession(dial.stream, {
       target,
       user,
@@ -147,7 +150,7 @@ export class AgentDesktops implements SupervisedService {
       audit: (event) => this.#emit(event),
       record: record ? (header) => this.#recorder(desktop, header) : undefined,
       logger: this.#log,
-    }).finally(() => this.#sessions--);
+    }).finally(() => this.#streams.delete(dial.stream));
   }
 
   #verify(header: string): UserIdentity {
