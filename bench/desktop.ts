@@ -12,6 +12,8 @@
  * Figures: time from dial to the first picture; full-screen frames per second (pixels
  * delivered / screen size, and colour changes seen at the centre) over a steady window;
  * the agent's CPU (utime+stime from /proc) per session in cores over the same window.
+ * Baseline in the same run: xfreerdp (native FreeRDP, RemoteFX) under Xvfb rendering
+ * the same session and cycle; its CPU against the agent's is the ratio printed last.
  * Target (issue 9): >= 10 full-screen frames/s at 1024x768 under half a core. The
  * cycle is driven at BENCH_DESKTOP_RATE changes a second (default 12); the CPU per
  * full frame says how far above that one session can go (mostly ironrdp-wasm's
@@ -19,7 +21,7 @@
  */
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestProxy } from '../cluster/proxy/testdata/proxy-fixture.ts';
@@ -102,13 +104,15 @@ export async function run(): Promise<void> {
     const cpu = (_cpuSeconds(pid) - cpuBefore) / seconds;
     const fullFrames = pixels / (WIDTH * HEIGHT) / seconds;
     const bytesPerSecond = viewer.rectBytes / (viewer.rects || 1);
-    cycler.kill();
     viewer.send({ type: 'close' });
     await Promise.race([viewer.ended$(), new Promise((resolve) => setTimeout(resolve, 3_000))]);
+    const baseline = await _xfreerdpCores(desktop, seconds * 1000);
+    cycler.kill();
 
     process.stdout.write(`colour cycle driven at ${RATE}/s (BENCH_DESKTOP_RATE); window ${seconds.toFixed(1)} s at ${WIDTH}x${HEIGHT}; ${viewer.rects} rect frames, mean ${(bytesPerSecond / 1024).toFixed(1)} KiB each\n`);
     process.stdout.write(`colour changes seen at the centre: ${(changes / seconds).toFixed(1)}/s; agent CPU with the session open and the screen still: ${idleCpu.toFixed(3)} cores\n`);
-    process.stdout.write(`desktop: first frame ${firstFrameMs.toFixed(0)} ms; ${fullFrames.toFixed(1)} full-screen frames/s; agent CPU ${cpu.toFixed(2)} cores per session (${(cpu / Math.max(fullFrames, 0.001) * 1000).toFixed(1)} ms per full frame); target >= 10 frames/s under 0.5 core: ${fullFrames >= 10 && cpu < 0.5 ? 'met' : 'NOT met'}\n`);
+    process.stdout.write(baseline.cores === undefined ? `baseline: ${baseline.why}\n` : `baseline: xfreerdp (FreeRDP 2, native, /rfx) under Xvfb on the same session and cycle: ${baseline.cores.toFixed(3)} cores\n`);
+    process.stdout.write(`desktop: first frame ${firstFrameMs.toFixed(0)} ms; ${fullFrames.toFixed(1)} full-screen frames/s; agent CPU ${cpu.toFixed(2)} cores per session (${(cpu / Math.max(fullFrames, 0.001) * 1000).toFixed(1)} ms per full frame); target >= 10 frames/s under 0.5 core: ${fullFrames >= 10 && cpu < 0.5 ? 'met' : 'NOT met'}${baseline.cores ? `; ${(cpu / baseline.cores).toFixed(1)}x the CPU of xfreerdp` : ''}\n`);
   } finally {
     cycler?.kill();
     await agent?.kill().catch(() => undefined);
@@ -116,6 +120,30 @@ export async function run(): Promise<void> {
     await desktop.stop();
     if (agent) rmSync(agent.dir, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** CPU of xfreerdp rendering the same session under Xvfb for `windowMs`, the native baseline. */
+async function _xfreerdpCores(desktop: Awaited<ReturnType<typeof startXrdp>>, windowMs: number): Promise<{ cores?: number; why?: string }> {
+  if (!existsSync('/usr/bin/xfreerdp') || !existsSync('/usr/bin/Xvfb')) return { why: 'skipped: needs xfreerdp and Xvfb (Debian packages freerdp2-x11, xvfb)' };
+  let display = 0;
+  do display = 300 + Math.floor(Math.random() * 600); while (existsSync(`/tmp/.X11-unix/X${display}`));
+  const xvfb = spawn('/usr/bin/Xvfb', [`:${display}`, '-screen', '0', '1100x800x24', '-nolisten', 'tcp'], { stdio: 'ignore' });
+  let client: ReturnType<typeof spawn> | undefined;
+  try {
+    await _until(() => (existsSync(`/tmp/.X11-unix/X${display}`) ? true : undefined), 10_000);
+    client = spawn('/usr/bin/xfreerdp', [`/v:${desktop.host}:${desktop.port}`, `/u:${desktop.username}`, `/p:${desktop.password}`, `/size:${WIDTH}x${HEIGHT}`, '/bpp:32', '/rfx', '/cert:ignore', '/sec:tls'], {
+      env: { ...process.env, DISPLAY: `:${display}` }, stdio: 'ignore',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3_000)); // connect, log in, warm up
+    if (client.exitCode !== null) return { why: `skipped: xfreerdp exited with ${client.exitCode}` };
+    const before = _cpuSeconds(client.pid!);
+    const start = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    return { cores: (_cpuSeconds(client.pid!) - before) / ((performance.now() - start) / 1000) };
+  } finally {
+    client?.kill('SIGKILL');
+    xvfb.kill('SIGKILL');
   }
 }
 
