@@ -161,6 +161,11 @@ test('a dial without a valid user certificate, or to a desktop the agent does no
   assert.match(none.reason, /no user certificate/);
   const forged = await refused('desktop:xrdp-1', Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64'));
   assert.equal(forged.status, 401);
+  const anonymous = await until('the certificate refusals at auth', async () => {
+    const list = (await events(['access.denied'])).filter((e) => e.identity.user === undefined);
+    return list.length >= 2 ? list : undefined;
+  });
+  assert.match(anonymous[0]?.reason ?? '', /no user certificate/);
   const unknown = await refused('desktop:nope', userCertificate('alice', ['desk-test']));
   assert.equal(unknown.status, 404);
   assert.match(unknown.reason, /does not serve desktop:nope; it serves desktop:xrdp-1/);

@@ -119,7 +119,16 @@ export class AgentDesktops implements SupervisedService {
 
   /** Decides on one dial to `desktop`, then serves it in the background. */
   async handle(desktop: DesktopConfig, dial: IncomingDial): Promise<void> {
-    const identity = this.#verify(dial.identity);
+    let identity: UserIdentity;
+    try {
+      identity = this.#verify(dial.identity);
+    } catch (error) {
+      // A refusal without a trusted identity is still a decision: audited without a user.
+      if (error instanceof TunnelRejectedError && error.status !== 503) {
+        this.#emit({ type: 'access.denied', outcome: 'deny', user: { username: '', roles: [] }, desktop: desktop.name, sessionId: '', reason: error.reason });
+      }
+      throw error;
+    }
     const target = _target(desktop);
     const user = { username: identity.username, roles: identity.roles };
     let checker: AccessChecker;
@@ -211,7 +220,7 @@ export class AgentDesktops implements SupervisedService {
   #emit(event: DesktopSessionEvent): void {
     this.#audit.push({
       type: event.type,
-      identity: { user: event.user.username.slice(0, 253), roles: event.user.roles.slice(0, 256).map((r) => r.slice(0, 253)) },
+      identity: event.user.username ? { user: event.user.username.slice(0, 253), roles: event.user.roles.slice(0, 256).map((r) => r.slice(0, 253)) } : {},
       resource: { kind: 'desktop', name: event.desktop },
       outcome: event.outcome,
       ...(event.reason ? { reason: event.reason.slice(0, 1024) } : {}),
