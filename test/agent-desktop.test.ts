@@ -193,7 +193,7 @@ test('a desktop login no role allows gets an error message and an access.denied 
   assert.deepEqual(denied.identity.roles, ['desk-other-login']);
 });
 
-test('a user streams the desktop through the proxy: first picture, xsetroot pixels, typed input, audit and a recording', { skip, timeout: 60_000 }, async () => {
+test('a user streams the desktop through the proxy: first picture, xsetroot pixels, typed input, audit and a recording', { skip, timeout: 90_000 }, async () => {
   const started = Date.now();
   const viewer = await open('desktop:xrdp-1', 'alice', ['desk-test']);
   viewer.send({ type: 'connect', login: 'tester', width: 1024, height: 768 });
@@ -203,7 +203,8 @@ test('a user streams the desktop through the proxy: first picture, xsetroot pixe
   await until('the first picture', () => viewer.rects > 0 || undefined, 5_000);
   const firstFrameMs = Date.now() - started;
   assert.ok(firstFrameMs < 5_000, `first frame after ${firstFrameMs} ms`);
-  await until('the session background in the streamed picture', () => near(viewer.picture.pixel(900, 700), [0x20, 0x40, 0x60]) || undefined);
+  await until('the session background in the streamed picture', () => near(viewer.picture.pixel(900, 700), [0x20, 0x40, 0x60]) || undefined, 30_000)
+    .catch((error: Error) => { throw new Error(`${error.message}; pixel ${viewer.picture.pixel(900, 700).join()} after ${viewer.rects} rects; messages ${JSON.stringify(viewer.messages)}`); });
   const set = await desktop.runInSession('xsetroot', ['-solid', '#00c040']);
   assert.equal(set.code, 0, set.stderr);
   await until('the new colour in the streamed picture', () => near(viewer.picture.pixel(900, 700), [0x00, 0xc0, 0x40]) || undefined)
