@@ -111,14 +111,14 @@ test('a server certificate that does not match the pin is refused', { skip, time
 
 const nlaSkip = shadowUnavailable();
 
-test('a host that requires NLA (freerdp-shadow-cli /sec:nla): the engine authenticates with CredSSP and renders; a wrong password is refused', { skip: nlaSkip, timeout: 60_000 }, async () => {
+test('a host that requires NLA (freerdp-shadow-cli /sec:nla): the engine authenticates with CredSSP and renders; a wrong password is refused', { skip: nlaSkip, timeout: 90_000 }, async () => {
   const host = await startNlaDesktop();
   try {
     const session = await engine.connect({ host: host.host, port: host.port, credentials: { username: host.username, password: host.password }, width: 1024, height: 768 });
     try {
       let rects = 0;
       session.on('rects', () => void rects++);
-      await until('the first picture over NLA', () => rects > 0 || undefined, 5_000);
+      await until('the first picture over NLA', () => rects > 0 || undefined, 15_000);
       // The shadow server sends what changes: paint the screen and look for it.
       await host.setColour('#a06030');
       await until('the colour over NLA', () => near(pixelAt(session.snapshot(), 900, 700), [0xa0, 0x60, 0x30]) || undefined)
@@ -127,7 +127,7 @@ test('a host that requires NLA (freerdp-shadow-cli /sec:nla): the engine authent
       session.close();
     }
     await assert.rejects(
-      engine.connect({ host: host.host, port: host.port, credentials: { username: host.username, password: 'wrong' }, width: 800, height: 600, timeoutMs: 10_000 }),
+      engine.connect({ host: host.host, port: host.port, credentials: { username: host.username, password: 'wrong' }, width: 800, height: 600, timeoutMs: 30_000 }),
       (error: Error & { code?: string }) => {
         assert.equal(error.code, 'PST_RDP_CONNECT');
         assert.match(error.message, /NLA \(CredSSP\) authentication failed; check the user name, domain and password/);
