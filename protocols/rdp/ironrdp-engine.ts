@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import sea from 'node:sea';
 import type * as Wasm from 'ironrdp-wasm';
 import { FrameCanvas, installCanvasGlobals } from './frame-canvas.ts';
 import { installInProcessWebSocket, registerGateway } from './in-process-websocket.ts';
@@ -27,6 +28,8 @@ import { RdpConnectError, RdpSessionError } from './errors.ts';
 import type { FrameRect, MouseButton, RdpConnectOptions, RdpEngine, RdpSession, RdpSessionEvents } from './rdp-engine.ts';
 
 type WasmModule = typeof Wasm;
+/** The name the single binary embeds the wasm under (installers/build.ts). */
+export const IRONRDP_WASM_ASSET = 'ironrdp.wasm';
 let loading: Promise<WasmModule> | undefined;
 
 /** Loads and instantiates ironrdp-wasm once. */
@@ -35,12 +38,19 @@ function _wasm(): Promise<WasmModule> {
     installCanvasGlobals();
     installInProcessWebSocket();
     const module = (await import('ironrdp-wasm')) as WasmModule & { default: (input: { module_or_path: Uint8Array }) => Promise<unknown> };
-    const entry = createRequire(import.meta.url).resolve('ironrdp-wasm');
-    await module.default({ module_or_path: await readFile(path.join(path.dirname(entry), 'rdp_client_bg.wasm')) });
+    await module.default({ module_or_path: await _wasmBytes() });
     module.setup('error');
     return module;
   })();
   return loading;
+}
+
+/** The wasm binary: a SEA asset in the single binary (installers/build.ts), else the npm package's file. */
+async function _wasmBytes(): Promise<Uint8Array> {
+  if (sea.isSea()) return new Uint8Array(sea.getRawAsset(IRONRDP_WASM_ASSET));
+  // import.meta.dirname, not .url: the bundle is CommonJS and defines only dirname/filename.
+  const entry = createRequire(path.join(import.meta.dirname, 'ironrdp-engine.ts')).resolve('ironrdp-wasm');
+  return readFile(path.join(path.dirname(entry), 'rdp_client_bg.wasm'));
 }
 
 /** Connects with ironrdp-wasm through an in-process RDCleanPath gateway. */
