@@ -7,7 +7,8 @@
  *    ├─ tunnels   TunnelPool: a reverse tunnel to every proxy, streams -> ServiceRegistry
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
  *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
- *    └─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    └─ desktop   AgentDesktops (agent.desktops[]): `desktop:NAME` services over RDP (docs/desktops.md)
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -34,6 +35,7 @@ import type { BackoffOptions } from './supervisor/backoff.ts';
 import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
 import { AgentSsh } from './services/ssh/ssh-wiring.ts';
+import { AgentDesktops } from './services/desktop/desktop-service.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -61,6 +63,8 @@ export interface RunningAgent {
   supervisor: ServiceSupervisor;
   /** The SSH service, when agent.ssh is enabled. */
   ssh?: AgentSsh;
+  /** The desktop service, when agent.desktops lists any. */
+  desktops?: AgentDesktops;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   /** Refuses new sessions and waits up to `deadlineMs` for open ones; resolves with how many were still open. */
@@ -89,6 +93,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, recordingsDir: path.join(config.data_dir, 'recordings') });
     services.register('ssh', ssh.serviceHandler);
   }
+  let desktops: AgentDesktops | undefined;
+  if (agent.desktops.length > 0) {
+    desktops = new AgentDesktops({ identity, auth: () => auth.client(), desktops: agent.desktops, dataDir: config.data_dir, logger: log });
+    desktops.register(services);
+  }
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -116,12 +125,12 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(desktops ? [desktops] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, desktops, readiness,
     drain: (deadlineMs) => services.drain(deadlineMs),
     reload: (next) => {
       if (!next.agent) throw new BadInputError('the new config has no agent section; removing the agent needs a restart');

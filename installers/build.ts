@@ -141,7 +141,9 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
   fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
   step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
 
-  const assets = Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file]));
+  const assets: Record<string, string> = Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file]));
+  // The RDP engine's wasm (protocols/rdp/ironrdp-engine.ts reads it with sea.getRawAsset).
+  assets['ironrdp.wasm'] = path.join(root, 'node_modules', 'ironrdp-wasm', 'pkg', 'rdp_client_bg.wasm');
   fs.writeFileSync(seaConfigFile, JSON.stringify({
     main: bundleFile,
     output: blobFile,

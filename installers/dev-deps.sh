@@ -15,6 +15,10 @@ packages=(
   binutils                        # strip, for npm run build (the binary test)
   util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups; unshare (confined binary test)
   systemd                         # systemd-analyze verify on the units postern install systemd writes
+  xrdp xorgxrdp                   # the RDP desktop fixture (xrdp-sesman + xrdp + Xorg with xorgxrdp)
+  x11-xserver-utils xterm socat   # the fixture's session (xsetroot, an xterm to type into) and its X socket bridges
+  freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
+  freerdp2-shadow-x11             # freerdp-shadow-cli /sec:nla over Xvfb: the NLA (CredSSP) host for engine tests
 )
 
 missing=()

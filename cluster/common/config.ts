@@ -46,6 +46,31 @@ const proxyConfig = z.strictObject({
   tls_key_file: z.string().optional(),
 });
 
+/** One account a desktop may be entered as; the password comes from a file or the environment, never from this file. */
+const desktopLoginConfig = z
+  .strictObject({
+    /** The name roles allow (desktop_logins) and users ask for. */
+    login: z.string().min(1).max(256),
+    /** The account on the host, when it differs from `login`. */
+    username: z.string().min(1).max(256).optional(),
+    domain: z.string().max(256).optional(),
+    password_file: z.string().min(1).optional(),
+    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+  })
+  .refine((login) => (login.password_file === undefined) !== (login.password_env === undefined), 'set exactly one of password_file or password_env');
+
+/** An RDP desktop served through the tunnels as `desktop:NAME`. */
+const desktopConfig = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'expected 1-63 letters, digits, dots, dashes or underscores'),
+  addr: hostPort,
+  labels: labelMap.default({}),
+  /** Accept only this RDP server certificate (sha256 of its DER, hex); without it any certificate is accepted and its hash logged. */
+  server_cert_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex digits').optional(),
+  logins: z.array(desktopLoginConfig).min(1),
+  /** Where session recordings go; default <data_dir>/recordings/desktop. */
+  recordings_dir: z.string().optional(),
+});
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -60,6 +85,8 @@ const agentConfig = z.strictObject({
   ssh: z
     .strictObject({ enabled: z.boolean().default(true), labels: labelMap.default({}) })
     .default({ enabled: true, labels: {} }),
+  /** RDP desktops this agent serves (docs/desktops.md). */
+  desktops: z.array(desktopConfig).default([]).refine((list) => new Set(list.map((d) => d.name)).size === list.length, 'desktop names must be unique'),
 });
 
 export const configSchema = z.strictObject({
@@ -89,6 +116,9 @@ export function parseConfig(text: string, source: string): PosternConfig {
   }
   const config = parseWith(configSchema, raw, source);
   config.data_dir = path.resolve(path.dirname(path.resolve(source)), config.data_dir);
+  for (const desktop of config.agent?.desktops ?? []) {
+    for (const login of desktop.logins) if (login.password_file) login.password_file = path.resolve(path.dirname(path.resolve(source)), login.password_file);
+  }
   if (!config.auth && !config.proxy && !config.agent) {
     throw new BadInputError(`${source}: (top level): nothing to run; enable at least one of auth, proxy or agent`);
   }
