@@ -135,6 +135,16 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
     assert.deepEqual(readdirSync(path.join(agent!.dir, 'recordings')).filter((n) => n.startsWith(recorded!.session_id)), []);
   });
 
+  test('asciinema plays the recording', { skip: spawnSync('asciinema', ['--version']).status === 0 ? undefined : 'asciinema is not installed (Debian package asciinema; installers/dev-deps.sh installs it)' }, async () => {
+    const cast = await psh(['play', '--format', 'asciicast', recorded!.session_id]);
+    const file = path.join(home, 'session.cast');
+    writeFileSync(file, cast.stdout);
+    // asciinema wants a terminal: play it in one, fast, and read the screen.
+    const player = terminal(['asciinema', 'play', '--speed', '20', '--idle-time-limit', '0.2', file], 120, 40);
+    await player.waitFor(/marker-42/);
+    await player.waitEnded(20_000);
+  });
+
   test('the session start and end are audited with the session id and the recording id', async () => {
     const audit = await pctl(['audit', 'search', '--type', 'session.*', '--user', 'fay', '--format', 'json']);
     assert.equal(audit.code, 0, audit.stderr);
