@@ -255,6 +255,8 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
       const closed = new Promise((resolve) => socket.once('close', resolve));
       await Promise.race([line, closed, new Promise((resolve) => setTimeout(resolve, 5_000))]);
       socket.destroy();
+      // ssh reports a refused channel on stderr around the time it resets the local connection.
+      for (let i = 0; i < 30 && echoed === '' && !/open failed/.test(stderr); i++) await new Promise((resolve) => setTimeout(resolve, 100));
       return { echoed, stderr: () => stderr };
     } finally {
       ssh.kill();
@@ -282,6 +284,7 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
     const user = await userWith('ivy', 'access');
     const result = await throughForward(user);
     assert.equal(result.echoed, '');
+    assert.match(result.stderr(), /open failed: administratively prohibited: port forwarding is not permitted for ivy/);
     const event = await auditFor('ivy', (e) => e.type === 'access.denied' && e.fields.target !== undefined);
     assert.match(event.reason ?? '', /port forwarding is not permitted for ivy: no role sets options.permit_port_forwarding: true/);
   });
