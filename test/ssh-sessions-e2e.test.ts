@@ -188,6 +188,9 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
       assert.match(denied.stderr, /belongs to another user; playing it needs a role allowing read on session_recording/);
       const listed = await asGus(['recordings', 'ls', '--format', 'json']);
       assert.deepEqual(JSON.parse(listed.stdout), []);
+      const others = await asGus(['recordings', 'ls', '--user', 'fay']);
+      assert.equal(others.code, 1);
+      assert.match(others.stderr, /you may list only your own recordings; listing fay's needs a role allowing list on session_recording/);
       const auditorHome = mkdtempSync(path.join(tmpdir(), 'postern-sessions-auditor-'));
       try {
         await signUpAndLogIn(cluster!, auditorHome, { name: 'ida', roles: 'auditor', logins: 'ida', password: 'an auditor password here' });
