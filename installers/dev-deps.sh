@@ -11,6 +11,7 @@ packages=(
   mariadb-server mariadb-client   # mariadb-install-db throwaway servers, mariadb, mysqlslap
   curl                            # HTTP app tests
   tmux                            # interactive terminal tests
+  asciinema                       # plays Postern's SSH session recordings in tests
   procps                          # ps/pkill used by fixtures
   binutils                        # strip, for npm run build (the binary test)
   util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups; unshare (confined binary test)

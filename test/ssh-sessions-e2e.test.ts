@@ -135,6 +135,16 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
     assert.deepEqual(readdirSync(path.join(agent!.dir, 'recordings')).filter((n) => n.startsWith(recorded!.session_id)), []);
   });
 
+  test('asciinema plays the recording', { skip: spawnSync('asciinema', ['--version']).status === 0 ? undefined : 'asciinema is not installed (Debian package asciinema; installers/dev-deps.sh installs it)' }, async () => {
+    const cast = await psh(['play', '--format', 'asciicast', recorded!.session_id]);
+    const file = path.join(home, 'session.cast');
+    writeFileSync(file, cast.stdout);
+    // asciinema wants a terminal: play it in one, fast, and read the screen.
+    const player = terminal(['asciinema', 'play', '--speed', '20', '--idle-time-limit', '0.2', file], 120, 40);
+    await player.waitFor(/marker-42/);
+    await player.waitEnded(20_000);
+  });
+
   test('the session start and end are audited with the session id and the recording id', async () => {
     const audit = await pctl(['audit', 'search', '--type', 'session.*', '--user', 'fay', '--format', 'json']);
     assert.equal(audit.code, 0, audit.stderr);
@@ -178,6 +188,9 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
       assert.match(denied.stderr, /belongs to another user; playing it needs a role allowing read on session_recording/);
       const listed = await asGus(['recordings', 'ls', '--format', 'json']);
       assert.deepEqual(JSON.parse(listed.stdout), []);
+      const others = await asGus(['recordings', 'ls', '--user', 'fay']);
+      assert.equal(others.code, 1);
+      assert.match(others.stderr, /you may list only your own recordings; listing fay's needs a role allowing list on session_recording/);
       const auditorHome = mkdtempSync(path.join(tmpdir(), 'postern-sessions-auditor-'));
       try {
         await signUpAndLogIn(cluster!, auditorHome, { name: 'ida', roles: 'auditor', logins: 'ida', password: 'an auditor password here' });
@@ -245,6 +258,8 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
       const closed = new Promise((resolve) => socket.once('close', resolve));
       await Promise.race([line, closed, new Promise((resolve) => setTimeout(resolve, 5_000))]);
       socket.destroy();
+      // ssh reports a refused channel on stderr around the time it resets the local connection.
+      for (let i = 0; i < 30 && echoed === '' && !/open failed/.test(stderr); i++) await new Promise((resolve) => setTimeout(resolve, 100));
       return { echoed, stderr: () => stderr };
     } finally {
       ssh.kill();
@@ -272,6 +287,7 @@ describe('interactive SSH sessions, recorded', { skip: tmuxMissing() }, () => {
     const user = await userWith('ivy', 'access');
     const result = await throughForward(user);
     assert.equal(result.echoed, '');
+    assert.match(result.stderr(), /open failed: administratively prohibited: port forwarding is not permitted for ivy/);
     const event = await auditFor('ivy', (e) => e.type === 'access.denied' && e.fields.target !== undefined);
     assert.match(event.reason ?? '', /port forwarding is not permitted for ivy: no role sets options.permit_port_forwarding: true/);
   });

@@ -32,9 +32,10 @@ import type { Duplex, Writable } from 'node:stream';
 import pty from 'node-pty';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
-import net, { isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { HEADER_CLIENT_ADDRESS } from '../../../protocols/tunnel/headers.ts';
 import { forwardAgent } from './agent-forwarding.ts';
+import { agentForwardingRefusal, forwardDirectTcpip, portForwardingRefusal } from './port-forwarding.ts';
 import { BadInputError, PosternError } from '../../../protocols/errors.ts';
 import { parseCertificate } from '../../../protocols/ssh/certificate.ts';
 import { verifyCertificate, verifyCertificateUserSignature } from '../../../protocols/ssh/verify-certificate.ts';
@@ -148,11 +149,6 @@ interface Authenticated {
   certificate: VerifiedSshCertificate;
   user: HostUser;
   decision: SshAuthorizationDecision;
-}
-
-/** One session channel. */
-interface SessionState {
-  id: string;
 }
 
 interface ConnectionState {
@@ -461,29 +457,14 @@ export class SshService {
 
   /** `ssh -L`: a direct-tcpip channel to host:port as seen from this node, when both the roles and the certificate permit it. */
   #onDirectTcpip(state: ConnectionState, accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
-    const target = `${info.destIP.includes(':') ? `[${info.destIP}]` : info.destIP}:${info.destPort}`;
-    const refusal = portForwardingRefusal(state.auth);
-    if (refusal !== undefined) {
-      this.#audit(state, { event: 'ssh.request.deny', target, reason: refusal });
-      rejectWith(reject, OPEN_PROHIBITED, refusal);
-      return;
-    }
-    const socket = net.connect({ host: info.destIP, port: info.destPort });
-    let channel: ServerChannel | undefined;
-    socket.once('connect', () => {
-      channel = accept();
-      this.#audit(state, { event: 'ssh.port_forward', target });
-      channel.on('error', (error: Error) => this.#log?.debug({ err: error, connectionId: state.id, target }, 'forwarded channel error'));
-      socket.pipe(channel);
-      channel.pipe(socket);
-      channel.once('close', () => socket.destroy());
-      socket.once('close', () => channel?.end());
-    });
-    socket.on('error', (error) => {
-      if (channel) return;
-      const reason = `cannot connect to ${target} from this node: ${error.message}`;
-      this.#audit(state, { event: 'ssh.request.deny', target, reason });
-      rejectWith(reject, OPEN_CONNECT_FAILED, reason);
+    forwardDirectTcpip({
+      refusal: portForwardingRefusal(state.auth),
+      accept,
+      reject,
+      info,
+      audit: (event) => this.#audit(state, event),
+      logger: this.#log,
+      connectionId: state.id,
     });
   }
 
@@ -651,29 +632,6 @@ export class SshService {
       },
     };
   }
-}
-
-const OPEN_PROHIBITED = 1;
-const OPEN_CONNECT_FAILED = 2;
-
-/** Refuses a channel open with a reason code and a description OpenSSH shows (patched ssh2 passes them on). */
-export function rejectWith(reject: () => void, code: number, description: string): void {
-  (reject as (code: number, description: string) => void)(code, description.slice(0, 1024));
-}
-
-/** Why `ssh -L` is refused, or undefined when both the roles and the certificate permit it. */
-function portForwardingRefusal(auth: Authenticated | undefined): string | undefined {
-  if (!auth) return 'port forwarding needs a logged-in connection';
-  if (!auth.decision.permitPortForwarding) return `port forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_port_forwarding: true (or one sets it false)`;
-  if (!auth.identity.permit.portForwarding) return 'the certificate does not permit port forwarding (no permit-port-forwarding); if a role now allows it, log in again';
-  return undefined;
-}
-
-/** Why `ssh -A` is refused, or undefined when both the roles and the certificate permit it. */
-function agentForwardingRefusal(auth: Authenticated): string | undefined {
-  if (!auth.decision.permitAgentForwarding) return `agent forwarding is not permitted for ${auth.identity.username}: no role sets options.permit_agent_forwarding: true (or one sets it false)`;
-  if (!auth.identity.permit.agentForwarding) return 'the certificate does not permit agent forwarding (no permit-agent-forwarding); if a role now allows it, log in again';
-  return undefined;
 }
 
 /** The account's home, or / when it does not exist (as sshd does). */
