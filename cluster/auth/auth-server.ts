@@ -34,6 +34,7 @@ import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
+import { webSessionsApi } from './api/web-sessions-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { addService, maxMessageBytes } from '../api/grpc-glue.ts';
@@ -237,5 +238,6 @@ function handlers(deps: AuthDeps) {
     ...auditApi(deps),
     ...certsApi(deps),
     ...presenceApi(deps),
+    ...webSessionsApi(deps),
   };
 }

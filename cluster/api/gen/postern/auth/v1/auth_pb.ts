@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file postern/auth/v1/auth.proto.
  */
 export const file_postern_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJmChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJEhMKC3NlcnZlZF9qc29uGAQgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMypgsKC0F1dGhTZXJ2aWNlEkkKBlN0YXR1cxIeLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXF1ZXN0Gh8ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1Jlc3BvbnNlEmoKEUV4cG9ydEF1dGhvcml0aWVzEikucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVxdWVzdBoqLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlElgKDEdldFJlc291cmNlcxIkLnBvc3Rlcm4uYXV0aC52MS5HZXRSZXNvdXJjZXNSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc291cmNlc1Jlc3BvbnNlEmQKD0NyZWF0ZVJlc291cmNlcxInLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXF1ZXN0GigucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1Jlc3BvbnNlElAKDkRlbGV0ZVJlc291cmNlEiYucG9zdGVybi5hdXRoLnYxLkRlbGV0ZVJlc291cmNlUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJVCgpDcmVhdGVVc2VyEiIucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJSCglSZXNldFVzZXISIS5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXNwb25zZRJhCg5Db21wbGV0ZVNpZ251cBImLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlcXVlc3QaJy5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXNwb25zZRJVCgpFbnJvbGxUb3RwEiIucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJKCgtDb25maXJtVG90cBIjLnBvc3Rlcm4uYXV0aC52MS5Db25maXJtVG90cFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSTwoIQWRkVG9rZW4SIC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0GiEucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVzcG9uc2USSgoLUmVtb3ZlVG9rZW4SIy5wb3N0ZXJuLmF1dGgudjEuUmVtb3ZlVG9rZW5SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElgKC1NlYXJjaEF1ZGl0EiMucG9zdGVybi5hdXRoLnYxLlNlYXJjaEF1ZGl0UmVxdWVzdBokLnBvc3Rlcm4uYXV0aC52MS5BdWRpdEV2ZW50c1Jlc3BvbnNlEkYKCUVtaXRBdWRpdBIhLnBvc3Rlcm4uYXV0aC52MS5FbWl0QXVkaXRSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5EkUKBUxvZ2luEh0ucG9zdGVybi5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSQwoESm9pbhIcLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2USUgoJSGVhcnRiZWF0EiEucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJmChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJEhMKC3NlcnZlZF9qc29uGAQgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMivQIKCldlYlNlc3Npb24SCgoCaWQYASABKAkSDAoEdXNlchgCIAEoCRINCgVyb2xlcxgDIAMoCRIOCgZsb2dpbnMYBCADKAkSEwoLdGxzX2tleV9wZW0YBSABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgGIAEoCRIXCg9zc2hfcHJpdmF0ZV9rZXkYByABKAkSFwoPc3NoX2NlcnRpZmljYXRlGAggASgJEhgKEHNzaF9ob3N0X2NhX2tleXMYCSADKAkSEgoKY3NyZl90b2tlbhgKIAEoCRIPCgdleHBpcmVzGAsgASgJEhwKFGlkbGVfdGltZW91dF9zZWNvbmRzGAwgASgDEg8KB2NyZWF0ZWQYDSABKAkSEwoLbGFzdF9hY3RpdmUYDiABKAkSDwoHY2x1c3RlchgPIAEoCSJHChdDcmVhdGVXZWJTZXNzaW9uUmVxdWVzdBIsCgdzZXNzaW9uGAEgASgLMhsucG9zdGVybi5hdXRoLnYxLldlYlNlc3Npb24iMQoUR2V0V2ViU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSDQoFdG91Y2gYAiABKAgiNQoXRGVsZXRlV2ViU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJMqwNCgtBdXRoU2VydmljZRJJCgZTdGF0dXMSHi5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVxdWVzdBofLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXNwb25zZRJqChFFeHBvcnRBdXRob3JpdGllcxIpLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1JlcXVlc3QaKi5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXNwb25zZRJYCgxHZXRSZXNvdXJjZXMSJC5wb3N0ZXJuLmF1dGgudjEuR2V0UmVzb3VyY2VzUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNvdXJjZXNSZXNwb25zZRJkCg9DcmVhdGVSZXNvdXJjZXMSJy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXNwb25zZRJQCg5EZWxldGVSZXNvdXJjZRImLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVSZXNvdXJjZVJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSVQoKQ3JlYXRlVXNlchIiLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUgoJUmVzZXRVc2VyEiEucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVzcG9uc2USYQoOQ29tcGxldGVTaWdudXASJi5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXF1ZXN0GicucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USVQoKRW5yb2xsVG90cBIiLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVzcG9uc2USSgoLQ29uZmlybVRvdHASIy5wb3N0ZXJuLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5Ek8KCEFkZFRva2VuEiAucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVxdWVzdBohLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlc3BvbnNlEkoKC1JlbW92ZVRva2VuEiMucG9zdGVybi5hdXRoLnYxLlJlbW92ZVRva2VuUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJYCgtTZWFyY2hBdWRpdBIjLnBvc3Rlcm4uYXV0aC52MS5TZWFyY2hBdWRpdFJlcXVlc3QaJC5wb3N0ZXJuLmF1dGgudjEuQXVkaXRFdmVudHNSZXNwb25zZRJGCglFbWl0QXVkaXQSIS5wb3N0ZXJuLmF1dGgudjEuRW1pdEF1ZGl0UmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJFCgVMb2dpbhIdLnBvc3Rlcm4uYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEkMKBEpvaW4SHC5wb3N0ZXJuLmF1dGgudjEuSm9pblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuSm9pblJlc3BvbnNlElIKCUhlYXJ0YmVhdBIhLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlc3BvbnNlElkKEENyZWF0ZVdlYlNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuV2ViU2Vzc2lvbhJTCg1HZXRXZWJTZXNzaW9uEiUucG9zdGVybi5hdXRoLnYxLkdldFdlYlNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLldlYlNlc3Npb24SVAoQRGVsZXRlV2ViU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVXZWJTZXNzaW9uUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eWIGcHJvdG8z");
 
 /**
  * @generated from message postern.auth.v1.Empty
@@ -925,6 +925,169 @@ export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE_
   messageDesc(file_postern_auth_v1_auth, 32);
 
 /**
+ * A browser session held for the proxies of the cluster (docs/web-ui.md). The proxy
+ * generates the key pairs and logs the person in; auth keeps the record, keyed by the
+ * SHA-256 of its id, so every proxy can serve the session. The id (the cookie value)
+ * and the CSRF token are generated by auth and returned once by CreateWebSession.
+ *
+ * @generated from message postern.auth.v1.WebSession
+ */
+export type WebSession = Message<"postern.auth.v1.WebSession"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string user = 2;
+   */
+  user: string;
+
+  /**
+   * @generated from field: repeated string roles = 3;
+   */
+  roles: string[];
+
+  /**
+   * @generated from field: repeated string logins = 4;
+   */
+  logins: string[];
+
+  /**
+   * @generated from field: string tls_key_pem = 5;
+   */
+  tlsKeyPem: string;
+
+  /**
+   * @generated from field: string tls_certificate_pem = 6;
+   */
+  tlsCertificatePem: string;
+
+  /**
+   * OpenSSH private key (openssh-key-v1) and certificate line of the session's SSH key.
+   *
+   * @generated from field: string ssh_private_key = 7;
+   */
+  sshPrivateKey: string;
+
+  /**
+   * @generated from field: string ssh_certificate = 8;
+   */
+  sshCertificate: string;
+
+  /**
+   * @generated from field: repeated string ssh_host_ca_keys = 9;
+   */
+  sshHostCaKeys: string[];
+
+  /**
+   * @generated from field: string csrf_token = 10;
+   */
+  csrfToken: string;
+
+  /**
+   * RFC 3339: when the certificates expire (the session's hard end).
+   *
+   * @generated from field: string expires = 11;
+   */
+  expires: string;
+
+  /**
+   * @generated from field: int64 idle_timeout_seconds = 12;
+   */
+  idleTimeoutSeconds: bigint;
+
+  /**
+   * @generated from field: string created = 13;
+   */
+  created: string;
+
+  /**
+   * @generated from field: string last_active = 14;
+   */
+  lastActive: string;
+
+  /**
+   * @generated from field: string cluster = 15;
+   */
+  cluster: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.WebSession.
+ * Use `create(WebSessionSchema)` to create a new message.
+ */
+export const WebSessionSchema: GenMessage<WebSession> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 33);
+
+/**
+ * @generated from message postern.auth.v1.CreateWebSessionRequest
+ */
+export type CreateWebSessionRequest = Message<"postern.auth.v1.CreateWebSessionRequest"> & {
+  /**
+   * Everything but id, csrf_token, created and last_active, which auth sets.
+   *
+   * @generated from field: postern.auth.v1.WebSession session = 1;
+   */
+  session?: WebSession | undefined;
+};
+
+/**
+ * Describes the message postern.auth.v1.CreateWebSessionRequest.
+ * Use `create(CreateWebSessionRequestSchema)` to create a new message.
+ */
+export const CreateWebSessionRequestSchema: GenMessage<CreateWebSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 34);
+
+/**
+ * @generated from message postern.auth.v1.GetWebSessionRequest
+ */
+export type GetWebSessionRequest = Message<"postern.auth.v1.GetWebSessionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Count this lookup as activity (resets the idle timer).
+   *
+   * @generated from field: bool touch = 2;
+   */
+  touch: boolean;
+};
+
+/**
+ * Describes the message postern.auth.v1.GetWebSessionRequest.
+ * Use `create(GetWebSessionRequestSchema)` to create a new message.
+ */
+export const GetWebSessionRequestSchema: GenMessage<GetWebSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 35);
+
+/**
+ * @generated from message postern.auth.v1.DeleteWebSessionRequest
+ */
+export type DeleteWebSessionRequest = Message<"postern.auth.v1.DeleteWebSessionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Why it ends, for the audit event: logout, ...
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.DeleteWebSessionRequest.
+ * Use `create(DeleteWebSessionRequestSchema)` to create a new message.
+ */
+export const DeleteWebSessionRequestSchema: GenMessage<DeleteWebSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 36);
+
+/**
  * @generated from service postern.auth.v1.AuthService
  */
 export const AuthService: GenService<{
@@ -1063,6 +1226,30 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof HeartbeatRequestSchema;
     output: typeof HeartbeatResponseSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.CreateWebSession
+   */
+  createWebSession: {
+    methodKind: "unary";
+    input: typeof CreateWebSessionRequestSchema;
+    output: typeof WebSessionSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.GetWebSession
+   */
+  getWebSession: {
+    methodKind: "unary";
+    input: typeof GetWebSessionRequestSchema;
+    output: typeof WebSessionSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.DeleteWebSession
+   */
+  deleteWebSession: {
+    methodKind: "unary";
+    input: typeof DeleteWebSessionRequestSchema;
+    output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_postern_auth_v1_auth, 0);
