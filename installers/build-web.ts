@@ -40,4 +40,20 @@ export async function buildWeb(options: { ifStale?: boolean; verbose?: boolean }
   if (options.verbose ?? true) console.log(`web UI built into ${path.relative(root, webDist)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
+/** web/dist's files as SEA assets: `web/<path>` each, and `web/manifest.json` listing the paths (written to `manifestFile`). */
+export function webSeaAssets(manifestFile: string): Record<string, string> {
+  const names: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) names.push(path.relative(webDist, full).split(path.sep).join('/'));
+    }
+  };
+  walk(webDist);
+  names.sort();
+  fs.writeFileSync(manifestFile, JSON.stringify(names) + '\n');
+  return { 'web/manifest.json': manifestFile, ...Object.fromEntries(names.map((name) => [`web/${name}`, path.join(webDist, name)])) };
+}
+
 if (import.meta.main) await buildWeb({ ifStale: process.argv.includes('--if-stale') });

@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { buildWeb, webSeaAssets } from './build-web.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
@@ -141,7 +142,12 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
   fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
   step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
 
-  const assets = Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file]));
+  // The web UI rides along as SEA assets (cluster/proxy/web-assets.ts serves them).
+  await buildWeb({ ifStale: true, verbose: options.verbose });
+  const assets = {
+    ...Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file])),
+    ...webSeaAssets(path.join(dist, `${name}.web-manifest.json`)),
+  };
   fs.writeFileSync(seaConfigFile, JSON.stringify({
     main: bundleFile,
     output: blobFile,

@@ -147,8 +147,12 @@ function _parseRequest(line: string): SshRouteRequest {
   return { node: request.node, port: request.port, login: request.login };
 }
 
-/** The host id `target` names: a connected host id, else a unique node name among online hosts. */
-async function _resolve(target: string, options: SshRouteOptions): Promise<string> {
+/** The host id `target` names: a connected host id, else a unique node name among online hosts (the web terminal uses it too). */
+export function resolveNode(target: string, options: Pick<SshRouteOptions, 'registry' | 'findNodes' | 'logger'>): Promise<string> {
+  return _resolve(target, options);
+}
+
+async function _resolve(target: string, options: Pick<SshRouteOptions, 'registry' | 'findNodes' | 'logger'>): Promise<string> {
   if (options.registry.has(target)) return target;
   let known: KnownNode[] | undefined;
   try {

@@ -38,6 +38,7 @@ import { acceptTunnel, type TunnelRefusal } from './tunnel-acceptor.ts';
 import { TunnelRegistry, type TunnelInfo } from './tunnel-registry.ts';
 import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
+import { createWebUi } from './web-ui.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 
@@ -127,6 +128,15 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     }),
     limits: _limiters(options.rateLimits),
     logger: logger.child({ part: 'web' }),
+    ui: createWebUi({
+      proxyAuth: () => parts.auth.current.client,
+      authAddr: options.authAddr,
+      hostCaPems: () => credentials.hostCaPems(),
+      clusterName: () => credentials.identity.cluster,
+      registry: parts.registry,
+      logger: logger.child({ part: 'web-ui' }),
+      loginLimit: options.rateLimits?.login ?? defaultLimits.login,
+    }),
   });
   const listener = new PublicListener({
     router: _routerSwitch(parts, web),

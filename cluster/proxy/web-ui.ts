@@ -1,0 +1,60 @@
+/**
+ * The web UI's parts at the proxy, built in one place: the static files, the
+ * sessions, the /v1/webapi endpoints and the terminal websockets (docs/web-ui.md).
+ */
+import type { AuthClient } from '../api/auth-client.ts';
+import type { Logger } from '../common/logger.ts';
+import { RateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+import type { TunnelRegistry } from './tunnel-registry.ts';
+import { WebAssets, type WebAssetSource } from './web-assets.ts';
+import { WebSessionRoutes } from './web-session-routes.ts';
+import { WebSessions } from './web-sessions.ts';
+import { WebTerminals, type WebTerminalAuditEvent } from './web-terminal.ts';
+
+export interface WebUi {
+  assets: WebAssets;
+  sessions: WebSessions;
+  routes: WebSessionRoutes;
+  terminals: WebTerminals;
+  close(): void;
+}
+
+export interface WebUiOptions {
+  proxyAuth: () => AuthClient;
+  authAddr: string;
+  hostCaPems: () => readonly string[];
+  clusterName: () => string;
+  registry: TunnelRegistry;
+  logger: Logger;
+  loginLimit: RateLimiterOptions;
+  assetSource?: WebAssetSource;
+}
+
+/** Builds the web UI's parts. */
+export function createWebUi(options: WebUiOptions): WebUi {
+  const { logger } = options;
+  const sessions = new WebSessions({ proxyAuth: options.proxyAuth, authAddr: options.authAddr, hostCaPems: options.hostCaPems, logger });
+  const routes = new WebSessionRoutes({ sessions, clusterName: options.clusterName, loginLimiter: new RateLimiter(options.loginLimit) });
+  const audit = (event: WebTerminalAuditEvent): void =>
+    void options.proxyAuth().emitAudit({
+      eventJson: JSON.stringify({
+        type: 'access.denied',
+        identity: { user: event.user, roles: event.roles, addr: event.remoteAddr.slice(0, 64) },
+        resource: { kind: 'node', name: event.node.slice(0, 1024) || 'unknown node' },
+        outcome: 'deny',
+        reason: event.reason.slice(0, 1024),
+        fields: { protocol: 'ssh', via: 'web', login: event.login },
+      }),
+    }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a web terminal audit event to the auth service'));
+  const terminals = new WebTerminals({ routes, registry: options.registry, logger: logger.child({ part: 'web-terminal' }), audit });
+  return {
+    assets: new WebAssets(options.assetSource),
+    sessions,
+    routes,
+    terminals,
+    close() {
+      terminals.close();
+      sessions.close();
+    },
+  };
+}
