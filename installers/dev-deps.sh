@@ -14,6 +14,7 @@ packages=(
   procps                          # ps/pkill used by fixtures
   binutils                        # strip, for npm run build (the binary test)
   util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups
+  chromium                        # headless browser for the web UI tests (playwright-core drives it)
 )
 
 missing=()

@@ -3,7 +3,7 @@ export function Labels(props: { labels?: Record<string, string>; onPick?: (label
   const entries = Object.entries(props.labels ?? {});
   if (entries.length === 0) return <span class="muted">none</span>;
   return (
-    <ul class="labels" aria-label="labels">
+    <ul class="labels">
       {entries.map(([key, value]) => (
         <li key={key}>
           {props.onPick

@@ -65,7 +65,7 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
       </div>
       <div class="filters">
         <label>Search <input type="search" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} placeholder="name, address or label" /></label>
-        <label>Labels <input value={labelFilter} onInput={(e) => setLabelFilter((e.target as HTMLInputElement).value)} placeholder="env=prod team" /></label>
+        <label>Label filter <input value={labelFilter} onInput={(e) => setLabelFilter((e.target as HTMLInputElement).value)} placeholder="env=prod team" /></label>
         {kind === 'node' ? (
           <label>Log in as
             <select value={login} onChange={(e) => setLogin((e.target as HTMLSelectElement).value)}>
