@@ -235,7 +235,7 @@ describe('web UI', { skip }, () => {
     }
   });
 
-  test('a user without admin rights sees auth\'s refusal on the admin pages', async () => {
+  test('a user without admin rights sees auth\'s refusal on the admin pages, and the node\'s refusal of a login she lacks', async () => {
     const context = await newContext(browser!);
     const page = await context.newPage();
     try {
@@ -245,6 +245,10 @@ describe('web UI', { skip }, () => {
       await page.getByRole('link', { name: 'Audit log' }).click();
       await page.getByRole('alert').filter({ hasText: /PST_ACCESS_DENIED/ }).waitFor();
       await screenshot(page, shots, '08-refused-admin');
+      // A login her roles do not grant: the node refuses, the page says so.
+      await page.goto(`${origin()}/clusters/webui/nodes/web-1/terminal?login=nobody`);
+      await page.locator('[data-state="error"]').filter({ hasText: /cannot open a terminal on web-1 as nobody/ }).waitFor({ timeout: 20_000 });
+      await screenshot(page, shots, '09-refused-login');
     } finally {
       await context.close();
     }
@@ -258,10 +262,10 @@ describe('web UI', { skip }, () => {
       await page.getByRole('row', { name: /web-1/ }).waitFor();
       const width = await page.evaluate('document.documentElement.scrollWidth');
       assert.ok(Number(width) <= 390, `the resources page fits 390 px (scroll width ${String(width)})`);
-      await screenshot(page, shots, '09-phone-resources');
+      await screenshot(page, shots, '10-phone-resources');
       await page.getByRole('button', { name: /Connect to web-1/ }).click();
       await page.locator('[data-state="open"]').waitFor({ timeout: 20_000 });
-      await screenshot(page, shots, '10-phone-terminal');
+      await screenshot(page, shots, '11-phone-terminal');
     } finally {
       await context.close();
     }

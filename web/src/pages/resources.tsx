@@ -90,7 +90,7 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
               {kind === 'node' ? (
                 <td>
                   <button type="button" disabled={!login || row.online === false} aria-label={`Connect to ${row.name} as ${login}`}
-                    onClick={() => navigate(`/clusters/${encodeURIComponent(props.cluster)}/nodes/${encodeURIComponent(row.id)}/terminal?login=${encodeURIComponent(login)}`)}>
+                    onClick={() => navigate(`/clusters/${encodeURIComponent(props.cluster)}/nodes/${encodeURIComponent(row.id)}/terminal?login=${encodeURIComponent(login)}&name=${encodeURIComponent(row.name)}`)}>
                     Connect
                   </button>
                 </td>

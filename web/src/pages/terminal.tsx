@@ -18,9 +18,11 @@ type Status = { state: 'connecting' | 'open' | 'closed' | 'error'; message: stri
 export function TerminalPage(props: { cluster: string; node: string }) {
   const { query } = useLocation();
   const login = query.get('login') ?? '';
+  // The path names the host id (unique); the query carries the node name for people.
+  const name = query.get('name') || props.node;
   const host = useRef<HTMLDivElement>(null);
   const terminal = useRef<Terminal>();
-  const [status, setStatus] = useState<Status>({ state: 'connecting', message: `connecting to ${props.node} as ${login}…` });
+  const [status, setStatus] = useState<Status>({ state: 'connecting', message: `connecting to ${name} as ${login}…` });
 
   useEffect(() => {
     const term = new Terminal({ cursorBlink: true, convertEol: false, fontSize: 14, scrollback: 5000 });
@@ -40,7 +42,7 @@ export function TerminalPage(props: { cluster: string; node: string }) {
       }
       const control = _control(event.data);
       if (control.type === 'ready') {
-        setStatus({ state: 'open', message: `connected to ${props.node} as ${login}` });
+        setStatus({ state: 'open', message: `connected to ${name} as ${login}` });
         term.focus();
       } else if (control.type === 'error') setStatus({ state: 'error', message: control.message ?? 'the proxy refused the session' });
       else if (control.type === 'exit') setStatus({ state: 'closed', message: `session ended${control.code !== undefined ? ` (exit status ${control.code})` : ''}` });
@@ -66,7 +68,7 @@ export function TerminalPage(props: { cluster: string; node: string }) {
       socket.close(1000, 'left the page');
       term.dispose();
     };
-  }, [props.cluster, props.node, login]);
+  }, [props.cluster, props.node, login, name]);
 
   const copy = (): void => void navigator.clipboard?.writeText(terminal.current?.getSelection() ?? '');
   const paste = async (): Promise<void> => {
@@ -78,13 +80,13 @@ export function TerminalPage(props: { cluster: string; node: string }) {
   return (
     <section class="terminal-page" aria-labelledby="terminal-title">
       <div class="terminal-bar">
-        <h1 id="terminal-title">{login}@{props.node}</h1>
+        <h1 id="terminal-title">{login}@{name}</h1>
         <p role="status" class={`status ${status.state}`} data-state={status.state}>{status.message}</p>
         <button type="button" onClick={copy}>Copy selection</button>
         <button type="button" onClick={() => void paste()}>Paste</button>
         <Link href={`/clusters/${encodeURIComponent(props.cluster)}/resources`}>Back to resources</Link>
       </div>
-      <div class="terminal" ref={host} role="application" aria-label={`terminal of ${props.node}`} />
+      <div class="terminal" ref={host} role="application" aria-label={`terminal of ${name}`} />
     </section>
   );
 }
