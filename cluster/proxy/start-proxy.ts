@@ -67,6 +67,8 @@ export interface StartProxyOptions {
   tunnel?: ProxyTunnelOptions;
   /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
   syncIntervalMs?: number;
+  /** Web UI sessions end after this long without a request. Default 30 min. */
+  webIdleTimeoutSeconds?: number;
 }
 
 /** A running proxy. */
@@ -136,6 +138,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       registry: parts.registry,
       logger: logger.child({ part: 'web-ui' }),
       loginLimit: options.rateLimits?.login ?? defaultLimits.login,
+      idleTimeoutSeconds: options.webIdleTimeoutSeconds,
     }),
   });
   const listener = new PublicListener({

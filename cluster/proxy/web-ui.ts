@@ -27,13 +27,14 @@ export interface WebUiOptions {
   registry: TunnelRegistry;
   logger: Logger;
   loginLimit: RateLimiterOptions;
+  idleTimeoutSeconds?: number;
   assetSource?: WebAssetSource;
 }
 
 /** Builds the web UI's parts. */
 export function createWebUi(options: WebUiOptions): WebUi {
   const { logger } = options;
-  const sessions = new WebSessions({ proxyAuth: options.proxyAuth, authAddr: options.authAddr, hostCaPems: options.hostCaPems, logger });
+  const sessions = new WebSessions({ proxyAuth: options.proxyAuth, authAddr: options.authAddr, hostCaPems: options.hostCaPems, logger, idleTimeoutSeconds: options.idleTimeoutSeconds });
   const routes = new WebSessionRoutes({ sessions, clusterName: options.clusterName, loginLimiter: new RateLimiter(options.loginLimit) });
   const audit = (event: WebTerminalAuditEvent): void =>
     void options.proxyAuth().emitAudit({
