@@ -87,6 +87,21 @@ describe('web UI', { skip }, () => {
     return secret;
   }
 
+  /** The agent reads the user CAs just after start (retrying each second): wait until a web terminal opens. */
+  async function waitUntilNodeAcceptsLogins(): Promise<void> {
+    const login = await request(cluster!.proxy, 'POST', '/v1/webapi/sessions', { body: { user: 'nora', password } });
+    assert.equal(login.status, 200, login.body);
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    let last = '';
+    for (let i = 0; i < 40; i++) {
+      const opened = await openTerminal(cluster!.proxy, 'webui', { origin: origin(), cookie });
+      if (opened.status === 101 && /"ready"/.test(opened.first ?? '')) return;
+      last = opened.first ?? String(opened.status);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.fail(`the node did not accept a web terminal login within 10 s: ${last}\n${agent!.logs().slice(-3000)}`);
+  }
+
   async function signIn(page: Page, user: string, code = ''): Promise<void> {
     await page.goto(`${origin()}/`);
     await page.getByLabel('User name').fill(user);
@@ -109,6 +124,7 @@ describe('web UI', { skip }, () => {
     // so the tests need no more than one one-time code per 30 s step.
     const [, secret] = await Promise.all([agent.waitReady(), signUp('tess', 'access,auditor', true), signUp('wendy', 'access,editor', false), signUp('nora', 'access', false)]);
     totpSecret = secret;
+    await waitUntilNodeAcceptsLogins();
     browser = await launchChromium();
   });
   after(async () => {
@@ -280,6 +296,9 @@ describe('web UI', { skip }, () => {
     const cookie = setCookie.split(';')[0]!;
     const csrf = (JSON.parse(login.body) as { csrf_token: string }).csrf_token;
     const forged = `__Host-postern_session=${'A'.repeat(43)}`;
+    const formLogin = await request(proxy, 'POST', '/v1/webapi/sessions', { headers: { 'content-type': 'text/plain' }, body: { user: 'nora', password } });
+    assert.equal(formLogin.status, 415, 'a login a cross-site form could send is refused');
+    assert.equal((await request(proxy, 'POST', '/v1/webapi/sessions', { headers: { origin: 'https://evil.example' }, body: { user: 'nora', password } })).status, 403, 'a cross-site login is refused');
 
     assert.equal((await request(proxy, 'GET', '/v1/webapi/clusters/webui/resources/node')).status, 401);
     assert.equal((await request(proxy, 'GET', '/v1/webapi/clusters/webui/resources/node', { headers: { cookie: forged } })).status, 401);

@@ -87,6 +87,10 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
       method: 'POST', pattern: '/v1/webapi/sessions', anonymous: true,
       async handle({ req, res, ctx }) {
         checkOrigin(req);
+        // A cross-site form or no-cors fetch cannot send this type without a preflight.
+        if (!/^application\/json\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) {
+          throw new PosternError('PST_UNSUPPORTED_MEDIA_TYPE', 'login: send the body as application/json');
+        }
         const wait = deps.loginLimiter.take(ctx.clientIp);
         if (wait > 0) throw new RateLimitedError('login', wait);
         const body = await readJson(req, loginSchema, 'login request');
