@@ -48,9 +48,13 @@ function request(proxy: string, method: string, urlPath: string, options: { head
   });
 }
 
-/** Opens a terminal websocket; resolves with the HTTP status of a refused upgrade, or 101 and the first text frame. */
-function openTerminal(proxy: string, cluster: string, headers: Record<string, string>): Promise<{ status: number; first?: string }> {
+/**
+ * Opens a terminal websocket; resolves with the HTTP status of a refused upgrade, or 101
+ * and the first text frame. A shell that opened is left with `exit` (a clean end).
+ */
+function openTerminal(proxy: string, cluster: string, headers: Record<string, string>, options: { waitForExit?: boolean } = {}): Promise<{ status: number; first?: string }> {
   return new Promise((resolve) => {
+    let first: string | undefined;
     const ws = new WebSocket(`wss://${proxy}/v1/webapi/clusters/${cluster}/nodes/web-1/terminal?login=root&cols=80&rows=24`, { headers, rejectUnauthorized: false });
     ws.on('unexpected-response', (_req, res) => {
       resolve({ status: res.statusCode ?? 0 });
@@ -58,10 +62,16 @@ function openTerminal(proxy: string, cluster: string, headers: Record<string, st
       ws.terminate();
     });
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return;
-      resolve({ status: 101, first: String(data) });
-      ws.close();
+      if (isBinary || first !== undefined) return;
+      first = String(data);
+      if (!/"ready"/.test(first)) ws.close();
+      else if (options.waitForExit) ws.send(Buffer.from('exit\r'), { binary: true });
+      else {
+        resolve({ status: 101, first });
+        ws.close();
+      }
     });
+    ws.on('close', () => resolve({ status: 101, first }));
     ws.on('error', () => resolve({ status: -1 }));
   });
 }
@@ -87,14 +97,17 @@ describe('web UI', { skip }, () => {
     return secret;
   }
 
-  /** The agent reads the user CAs just after start (retrying each second): wait until a web terminal opens. */
+  /**
+   * The agent reads the user CAs just after start (retrying each second): wait until a
+   * web terminal opens, and end that shell cleanly with `exit`.
+   */
   async function waitUntilNodeAcceptsLogins(): Promise<void> {
     const login = await request(cluster!.proxy, 'POST', '/v1/webapi/sessions', { body: { user: 'nora', password } });
     assert.equal(login.status, 200, login.body);
     const cookie = String(login.headers['set-cookie']).split(';')[0]!;
     let last = '';
     for (let i = 0; i < 40; i++) {
-      const opened = await openTerminal(cluster!.proxy, 'webui', { origin: origin(), cookie });
+      const opened = await openTerminal(cluster!.proxy, 'webui', { origin: origin(), cookie }, { waitForExit: true });
       if (opened.status === 101 && /"ready"/.test(opened.first ?? '')) return;
       last = opened.first ?? String(opened.status);
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -180,7 +193,9 @@ describe('web UI', { skip }, () => {
       await page.locator('[data-state="open"]').waitFor({ timeout: 20_000 });
       const rows = page.locator('.xterm-rows');
       await page.keyboard.type('echo web-$((6*7)); stty size\n');
-      await rows.filter({ hasText: /web-42/ }).waitFor();
+      // A login shell reads the account's profile first; on a busy machine root's can be
+      // slow (a shared pyenv rehash lock was seen here), so allow it time.
+      await rows.filter({ hasText: /web-42/ }).waitFor({ timeout: 60_000 });
       const before = /(\d+) (\d+)\s*$/m.exec((await rows.innerText()).split('web-42')[1] ?? '');
       assert.ok(before, await rows.innerText());
       await screenshot(page, shots, '03-terminal');
@@ -201,6 +216,8 @@ describe('web UI', { skip }, () => {
       await rows.filter({ hasText: /echo pasted-\$\(\(40\+2\)\)/ }).waitFor();
       await page.keyboard.press('Enter');
       await rows.filter({ hasText: /pasted-42/ }).waitFor();
+      await page.keyboard.type('exit\n');
+      await page.locator('[data-state="closed"]').filter({ hasText: /exit status 0/ }).waitFor();
       await page.setViewportSize({ width: 1280, height: 800 });
 
       await page.getByRole('link', { name: 'Audit log' }).click();
@@ -213,6 +230,10 @@ describe('web UI', { skip }, () => {
       await table.getByRole('cell', { name: 'web.session.start' }).first().waitFor({ state: 'detached' });
       await table.getByRole('cell', { name: 'user.login', exact: true }).first().waitFor();
       await screenshot(page, shots, '04-audit');
+    } catch (error) {
+      await screenshot(page, shots, `failed-${Date.now()}`);
+      console.log(agent!.logs().split('\n').slice(-25).join('\n'));
+      throw error;
     } finally {
       await context.close();
     }
@@ -246,6 +267,9 @@ describe('web UI', { skip }, () => {
       await page.getByRole('button', { name: 'Add token' }).click();
       await page.getByRole('status').filter({ hasText: /shown once/ }).waitFor();
       await screenshot(page, shots, '07-tokens');
+    } catch (error) {
+      await screenshot(page, shots, `failed-${Date.now()}`);
+      throw error;
     } finally {
       await context.close();
     }
@@ -265,6 +289,9 @@ describe('web UI', { skip }, () => {
       await page.goto(`${origin()}/clusters/webui/nodes/web-1/terminal?login=nobody`);
       await page.locator('[data-state="error"]').filter({ hasText: /cannot open a terminal on web-1 as nobody/ }).waitFor({ timeout: 20_000 });
       await screenshot(page, shots, '09-refused-login');
+    } catch (error) {
+      await screenshot(page, shots, `failed-${Date.now()}`);
+      throw error;
     } finally {
       await context.close();
     }
@@ -281,7 +308,15 @@ describe('web UI', { skip }, () => {
       await screenshot(page, shots, '10-phone-resources');
       await page.getByRole('button', { name: /Connect to web-1/ }).click();
       await page.locator('[data-state="open"]').waitFor({ timeout: 20_000 });
+      await page.keyboard.type('echo phone-$((40+2))\n');
+      await page.locator('.xterm-rows').filter({ hasText: /phone-42/ }).waitFor({ timeout: 60_000 });
       await screenshot(page, shots, '11-phone-terminal');
+      // End the shell with exit, not by leaving: a shell hung up inside its profile can leave locks behind.
+      await page.keyboard.type('exit\n');
+      await page.locator('[data-state="closed"]').waitFor();
+    } catch (error) {
+      await screenshot(page, shots, `failed-${Date.now()}`);
+      throw error;
     } finally {
       await context.close();
     }
@@ -308,7 +343,7 @@ describe('web UI', { skip }, () => {
     assert.equal((await openTerminal(proxy, 'webui', { origin: `https://${proxy}` })).status, 401, 'websocket without a session');
     assert.equal((await openTerminal(proxy, 'webui', { origin: `https://${proxy}`, cookie: forged })).status, 401, 'websocket with a forged cookie');
     assert.equal((await openTerminal(proxy, 'webui', { origin: 'https://evil.example', cookie })).status, 403, 'websocket from another origin');
-    const opened = await openTerminal(proxy, 'webui', { origin: `https://${proxy}`, cookie });
+    const opened = await openTerminal(proxy, 'webui', { origin: `https://${proxy}`, cookie }, { waitForExit: true });
     assert.equal(opened.status, 101);
     assert.match(opened.first ?? '', /"type":"ready"/);
 
