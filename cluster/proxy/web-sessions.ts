@@ -90,9 +90,12 @@ export class WebSessions {
   /** The session of a cookie's id; AuthenticationError (401) when there is none. */
   async get(id: string | undefined): Promise<ActiveWebSession> {
     if (!id) throw new AuthenticationError('not signed in: this call needs a web session; sign in at /login');
+    // Not the shape auth issues: refused here, without a call to auth.
+    if (!/^[A-Za-z0-9_-]{43}$/.test(id)) throw new AuthenticationError('your web session ended: the session cookie is not one this cluster issued; sign in again');
     const now = this.#now();
     const cached = this.#cache.get(id);
-    if (cached && now - cached.checkedAt < (this.#options.cacheMs ?? 5_000)) {
+    if (cached && Date.parse(cached.session.record.expires) <= now) this.#forget(id);
+    else if (cached && now - cached.checkedAt < (this.#options.cacheMs ?? 5_000)) {
       cached.usedAt = now;
       return cached.session;
     }
@@ -105,12 +108,6 @@ export class WebSessions {
         throw new AuthenticationError(`your web session ended: ${error.message}`);
       }
       throw error;
-    }
-    if (cached) {
-      cached.checkedAt = now;
-      cached.usedAt = now;
-      cached.session.record = record;
-      return cached.session;
     }
     return this.#remember(id, record).session;
   }
@@ -127,8 +124,16 @@ export class WebSessions {
   }
 
   #remember(id: string, record: WebSession): _Cached {
-    const connection = connectAuth(this.#options.authAddr, { key_pem: record.tlsKeyPem, cert_pem: record.tlsCertificatePem, ca_pems: [...this.#options.hostCaPems()] });
     const now = this.#now();
+    const existing = this.#cache.get(id);
+    if (existing) {
+      // Concurrent first requests of one session share one connection.
+      existing.session.record = record;
+      existing.checkedAt = now;
+      existing.usedAt = now;
+      return existing;
+    }
+    const connection = connectAuth(this.#options.authAddr, { key_pem: record.tlsKeyPem, cert_pem: record.tlsCertificatePem, ca_pems: [...this.#options.hostCaPems()] });
     const entry: _Cached = { session: { id, record, auth: connection.client }, connection, checkedAt: now, usedAt: now };
     this.#cache.set(id, entry);
     return entry;
