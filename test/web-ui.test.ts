@@ -297,11 +297,19 @@ describe('web UI', { skip }, () => {
     }
   });
 
-  test('works at phone width: no sideways scrolling, the terminal opens', async () => {
+  test('works at phone width and with the keyboard: no sideways scrolling, the terminal opens', async () => {
     const context = await newContext(browser!, { width: 390, height: 844 });
     const page = await context.newPage();
     try {
-      await signIn(page, 'nora');
+      // Keyboard only: the user field has focus, Tab moves through the form in order, Enter submits.
+      await page.goto(`${origin()}/`);
+      await page.locator('#login-user:focus').waitFor();
+      await page.keyboard.type('nora');
+      await page.keyboard.press('Tab');
+      await page.keyboard.type(password);
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate('document.activeElement.id'), 'login-totp');
+      await page.keyboard.press('Enter');
       await page.getByRole('row', { name: /web-1/ }).waitFor();
       const width = await page.evaluate('document.documentElement.scrollWidth');
       assert.ok(Number(width) <= 390, `the resources page fits 390 px (scroll width ${String(width)})`);

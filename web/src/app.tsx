@@ -43,6 +43,13 @@ export function App() {
     );
   }, []);
 
+  // After in-app navigation, move focus to the page and name it, as a page load would.
+  useEffect(() => {
+    const heading = document.querySelector<HTMLElement>('main h1');
+    document.title = heading?.textContent ? `${heading.textContent} · Postern` : 'Postern';
+    if (document.activeElement === document.body || document.activeElement?.closest('nav')) document.getElementById('main')?.focus({ preventScroll: true });
+  }, [path]);
+
   // A call refused with 401 means the session ended (idle timeout, logout elsewhere).
   useEffect(() => {
     const onExpired = (): void => setSession(null);
