@@ -38,7 +38,7 @@ export class WebApi {
     this.#http2.on('sessionError', () => {}); // a broken client session must not surface as an unhandled error
     // Websockets (HTTP/1.1 upgrades: browsers open them on their own HTTP/1.1 connection).
     this.#http1.on('upgrade', (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
-      if (this.#ui) void this.#ui.terminals.upgrade(req, socket, head);
+      if (this.#ui) void this.#ui.upgrade(req, socket, head);
       else socket.destroy();
     });
   }

@@ -85,7 +85,7 @@ export class WebTerminals {
     try {
       request = await this.#check(req);
     } catch (error) {
-      _refuseUpgrade(socket, error);
+      refuseUpgrade(socket, error);
       this.#options.logger.warn({ path: (req.url ?? '').slice(0, 128), why: (error as Error).message }, 'web terminal refused before the upgrade');
       return;
     }
@@ -230,7 +230,7 @@ function _bridge(ws: WebSocket, channel: ClientChannel, client: ssh2.Client): vo
 }
 
 /** Answers a refused upgrade with a plain HTTP error and closes. */
-function _refuseUpgrade(socket: Duplex, error: unknown): void {
+export function refuseUpgrade(socket: Duplex, error: unknown): void {
   const status = statusOf(error);
   const message = error instanceof PosternError ? error.message : 'internal error in the proxy';
   const body = JSON.stringify({ error: { code: error instanceof PosternError ? error.code : 'PST_INTERNAL', message } }) + '\n';

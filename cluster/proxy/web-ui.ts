@@ -9,13 +9,19 @@ import type { TunnelRegistry } from './tunnel-registry.ts';
 import { WebAssets, type WebAssetSource } from './web-assets.ts';
 import { WebSessionRoutes } from './web-session-routes.ts';
 import { WebSessions } from './web-sessions.ts';
+import type { Duplex } from 'node:stream';
+import type http from 'node:http';
 import { WebTerminals, type WebTerminalAuditEvent } from './web-terminal.ts';
+import { WebDesktops } from './web-desktop.ts';
 
 export interface WebUi {
   assets: WebAssets;
   sessions: WebSessions;
   routes: WebSessionRoutes;
   terminals: WebTerminals;
+  desktops: WebDesktops;
+  /** Websocket upgrades: desktops by their path, terminals (and refusals) otherwise. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
   close(): void;
 }
 
@@ -48,13 +54,17 @@ export function createWebUi(options: WebUiOptions): WebUi {
       }),
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a web terminal audit event to the auth service'));
   const terminals = new WebTerminals({ routes, registry: options.registry, logger: logger.child({ part: 'web-terminal' }), audit });
+  const desktops = new WebDesktops({ routes, registry: options.registry, logger: logger.child({ part: 'web-desktop' }) });
   return {
     assets: new WebAssets(options.assetSource),
     sessions,
     routes,
     terminals,
+    desktops,
+    upgrade: (req, socket, head) => (/^\/v1\/webapi\/clusters\/[^/]+\/desktops\//.test(req.url ?? '') ? desktops.upgrade(req, socket, head) : terminals.upgrade(req, socket, head)),
     close() {
       terminals.close();
+      desktops.close();
       sessions.close();
     },
   };

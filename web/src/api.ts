@@ -142,6 +142,11 @@ export const api = {
     if (query.order) params.set('order', query.order);
     return call<{ events: AuditEvent[] }>('GET', `${site(cluster)}/audit?${params}`);
   },
+  /** The websocket URL of a desktop session (the desktop stream, docs/desktops.md). */
+  desktopUrl: (cluster: string, name: string) => {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}${site(cluster)}/desktops/${encodeURIComponent(name)}/connect`;
+  },
   /** The websocket URL of a node's terminal (same origin; the cookie authenticates it). */
   terminalUrl: (cluster: string, node: string, login: string, size: { cols: number; rows: number }) => {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';

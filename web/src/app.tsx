@@ -11,6 +11,7 @@ import { match, navigate, useLocation } from './router.ts';
 import { LoginPage } from './pages/login.tsx';
 import { ResourcesPage } from './pages/resources.tsx';
 import { TerminalPage } from './pages/terminal.tsx';
+import { DesktopPage } from './pages/desktop.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { RolesPage } from './pages/roles.tsx';
@@ -86,19 +87,19 @@ export function App() {
     navigate('/login', { replace: true });
   };
 
-  const params = match('/clusters/:cluster/:section', path) ?? match('/clusters/:cluster/nodes/:node/terminal', path);
+  const params = match('/clusters/:cluster/:section', path) ?? match('/clusters/:cluster/nodes/:node/terminal', path) ?? match('/clusters/:cluster/desktops/:desktop', path);
   const cluster = params?.cluster ?? session.cluster;
   if (!params) {
     queueMicrotask(() => navigate(`/clusters/${encodeURIComponent(session.cluster)}/resources`, { replace: true }));
     return null;
   }
-  const section = params.node !== undefined ? 'terminal' : params.section;
+  const section = params.node !== undefined ? 'terminal' : params.desktop !== undefined ? 'desktop' : params.section;
   return (
     <div class="shell">
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
         <span class="brand">Postern</span>
-        <ClusterPicker current={cluster} onPick={(c) => navigate(`/clusters/${encodeURIComponent(c)}/${section === 'terminal' ? 'resources' : section}`)} />
+        <ClusterPicker current={cluster} onPick={(c) => navigate(`/clusters/${encodeURIComponent(c)}/${section === 'terminal' || section === 'desktop' ? 'resources' : section}`)} />
         <nav aria-label="sections">
           <ul>
             {sections.map((s) => (
@@ -123,6 +124,7 @@ function _page(section: string | undefined, cluster: string, params: Record<stri
   switch (section) {
     case 'resources': return <ResourcesPage cluster={cluster} session={session} />;
     case 'terminal': return <TerminalPage cluster={cluster} node={params.node ?? ''} />;
+    case 'desktop': return <DesktopPage cluster={cluster} name={params.desktop ?? ''} />;
     case 'audit': return <AuditPage cluster={cluster} />;
     case 'users': return <UsersPage cluster={cluster} />;
     case 'roles': return <RolesPage cluster={cluster} />;

@@ -26,7 +26,8 @@ function nodeRow(node: NodeRecord): Row {
 function servedRow(resource: ResourceRecord): Row {
   const spec = resource.spec ?? {};
   const detail = ['protocol', 'uri', 'public_addr', 'addr'].map((k) => spec[k]).filter((v) => typeof v === 'string').join(' ');
-  return { id: resource.metadata.name, name: resource.metadata.name, labels: resource.metadata.labels ?? {}, detail };
+  const online = resource.status?.online;
+  return { id: resource.metadata.name, name: resource.metadata.name, labels: resource.metadata.labels ?? {}, detail, online: typeof online === 'boolean' ? online : undefined };
 }
 
 /** Parses `a=b c=d` into pairs; a bare word matches a label key. */
@@ -53,6 +54,8 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
   const filter = useMemo(() => parseLabelFilter(labelFilter), [labelFilter]);
   const rows = (data.value ?? []).filter((row) => matches(row, search, filter));
   const [login, setLogin] = useState(props.session.logins[0] ?? '');
+  const [desktopLogin, setDesktopLogin] = useState('');
+  const connectable = kind === 'node' || kind === 'desktop';
   const title = resourceKinds.find((k) => k.kind === kind)?.title ?? kind;
 
   return (
@@ -74,12 +77,15 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
             </select>
           </label>
         ) : null}
+        {kind === 'desktop' ? (
+          <label>Desktop login <input value={desktopLogin} onInput={(e) => setDesktopLogin((e.target as HTMLInputElement).value)} placeholder="Administrator" /></label>
+        ) : null}
       </div>
       <ErrorBanner error={data.error} />
       {data.loading ? <p role="status">Loading {title.toLowerCase()}…</p> : null}
       <table class="grid" aria-label={title}>
         <thead>
-          <tr><th scope="col">Name</th><th scope="col">Labels</th><th scope="col">Details</th>{kind === 'node' ? <th scope="col">Actions</th> : null}</tr>
+          <tr><th scope="col">Name</th><th scope="col">Labels</th><th scope="col">Details</th>{connectable ? <th scope="col">Actions</th> : null}</tr>
         </thead>
         <tbody>
           {rows.map((row) => (
@@ -91,6 +97,14 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
                 <td>
                   <button type="button" disabled={!login || row.online === false} aria-label={`Connect to ${row.name} as ${login}`}
                     onClick={() => navigate(`/clusters/${encodeURIComponent(props.cluster)}/nodes/${encodeURIComponent(row.id)}/terminal?login=${encodeURIComponent(login)}&name=${encodeURIComponent(row.name)}`)}>
+                    Connect
+                  </button>
+                </td>
+              ) : null}
+              {kind === 'desktop' ? (
+                <td>
+                  <button type="button" disabled={!desktopLogin || row.online === false} aria-label={`Connect to desktop ${row.name} as ${desktopLogin || '(enter a login)'}`}
+                    onClick={() => navigate(`/clusters/${encodeURIComponent(props.cluster)}/desktops/${encodeURIComponent(row.id)}?login=${encodeURIComponent(desktopLogin)}`)}>
                     Connect
                   </button>
                 </td>
