@@ -31,7 +31,8 @@ export function DesktopPage(props: { cluster: string; name: string }) {
       if (ws.readyState === WebSocket.OPEN) ws.send(encodeControl(message));
     };
     const size = { width: Math.max(200, Math.min(1920, Math.floor(canvas.current!.parentElement!.clientWidth))), height: 768 };
-    size.height = Math.max(200, Math.min(1200, Math.round(size.width * 0.75)));
+    // 4:3, within the window so the whole desktop shows without scrolling.
+    size.height = Math.max(200, Math.min(1200, window.innerHeight - 200, Math.round(size.width * 0.75)));
     ws.onopen = () => send({ type: 'connect', login, width: size.width, height: size.height });
     ws.onmessage = (event: MessageEvent) => {
       if (typeof event.data === 'string') return;
