@@ -369,6 +369,15 @@ describe('web UI', { skip }, () => {
     assert.equal((await invite({ 'x-csrf-token': adminCsrf }, 'csrf-d')).status, 200, 'the right token passes');
     const users = JSON.parse((await request(proxy, 'GET', '/v1/webapi/clusters/webui/resources/user', { headers: { cookie: adminCookie } })).body) as { items: Array<{ metadata: { name: string } }> };
     assert.deepEqual(users.items.map((u) => u.metadata.name).filter((n) => n.startsWith('csrf-')), ['csrf-d']);
+    // The refusals are audited under wendy's name.
+    let reasons: string[] = [];
+    for (let i = 0; i < 40 && reasons.filter((r) => /CSRF token|cross-site/.test(r)).length < 3; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50)); // the proxy sends them in the background
+      const audited = await admin!.client.searchAudit({ types: ['access.denied'], user: 'wendy', limit: 50 });
+      reasons = audited.eventsJson.map((line) => (JSON.parse(line) as { reason?: string }).reason ?? '');
+    }
+    assert.equal(reasons.filter((r) => /CSRF token/.test(r)).length, 2, reasons.join('\n'));
+    assert.equal(reasons.filter((r) => /cross-site request refused/.test(r)).length, 1, reasons.join('\n'));
 
     // Sign out: the cookie is dead everywhere (auth removed the session), also for websockets.
     assert.equal((await request(proxy, 'DELETE', '/v1/webapi/sessions/current', { headers: { cookie } })).status, 403, 'logout needs the CSRF token too');

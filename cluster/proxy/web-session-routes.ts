@@ -38,10 +38,22 @@ interface _Call {
   auth: AuthClient;
 }
 
+/** A refused state-changing call by a signed-in person (CSRF token or Origin). */
+export interface WebRefusalAuditEvent {
+  user: string;
+  roles: string[];
+  clientIp: string;
+  method: string;
+  path: string;
+  reason: string;
+}
+
 export interface WebSessionRouteDeps {
   sessions: WebSessions;
   clusterName: () => string;
   loginLimiter: RateLimiter;
+  /** Audits refusals the proxy makes for a known person (auth audits its own). */
+  audit?: (event: WebRefusalAuditEvent) => void;
 }
 
 const loginSchema = z.strictObject({
@@ -222,7 +234,15 @@ export class WebSessionRoutes {
         call.session = await this.sessionFor(req, params.cluster);
         call.auth = call.session.auth;
         ctx.log.user = call.session.record.user;
-        if (endpoint.method !== 'GET') checkCsrf(req, call.session.record.csrfToken);
+        if (endpoint.method !== 'GET') {
+          try {
+            checkCsrf(req, call.session.record.csrfToken);
+          } catch (error) {
+            const { user, roles } = call.session.record;
+            this.#deps.audit?.({ user, roles, clientIp: ctx.clientIp, method: String(req.method), path: path.slice(0, 256), reason: (error as Error).message });
+            throw error;
+          }
+        }
       }
       const body = await endpoint.handle(call);
       if (body !== undefined) sendJson(res, 200, body);

@@ -41,18 +41,30 @@ export interface WebUiOptions {
 export function createWebUi(options: WebUiOptions): WebUi {
   const { logger } = options;
   const sessions = new WebSessions({ proxyAuth: options.proxyAuth, authAddr: options.authAddr, hostCaPems: options.hostCaPems, logger, idleTimeoutSeconds: options.idleTimeoutSeconds });
-  const routes = new WebSessionRoutes({ sessions, clusterName: options.clusterName, loginLimiter: new RateLimiter(options.loginLimit) });
-  const audit = (event: WebTerminalAuditEvent): void =>
-    void options.proxyAuth().emitAudit({
-      eventJson: JSON.stringify({
-        type: 'access.denied',
-        identity: { user: event.user, roles: event.roles, addr: event.remoteAddr.slice(0, 64) },
-        resource: { kind: 'node', name: event.node.slice(0, 1024) || 'unknown node' },
-        outcome: 'deny',
-        reason: event.reason.slice(0, 1024),
-        fields: { protocol: 'ssh', via: 'web', login: event.login },
-      }),
-    }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a web terminal audit event to the auth service'));
+  const emit = (event: Record<string, unknown>): void =>
+    void options.proxyAuth().emitAudit({ eventJson: JSON.stringify(event) }, { deadlineMs: 5_000 })
+      .catch((error: unknown) => logger.warn({ err: error }, 'cannot send a web UI audit event to the auth service'));
+  const routes = new WebSessionRoutes({
+    sessions,
+    clusterName: options.clusterName,
+    loginLimiter: new RateLimiter(options.loginLimit),
+    audit: (event) => emit({
+      type: 'access.denied',
+      identity: { user: event.user, roles: event.roles, addr: event.clientIp.slice(0, 64) },
+      resource: { kind: 'api', name: `${event.method} ${event.path}`.slice(0, 1024) },
+      outcome: 'deny',
+      reason: event.reason.slice(0, 1024),
+      fields: { via: 'web' },
+    }),
+  });
+  const audit = (event: WebTerminalAuditEvent): void => emit({
+    type: 'access.denied',
+    identity: { user: event.user, roles: event.roles, addr: event.remoteAddr.slice(0, 64) },
+    resource: { kind: 'node', name: event.node.slice(0, 1024) || 'unknown node' },
+    outcome: 'deny',
+    reason: event.reason.slice(0, 1024),
+    fields: { protocol: 'ssh', via: 'web', login: event.login },
+  });
   const terminals = new WebTerminals({ routes, registry: options.registry, logger: logger.child({ part: 'web-terminal' }), audit });
   const desktops = new WebDesktops({ routes, registry: options.registry, logger: logger.child({ part: 'web-desktop' }) });
   return {
