@@ -120,6 +120,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
+  // One login budget per address for psh logins and web sign-ins alike.
+  const limits = _limiters(options.rateLimits);
   const web = new WebApi({
     auth: () => parts.auth.current.client,
     discovery: (): Discovery => ({
@@ -128,7 +130,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       proxies: [{ host_id: hostId, public_addr: publicAddr }, ...sync.peers.filter((p) => p.host_id !== hostId)],
       ca_pins: credentials.caPins(),
     }),
-    limits: _limiters(options.rateLimits),
+    limits,
     logger: logger.child({ part: 'web' }),
     ui: createWebUi({
       proxyAuth: () => parts.auth.current.client,
@@ -137,7 +139,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       clusterName: () => credentials.identity.cluster,
       registry: parts.registry,
       logger: logger.child({ part: 'web-ui' }),
-      loginLimit: options.rateLimits?.login ?? defaultLimits.login,
+      loginLimiter: limits.login,
       idleTimeoutSeconds: options.webIdleTimeoutSeconds,
     }),
   });

@@ -4,7 +4,7 @@
  */
 import type { AuthClient } from '../api/auth-client.ts';
 import type { Logger } from '../common/logger.ts';
-import { RateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+import type { RateLimiter } from './rate-limiter.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 import { WebAssets, type WebAssetSource } from './web-assets.ts';
 import { WebSessionRoutes } from './web-session-routes.ts';
@@ -32,7 +32,8 @@ export interface WebUiOptions {
   clusterName: () => string;
   registry: TunnelRegistry;
   logger: Logger;
-  loginLimit: RateLimiterOptions;
+  /** Shared with the /v1/login endpoint. */
+  loginLimiter: RateLimiter;
   idleTimeoutSeconds?: number;
   assetSource?: WebAssetSource;
 }
@@ -47,7 +48,7 @@ export function createWebUi(options: WebUiOptions): WebUi {
   const routes = new WebSessionRoutes({
     sessions,
     clusterName: options.clusterName,
-    loginLimiter: new RateLimiter(options.loginLimit),
+    loginLimiter: options.loginLimiter,
     audit: (event) => emit({
       type: 'access.denied',
       identity: { user: event.user, roles: event.roles, addr: event.clientIp.slice(0, 64) },
