@@ -30,7 +30,7 @@ test('index.html for app paths (no-cache), hashed assets for a year, strict head
   const dir = distDir(t);
   mkdirSync(path.join(dir, 'assets'));
   writeFileSync(path.join(dir, 'index.html'), '<!doctype html><script type="module" src="/assets/app-abc.js"></script>');
-  writeFileSync(path.join(dir, 'assets', 'app-abc.js'), 'console.log(1)');
+  writeFileSync(path.join(dir, 'assets', 'app-abc.js'), 'console.log(1);\n'.repeat(500));
   const get = await serve(t, new WebAssets({ kind: 'dir', dir }));
   for (const urlPath of ['/', '/login', '/clusters/one/resources']) {
     const page = await get(urlPath);
@@ -44,6 +44,18 @@ test('index.html for app paths (no-cache), hashed assets for a year, strict head
   assert.equal(script.headers['cache-control'], 'public, max-age=31536000, immutable');
   assert.match(script.headers['content-type'] ?? '', /text\/javascript/);
   assert.equal((await get('/assets/app-abc.js', { 'if-none-match': String(script.headers.etag) })).status, 304);
+  // fetch asks for gzip and inflates: the text arrives whole, compressed on the wire.
+  assert.equal(script.headers['content-encoding'], 'gzip');
+  assert.equal(script.body, 'console.log(1);\n'.repeat(500));
+  assert.ok(Number(script.headers['content-length']) < 200, `gzipped length ${script.headers['content-length']}`);
+  const plain = await new Promise<{ encoding?: string; length: number }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: Number(new URL(script.url).port), path: '/assets/app-abc.js' }, (res) => {
+      let length = 0;
+      res.on('data', (chunk: Buffer) => (length += chunk.length));
+      res.on('end', () => resolve({ encoding: res.headers['content-encoding'], length }));
+    }).on('error', reject);
+  });
+  assert.deepEqual(plain, { encoding: undefined, length: 8000 }, 'a client that does not ask for gzip gets the plain file');
   const head = await get('/assets/app-abc.js', {}, 'HEAD');
   assert.equal(head.status, 200);
   assert.equal(head.body, '');
