@@ -12,6 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { buildWeb, webSeaAssets } from './build-web.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
@@ -141,9 +142,14 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
   fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
   step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
 
-  const assets: Record<string, string> = Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file]));
-  // The RDP engine's wasm (protocols/rdp/ironrdp-engine.ts reads it with sea.getRawAsset).
-  assets['ironrdp.wasm'] = path.join(root, 'node_modules', 'ironrdp-wasm', 'pkg', 'rdp_client_bg.wasm');
+  // The web UI rides along as SEA assets (cluster/proxy/web-assets.ts serves them).
+  await buildWeb({ ifStale: true, verbose: options.verbose });
+  const assets = {
+    ...Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file])),
+    ...webSeaAssets(path.join(dist, `${name}.web-manifest.json`)),
+    // The RDP engine's wasm (protocols/rdp/ironrdp-engine.ts reads it with sea.getRawAsset).
+    'ironrdp.wasm': path.join(root, 'node_modules', 'ironrdp-wasm', 'pkg', 'rdp_client_bg.wasm'),
+  };
   fs.writeFileSync(seaConfigFile, JSON.stringify({
     main: bundleFile,
     output: blobFile,

@@ -20,6 +20,7 @@ packages=(
   x11-xserver-utils xterm socat   # the fixture's session (xsetroot, an xterm to type into) and its X socket bridges
   freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
   freerdp2-shadow-x11             # freerdp-shadow-cli /sec:nla over Xvfb: the NLA (CredSSP) host for engine tests
+  chromium                        # headless browser for the web UI tests (playwright-core drives it)
 )
 
 missing=()

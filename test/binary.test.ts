@@ -4,18 +4,21 @@
  * build stamp, the multi-call names pick their program (`dist/psh` is a symlink),
  * `postern start` serves /healthz. A second, throw-away binary whose entry uses
  * node-pty checks the SEA asset path for native addons: pty.node is written once to
- * the cache directory (0700, content-hash name) and a command runs in a pty.
+ * the cache directory (0700, content-hash name) and a command runs in a pty. The
+ * proxy of the binary serves the web UI from its SEA assets.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import https from 'node:https';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildBinary } from '../installers/build.ts';
 import { repoRoot } from './fixtures/auth.ts';
 import { ensureBinary } from './fixtures/binary.ts';
+import { freePort } from './fixtures/processes.ts';
 
 const dist = path.join(repoRoot, 'dist');
 const binary = path.join(dist, 'postern');
@@ -88,6 +91,39 @@ test('dist/postern start serves /healthz', async () => {
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     assert.deepEqual(await exited, [0, null]);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('dist/postern serves the embedded web UI (SEA assets) from its proxy', async () => {
+  const dir = mkdtempSync(path.join(scratch, 'web-'));
+  const config = path.join(dir, 'postern.yaml');
+  const proxyPort = await freePort();
+  writeFileSync(config, `data_dir: ${JSON.stringify(dir)}\ndiag_addr: 127.0.0.1:0\nauth:\n  cluster_name: binary\n  listen_addr: 127.0.0.1:0\nproxy:\n  listen_addr: 127.0.0.1:${proxyPort}\n`);
+  // From /, so nothing near the binary could stand in for the embedded files.
+  const child = spawn(binary, ['start', '-c', config], { env: {}, cwd: '/', stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    for (let i = 0; i < 200 && !stderr.includes('"msg":"proxy listening"'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(stderr, /"msg":"proxy listening"/);
+    const get = (urlPath: string) => new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', port: proxyPort, path: urlPath, rejectUnauthorized: false }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+      }).on('error', reject);
+    });
+    const index = await get('/');
+    assert.equal(index.status, 200, index.body);
+    assert.match(index.type, /text\/html/);
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(index.body)?.[1];
+    assert.ok(script, index.body);
+    const asset = await get(script);
+    assert.equal(asset.status, 200);
+    assert.match(asset.type, /text\/javascript/);
+    assert.ok(asset.body.length > 10_000);
   } finally {
     child.kill('SIGKILL');
   }

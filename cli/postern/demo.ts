@@ -98,6 +98,7 @@ function printWelcome(dir: string, clusterPath: string, pin: string, invite: str
     '',
     `Postern demo cluster "demo" is running (state in ${path.relative(process.cwd(), dir)}/):`,
     '  proxy:       localhost:3080 (the one public port)',
+    '  web UI:      https://localhost:3080/ (sign in as alice after her sign-up below)',
     '  auth API:    127.0.0.1:3025 (gRPC, mutual TLS)',
     `  agent:       ${os.hostname()} (joined through the proxy with a token and the CA pin)`,
     '  diagnostics: http://127.0.0.1:3000/healthz /readyz /metrics (cluster), :3001 (agent)',

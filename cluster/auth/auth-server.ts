@@ -34,6 +34,7 @@ import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
+import { webSessionsApi } from './api/web-sessions-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
 import { RecordingStore } from './recordings/recording-store.ts';
 import { recordingsApi } from './api/recordings-api.ts';
@@ -252,5 +253,6 @@ function handlers(deps: AuthDeps) {
     ...certsApi(deps),
     ...presenceApi(deps),
     ...recordingsApi(deps),
+    ...webSessionsApi(deps),
   };
 }

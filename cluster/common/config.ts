@@ -44,6 +44,11 @@ const proxyConfig = z.strictObject({
   ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits> (see pctl status)').optional(),
   tls_cert_file: z.string().optional(),
   tls_key_file: z.string().optional(),
+  /** Web UI sessions end after this long without a request (docs/web-ui.md). */
+  web_idle_timeout: z
+    .string()
+    .refine((text) => { try { const ms = parseDuration(text); return ms >= 10_000 && ms <= 86_400_000; } catch { return false; } }, 'expected a duration from 10s to 24h, like 30m')
+    .default('30m'),
 });
 
 /** One account a desktop may be entered as; the password comes from a file or the environment, never from this file. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
+import { parseDuration } from '../common/duration.ts';
 import { BadInputError } from '../../protocols/errors.ts';
 import type { PosternConfig } from '../common/config.ts';
 import type { DiagServer } from '../common/diag-server.ts';
@@ -55,6 +56,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     logger,
     metricsRegistry: context.diag?.registry,
     diag: context.diag,
+    webIdleTimeoutSeconds: parseDuration(proxy.web_idle_timeout) / 1000,
   });
 }
 

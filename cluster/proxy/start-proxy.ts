@@ -38,6 +38,7 @@ import { acceptTunnel, type TunnelRefusal } from './tunnel-acceptor.ts';
 import { TunnelRegistry, type TunnelInfo } from './tunnel-registry.ts';
 import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
+import { createWebUi } from './web-ui.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import { SshJumpServer } from './ssh-jump.ts';
 import type { Discovery } from './web-routes.ts';
@@ -67,6 +68,8 @@ export interface StartProxyOptions {
   tunnel?: ProxyTunnelOptions;
   /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
   syncIntervalMs?: number;
+  /** Web UI sessions end after this long without a request. Default 30 min. */
+  webIdleTimeoutSeconds?: number;
 }
 
 /** A running proxy. */
@@ -119,6 +122,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   parts.handlers.setSsh(_sshJump(parts).handle);
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
+  // One login budget per address for psh logins and web sign-ins alike.
+  const limits = _limiters(options.rateLimits);
   const web = new WebApi({
     auth: () => parts.auth.current.client,
     discovery: (): Discovery => ({
@@ -127,8 +132,18 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       proxies: [{ host_id: hostId, public_addr: publicAddr }, ...sync.peers.filter((p) => p.host_id !== hostId)],
       ca_pins: credentials.caPins(),
     }),
-    limits: _limiters(options.rateLimits),
+    limits,
     logger: logger.child({ part: 'web' }),
+    ui: createWebUi({
+      proxyAuth: () => parts.auth.current.client,
+      authAddr: options.authAddr,
+      hostCaPems: () => credentials.hostCaPems(),
+      clusterName: () => credentials.identity.cluster,
+      registry: parts.registry,
+      logger: logger.child({ part: 'web-ui' }),
+      loginLimiter: limits.login,
+      idleTimeoutSeconds: options.webIdleTimeoutSeconds,
+    }),
   });
   const listener = new PublicListener({
     router: _routerSwitch(parts, web),

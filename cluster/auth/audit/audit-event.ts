@@ -41,6 +41,8 @@ export const auditEventTypes = [
   'session.start',
   'session.end',
   'session.join',
+  'web.session.start',
+  'web.session.end',
   'db.session.query',
   'app.session.start',
   'access.denied',

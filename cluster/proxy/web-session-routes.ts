@@ -1,0 +1,255 @@
+/**
+ * The web UI's API, `/v1/webapi/...` (docs/web-ui.md). Every call but login needs the
+ * session cookie; every state-changing one also the session's CSRF token. Calls run
+ * against auth with the session's certificate: auth's roles decide, auth audits.
+ * Paths name the cluster (`/clusters/NAME/...`) so leaf clusters can be added
+ * without changing the UI; today only the local cluster is served.
+ */
+import { z } from 'zod';
+import type { AuthClient } from '../api/auth-client.ts';
+import type { WebSession } from '../api/gen/postern/auth/v1/auth_pb.ts';
+import { BadInputError, NotFoundError, PosternError } from '../../protocols/errors.ts';
+import { readJson, sendJson, type WebRequest, type WebResponse } from './http-json.ts';
+import { checkCsrf, checkOrigin, clearedSessionCookie, sessionCookie, sessionIdOf } from './web-cookies.ts';
+import type { ActiveWebSession, WebSessions } from './web-sessions.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import { RateLimitedError } from './errors.ts';
+import type { RequestContext } from './web-routes.ts';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** One endpoint: a path pattern (`:name` segments) and what it does with the session. */
+interface _Endpoint {
+  method: Method;
+  pattern: string;
+  /** Login is the one call without a session. */
+  anonymous?: boolean;
+  handle(call: _Call): Promise<unknown>;
+}
+
+interface _Call {
+  req: WebRequest;
+  res: WebResponse;
+  ctx: RequestContext;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  session: ActiveWebSession;
+  /** auth as the signed-in person, for the cluster named in the path. */
+  auth: AuthClient;
+}
+
+/** A refused state-changing call by a signed-in person (CSRF token or Origin). */
+export interface WebRefusalAuditEvent {
+  user: string;
+  roles: string[];
+  clientIp: string;
+  method: string;
+  path: string;
+  reason: string;
+}
+
+export interface WebSessionRouteDeps {
+  sessions: WebSessions;
+  clusterName: () => string;
+  loginLimiter: RateLimiter;
+  /** Audits refusals the proxy makes for a known person (auth audits its own). */
+  audit?: (event: WebRefusalAuditEvent) => void;
+}
+
+const loginSchema = z.strictObject({
+  user: z.string().min(1, 'a user name is required').max(253),
+  password: z.string().min(1, 'a password is required').max(1_024),
+  totp_code: z.string().max(16).default(''),
+});
+const createSchema = z.strictObject({ text: z.string().min(1).max(60_000), upsert: z.boolean().default(false) });
+const userSchema = z.strictObject({
+  name: z.string().min(1).max(253),
+  roles: z.array(z.string().min(1).max(253)).min(1, 'give the user at least one role').max(64),
+  logins: z.array(z.string().min(1).max(253)).max(64).default([]),
+});
+const tokenSchema = z.strictObject({
+  roles: z.array(z.string().min(1).max(32)).min(1).max(8),
+  ttl_seconds: z.number().int().min(0).max(30 * 86_400).default(0),
+  labels: z.record(z.string().max(253), z.string().max(253)).default({}),
+});
+const kindPattern = /^[a-z_]{1,32}$/;
+
+/** What the UI learns about its session (never the keys or certificates). */
+export function sessionView(record: WebSession) {
+  return {
+    user: record.user,
+    roles: record.roles,
+    logins: record.logins,
+    cluster: record.cluster,
+    expires: record.expires,
+    idle_timeout_seconds: Number(record.idleTimeoutSeconds),
+    csrf_token: record.csrfToken,
+  };
+}
+
+function _kind(params: Record<string, string>): string {
+  const kind = params.kind ?? '';
+  if (!kindPattern.test(kind)) throw new BadInputError(`resource kind "${kind.slice(0, 64)}" is not a kind name (lower case and _)`);
+  return kind;
+}
+
+function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
+  return [
+    {
+      method: 'POST', pattern: '/v1/webapi/sessions', anonymous: true,
+      async handle({ req, res, ctx }) {
+        checkOrigin(req);
+        // A cross-site form or no-cors fetch cannot send this type without a preflight.
+        if (!/^application\/json\s*(;|$)/i.test(String(req.headers['content-type'] ?? ''))) {
+          throw new PosternError('PST_UNSUPPORTED_MEDIA_TYPE', 'login: send the body as application/json');
+        }
+        const wait = deps.loginLimiter.take(ctx.clientIp);
+        if (wait > 0) throw new RateLimitedError('login', wait);
+        const body = await readJson(req, loginSchema, 'login request');
+        ctx.log.user = body.user;
+        const session = await deps.sessions.login({ user: body.user, password: body.password, totpCode: body.totp_code });
+        const maxAge = (Date.parse(session.record.expires) - Date.now()) / 1000;
+        sendJson(res, 200, sessionView(session.record), { 'set-cookie': sessionCookie(session.id, maxAge) });
+        return undefined;
+      },
+    },
+    { method: 'GET', pattern: '/v1/webapi/sessions/current', handle: async ({ session }) => sessionView(session.record) },
+    {
+      method: 'DELETE', pattern: '/v1/webapi/sessions/current',
+      async handle({ res, session }) {
+        await deps.sessions.logout(session.id);
+        sendJson(res, 200, {}, { 'set-cookie': clearedSessionCookie() });
+        return undefined;
+      },
+    },
+    { method: 'GET', pattern: '/v1/webapi/clusters', handle: async () => ({ clusters: [{ name: deps.clusterName(), local: true }] }) },
+    {
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/resources/:kind',
+      handle: async ({ auth, params }) => ({ items: JSON.parse((await auth.getResources({ kind: _kind(params) })).resourcesJson) as unknown[] }),
+    },
+    {
+      method: 'POST', pattern: '/v1/webapi/clusters/:cluster/resources',
+      async handle({ req, auth }) {
+        const body = await readJson(req, createSchema, 'resources');
+        return { created: (await auth.createResources({ text: body.text, upsert: body.upsert, source: 'web UI' })).created };
+      },
+    },
+    {
+      method: 'DELETE', pattern: '/v1/webapi/clusters/:cluster/resources/:kind/:name',
+      async handle({ auth, params }) {
+        await auth.deleteResource({ kind: _kind(params), name: params.name ?? '' });
+        return {};
+      },
+    },
+    {
+      method: 'POST', pattern: '/v1/webapi/clusters/:cluster/users',
+      async handle({ req, auth }) {
+        const body = await readJson(req, userSchema, 'new user');
+        const done = await auth.createUser({ name: body.name, roles: body.roles, logins: body.logins });
+        return { signup_token: done.signupToken, expires: done.expires };
+      },
+    },
+    {
+      method: 'POST', pattern: '/v1/webapi/clusters/:cluster/users/:name/reset',
+      async handle({ auth, params }) {
+        const done = await auth.resetUser({ name: params.name ?? '' });
+        return { reset_token: done.resetToken, expires: done.expires };
+      },
+    },
+    {
+      method: 'POST', pattern: '/v1/webapi/clusters/:cluster/tokens',
+      async handle({ req, auth }) {
+        const body = await readJson(req, tokenSchema, 'new token');
+        const done = await auth.addToken({ roles: body.roles, ttlSeconds: BigInt(body.ttl_seconds), labels: body.labels, singleUse: false });
+        return { token: done.token, id: done.id, expires: done.expires };
+      },
+    },
+    {
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/audit',
+      async handle({ auth, query }) {
+        const limit = Number(query.get('limit') ?? 200);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new BadInputError('audit limit: a whole number from 1 to 10000');
+        const order = query.get('order') === 'asc' ? 'asc' : 'desc';
+        const found = await auth.searchAudit({ from: query.get('from') ?? '', to: query.get('to') ?? '', types: query.getAll('type'), user: query.get('user') ?? '', limit, order });
+        return { events: found.eventsJson.map((line) => JSON.parse(line) as unknown) };
+      },
+    },
+  ];
+}
+
+/** Matches `pattern` (with `:name` segments) against a path; the decoded parameters, or undefined. */
+export function matchPath(pattern: string, path: string): Record<string, string> | undefined {
+  const want = pattern.split('/');
+  const have = path.split('/');
+  if (want.length !== have.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i]!;
+    const h = have[i]!;
+    if (w.startsWith(':')) {
+      if (h === '') return undefined;
+      try {
+        params[w.slice(1)] = decodeURIComponent(h);
+      } catch {
+        throw new BadInputError(`path segment "${h.slice(0, 64)}" is not valid percent-encoding`);
+      }
+    } else if (w !== h) return undefined;
+  }
+  return params;
+}
+
+/** The web UI API: `handle` serves any `/v1/webapi/` request. */
+export class WebSessionRoutes {
+  readonly #deps: WebSessionRouteDeps;
+  readonly #endpoints: _Endpoint[];
+
+  constructor(deps: WebSessionRouteDeps) {
+    this.#deps = deps;
+    this.#endpoints = _endpoints(deps);
+  }
+
+  /** The signed-in session of a request, for the cluster named (refuses unknown clusters). */
+  async sessionFor(req: WebRequest, cluster?: string): Promise<ActiveWebSession> {
+    const session = await this.#deps.sessions.get(sessionIdOf(req));
+    if (cluster !== undefined) this.checkCluster(cluster);
+    return session;
+  }
+
+  /** Refuses clusters this proxy does not serve. */
+  checkCluster(cluster: string): void {
+    if (cluster !== this.#deps.clusterName()) {
+      throw new NotFoundError(`cluster "${cluster.slice(0, 253)}" is not known here; this proxy serves cluster "${this.#deps.clusterName()}" (trusted clusters are not reachable from the web UI yet)`);
+    }
+  }
+
+  async handle(req: WebRequest, res: WebResponse, ctx: RequestContext, path: string, query: URLSearchParams): Promise<void> {
+    let allowed: Method[] = [];
+    for (const endpoint of this.#endpoints) {
+      const params = matchPath(endpoint.pattern, path);
+      if (!params) continue;
+      allowed.push(endpoint.method);
+      if (endpoint.method !== req.method) continue;
+      const call = { req, res, ctx, params, query } as _Call;
+      if (!endpoint.anonymous) {
+        call.session = await this.sessionFor(req, params.cluster);
+        call.auth = call.session.auth;
+        ctx.log.user = call.session.record.user;
+        if (endpoint.method !== 'GET') {
+          try {
+            checkCsrf(req, call.session.record.csrfToken);
+          } catch (error) {
+            const { user, roles } = call.session.record;
+            this.#deps.audit?.({ user, roles, clientIp: ctx.clientIp, method: String(req.method), path: path.slice(0, 256), reason: (error as Error).message });
+            throw error;
+          }
+        }
+      }
+      const body = await endpoint.handle(call);
+      if (body !== undefined) sendJson(res, 200, body);
+      return;
+    }
+    allowed = [...new Set(allowed)];
+    if (allowed.length > 0) throw new PosternError('PST_METHOD_NOT_ALLOWED', `${path.slice(0, 128)} takes ${allowed.join(' or ')}, not ${req.method}`);
+    throw new NotFoundError(`no such endpoint ${req.method} ${path.slice(0, 128)}`);
+  }
+}

@@ -1,0 +1,2 @@
+/** Vite turns CSS imports into stylesheets. */
+declare module '*.css';
