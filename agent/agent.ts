@@ -7,7 +7,8 @@
  *    ├─ tunnels   TunnelPool: a reverse tunnel to every proxy, streams -> ServiceRegistry
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
  *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
- *    └─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    └─ apps      AgentApps (agent.apps[]): `app:NAME` services, RBAC, JWT assertions and audit from auth
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -33,6 +34,8 @@ import type { BackoffOptions } from './supervisor/backoff.ts';
 import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
 import { AgentSsh } from './services/ssh/ssh-wiring.ts';
+import { AgentApps } from './services/app/app-service.ts';
+import { ClusterAccess } from './services/access/cluster-access.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -60,6 +63,8 @@ export interface RunningAgent {
   supervisor: ServiceSupervisor;
   /** The SSH service, when agent.ssh is enabled. */
   ssh?: AgentSsh;
+  /** The app service, when agent.apps lists apps. */
+  apps?: AgentApps;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   stop(): Promise<void>;
@@ -84,6 +89,8 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log });
     services.register('ssh', ssh.serviceHandler);
   }
+  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
+  const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -111,15 +118,17 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(apps ? [apps] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, apps, readiness,
     stop: async () => {
       commandLabels.stop();
       await supervisor.stopAll(5_000);
+      apps?.close();
+      access.stop();
       auth.dispose();
     },
   };

@@ -46,6 +46,19 @@ const proxyConfig = z.strictObject({
   tls_key_file: z.string().optional(),
 });
 
+/** One HTTP or TCP application an agent serves (agent/services/app). */
+export const appConfigSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a DNS label: lowercase letters, digits and dashes (it becomes NAME.<proxy name>)'),
+  uri: z.string().regex(/^(https?|tcp):\/\/[^\s/]+(\/\S*)?$/, 'expected http://host:port, https://host:port or tcp://host:port'),
+  /** The name browsers use; default NAME.<proxy public name>. */
+  public_addr: z.string().optional(),
+  labels: labelMap.default({}),
+  /** Headers set on every request to the upstream (after the client's are stripped of the same names). */
+  rewrite: z.strictObject({ headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}) }).default({ headers: {} }),
+  /** Do not check the upstream's TLS certificate (https apps with self-signed certificates). */
+  insecure_skip_verify: z.boolean().default(false),
+});
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -60,6 +73,8 @@ const agentConfig = z.strictObject({
   ssh: z
     .strictObject({ enabled: z.boolean().default(true), labels: labelMap.default({}) })
     .default({ enabled: true, labels: {} }),
+  /** HTTP and TCP applications served through the tunnels. */
+  apps: z.array(appConfigSchema).default([]),
 });
 
 export const configSchema = z.strictObject({
