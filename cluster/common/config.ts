@@ -44,6 +44,8 @@ const proxyConfig = z.strictObject({
   ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits> (see pctl status)').optional(),
   tls_cert_file: z.string().optional(),
   tls_key_file: z.string().optional(),
+  /** HTTP apps are served at APP.<app_domain>; default the public_addr host. The proxy's certificate covers *.<app_domain>. */
+  app_domain: z.string().regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'expected a DNS name like apps.example.com').optional(),
 });
 
 /** One HTTP or TCP application an agent serves (agent/services/app). */

@@ -42,9 +42,11 @@ export function proxyIdentityPath(dataDir: string): string {
 }
 
 /** The certificate names for a proxy reachable at `publicHost`. */
-export function proxyNames(publicHost: string | undefined): ProxyNames {
+export function proxyNames(publicHost: string | undefined, appDomain?: string): ProxyNames {
   const hostname = os.hostname();
-  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
+  // Apps live at APP.<domain>: one wildcard name covers them all (OpenSSL clients want two labels under it).
+  const domain = appDomain ?? (publicHost !== undefined && isIP(publicHost) === 0 && publicHost.includes('.') ? publicHost : undefined);
+  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname, ...(domain ? [`*.${domain}`] : [])].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
   const unique = [...new Set(all)];
   return { nodeName: hostname, dnsNames: unique.filter((n) => isIP(n) === 0), ipAddresses: unique.filter((n) => isIP(n) !== 0) };
 }

@@ -40,6 +40,9 @@ import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
+import { AppWeb } from './app-web.ts';
+import { acceptAppTcpRoute } from './app-tcp-route.ts';
+import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
 
 /** Options for {@link startProxy}. */
 export interface StartProxyOptions {
@@ -66,6 +69,8 @@ export interface StartProxyOptions {
   tunnel?: ProxyTunnelOptions;
   /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
   syncIntervalMs?: number;
+  /** HTTP apps are served at APP.<appDomain>; default the public address host when it is a DNS name. */
+  appDomain?: string;
 }
 
 /** A running proxy. */
@@ -116,6 +121,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   };
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   let publicAddr = options.publicAddr ?? '';
+  const dial = resourceDialer(new ServedCatalog(() => parts.auth.current.client), parts.registry);
+  const appDomain = (): string | undefined => options.appDomain ?? _dnsHost(publicAddr);
+  const apps = new AppWeb({ appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason) });
+  parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
     auth: () => parts.auth.current.client,
@@ -124,12 +133,14 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       version: versionInfo().version,
       proxies: [{ host_id: hostId, public_addr: publicAddr }, ...sync.peers.filter((p) => p.host_id !== hostId)],
       ca_pins: credentials.caPins(),
+      ...(appDomain() ? { app_domain: appDomain() } : {}),
     }),
     limits: _limiters(options.rateLimits),
+    jwks: _jwks(parts),
     logger: logger.child({ part: 'web' }),
   });
   const listener = new PublicListener({
-    router: _routerSwitch(parts, web),
+    router: _routerSwitch(parts, (socket) => (apps.owns(socket) ? apps.accept(socket) : web.accept(socket))),
     handlers: parts.handlers,
     passthroughNames: new Set([authServerName]),
     passthroughTarget: options.authAddr,
@@ -149,6 +160,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       sync.stop();
       parts.registry.closeAll();
       web.close();
+      apps.close();
       await listener.close();
       parts.auth.close();
     },
@@ -156,12 +168,12 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
 }
 
 /** The current router; rebuilt when the identity or the CAs change (open connections keep theirs). */
-function _routerSwitch(parts: _Parts, web: WebApi): () => PortRouter {
+function _routerSwitch(parts: _Parts, web: (socket: TLSSocket) => void): () => PortRouter {
   const build = (): PortRouter => {
     const { options, credentials, handlers, metrics } = parts;
     const router = new PortRouter({ tls: credentials.routerTls(), sniffTimeoutMs: options.peekTimeoutMs, defaultAlpn: ALPN.http1 });
     router.route(ALPN.tunnel, _tunnelRoute(parts));
-    for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web.accept);
+    for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web);
     for (const alpn of protocolAlpns) router.route(alpn, handlers.tls(alpn));
     router.ssh(handlers.ssh).postgres(handlers.postgres);
     metrics.addRouter(router.stats);
@@ -266,6 +278,24 @@ function _authLink(authAddr: string, credentials: ProxyCredentials): _AuthLink {
     },
   };
   return link;
+}
+
+/** The host of `addr` when it is a DNS name with a dot (apps need a domain to live under). */
+function _dnsHost(addr: string): string | undefined {
+  const host = addr.replace(/:\d+$/, '');
+  return host.includes('.') && !/^[\d.]+$/.test(host) && !host.startsWith('[') ? host : undefined;
+}
+
+/** The jwt CA's public keys from auth, cached a minute (apps verify assertions with them). */
+function _jwks(parts: _Parts): () => Promise<string> {
+  let cached: { at: number; json: string } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.at < 60_000) return cached.json;
+    const { authorities } = await parts.auth.current.client.exportAuthorities({ kind: 'jwt' }, { deadlineMs: 5_000 });
+    const keys = authorities.flatMap((a) => (a.jwksJson ? (JSON.parse(a.jwksJson) as { keys: unknown[] }).keys : []));
+    cached = { at: Date.now(), json: JSON.stringify({ keys }) };
+    return cached.json;
+  };
 }
 
 function _formatAddress(bound: AddressInfo): string {
