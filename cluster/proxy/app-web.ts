@@ -139,6 +139,7 @@ export class AppWeb {
     if ('status' in caller) return this.#refuse(res, caller.status, caller.why, 'app-bad-credentials');
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
     const header = routedHeader(caller.identity, caller.via, addr);
+    this.#options.logger.debug({ app, user: caller.identity.username, via: caller.via, method: req.method }, 'app request');
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || name.startsWith(':') || hopByHop.has(name)) continue;
@@ -163,7 +164,10 @@ export class AppWeb {
       if (!res.writableFinished) upstream.destroy();
     });
     req.on('error', () => upstream.destroy());
-    req.pipe(upstream);
+    // A request that declares no body is sent at once: an HTTP/2 GET's stream may end late.
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined || 'stream' in req;
+    if (hasBody && !(req.method === 'GET' || req.method === 'HEAD') ) req.pipe(upstream);
+    else upstream.end();
   }
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -216,7 +220,13 @@ export class AppWeb {
     const key = `${app}\0${header}`;
     let entry = this.#agents.get(key);
     if (!entry) {
-      entry = { agent: new TunnelAgent(() => this.#options.dial('app', app, header).then((r) => r.stream)), used: Date.now() };
+      entry = {
+        agent: new TunnelAgent(() => this.#options.dial('app', app, header).then((r) => {
+          this.#options.logger.debug({ app, host: r.row.status.host_id }, 'app stream dialed');
+          return r.stream;
+        })),
+        used: Date.now(),
+      };
       this.#agents.set(key, entry);
     }
     entry.used = Date.now();

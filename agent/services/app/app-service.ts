@@ -68,7 +68,7 @@ export class AgentApps implements SupervisedService {
         upstream: uri,
         rewriteHeaders: app.rewrite.headers,
         insecureSkipVerify: app.insecure_skip_verify,
-        onError: (error, req) => this.#options.logger.warn({ app: app.name, err: error, method: req.method }, 'app upstream request failed'),
+        onError: (error, req) => this.#options.logger.warn({ app: app.name, err: error, method: req.method, url: req.url }, 'app request failed'),
       }));
     }
     const spec = { protocol, uri: `${uri.protocol}//${uri.host}`, ...(app.public_addr ? { public_addr: app.public_addr } : {}) };

@@ -44,7 +44,8 @@ export class HttpForwarder {
     this.#agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 256, rejectUnauthorized: !options.insecureSkipVerify }) : new http.Agent({ keepAlive: true, maxSockets: 256 });
     this.#server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000, maxHeaderSize: 32_768 }, (req, res) => this.#forward(req, res));
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
-    this.#server.on('clientError', (_error, socket: Duplex) => {
+    this.#server.on('clientError', (error: Error & { rawPacket?: Buffer }, socket: Duplex) => {
+      options.onError(error, { method: 'clientError', url: error.rawPacket?.subarray(0, 200).toString('latin1') });
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
   }
