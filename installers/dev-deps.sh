@@ -14,6 +14,9 @@ packages=(
   procps                          # ps/pkill used by fixtures
   binutils                        # strip, for npm run build (the binary test)
   util-linux                      # setpriv: SSH sessions switch to the login's uid, gid and groups
+  chromium                        # headless browser for app sessions (playwright-core drives it)
+  kubernetes-client               # kubectl against the Kubernetes forwarder
+  wrk haproxy                     # npm run bench -- apps: load generator and TLS-terminating baseline
 )
 
 missing=()

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import { cliPath } from './fixtures/auth.ts';
 import { startHttpApp, startTcpEcho, type HttpApp } from './fixtures/app-upstream.ts';
 import type { PublicJwk } from '../protocols/jwt/es256-jwt.ts';
 
+const chromiumMissing = existsSync('/usr/bin/chromium') ? undefined : 'chromium missing: install Debian package chromium';
 const curlMissing = spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl';
 const domain = 'proxy.localhost';
 
@@ -181,6 +182,67 @@ describe('apps through Postern', { skip: curlMissing }, () => {
       assert.equal(reply, 'hello tcp app');
     } finally {
       child.kill('SIGTERM');
+    }
+  });
+
+  test('browser sessions: login form, cookie (Secure, HttpOnly, SameSite=Lax) kept from the app, forged and cross-app cookies refused, logout revokes', async () => {
+    const first = await curl('web', '/page', ['-H', 'Accept: text/html', '-D', '-']);
+    assert.equal(first.status, 302, first.body);
+    assert.match(first.body, /location: \/\.postern\/login\?redirect=%2Fpage/i);
+    const form = await curl('web', '/.postern/login');
+    assert.match(form.body, /<form method="post" action="\/\.postern\/login">/);
+    const bad = await curl('web', '/.postern/login', ['--data-urlencode', 'user=alice', '--data-urlencode', 'password=wrong password here', '--data-urlencode', 'redirect=/page']);
+    assert.equal(bad.status, 401);
+    assert.doesNotMatch(bad.body, /set-cookie/i);
+    const login = await curl('web', '/.postern/login', ['-D', '-', '--data-urlencode', 'user=alice', '--data-urlencode', 'password=a long and happy password', '--data-urlencode', 'redirect=//evil.example/']);
+    assert.equal(login.status, 303, login.body);
+    assert.match(login.body, /location: \/\r?\n/i, 'an off-host redirect becomes /');
+    const setCookie = /set-cookie: (__Host-postern_app=([A-Za-z0-9_-]{43});[^\r\n]*)/i.exec(login.body);
+    assert.ok(setCookie, login.body);
+    for (const attribute of ['Secure', 'HttpOnly', 'SameSite=Lax', 'Path=/']) assert.match(setCookie[1]!, new RegExp(`; ${attribute}(;|$)`));
+    const cookie = `__Host-postern_app=${setCookie[2]}`;
+    const seen = await curl('web', '/via-cookie', ['-H', `Cookie: theme=dark; ${cookie}`]);
+    assert.equal(seen.status, 200, seen.body);
+    const body = JSON.parse(seen.body) as { user: string; headers: Record<string, string> };
+    assert.equal(body.user, 'alice');
+    assert.equal(body.headers.cookie, 'theme=dark', 'the session cookie must not reach the app');
+    const forged = await curl('web', '/', ['-H', `Cookie: __Host-postern_app=${'A'.repeat(43)}`]);
+    assert.equal(forged.status, 401);
+    const crossApp = await curl('secret', '/', ['-H', `Cookie: ${cookie}`]);
+    assert.equal(crossApp.status, 401, 'a session for web must not open secret');
+    const logout = await curl('web', '/.postern/logout', ['-X', 'POST', '-H', `Cookie: ${cookie}`, '-D', '-']);
+    assert.equal(logout.status, 303);
+    assert.match(logout.body, /Max-Age=0/);
+    const after = await curl('web', '/', ['-H', `Cookie: ${cookie}`]);
+    assert.equal(after.status, 401, 'a logged-out session must not work');
+  });
+
+  test('headless Chromium is sent to the login form, logs in and sees the app as its user', { skip: chromiumMissing }, async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-default-apps', '--disable-features=Translate,OptimizationHints,MediaRouter', `--host-resolver-rules=MAP *.${domain} 127.0.0.1`],
+    });
+    try {
+      // The proxy's certificate comes from the cluster's own CA, which this throwaway browser profile does not trust.
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      await page.goto(`https://web.${domain}:${port}/dashboard`);
+      assert.match(page.url(), /\/\.postern\/login\?redirect=%2Fdashboard$/);
+      await page.fill('#user', 'alice');
+      await page.fill('#password', 'a long and happy password');
+      await Promise.all([page.waitForURL(`https://web.${domain}:${port}/dashboard`), page.click('#login')]);
+      assert.equal(await page.textContent('#app'), 'web');
+      assert.equal(await page.textContent('#who'), 'alice');
+      const cookies = await context.cookies();
+      const session = cookies.find((c) => c.name === '__Host-postern_app');
+      assert.ok(session, JSON.stringify(cookies));
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.secure, true);
+      assert.equal(session.sameSite, 'Lax');
+      assert.equal(await page.evaluate('document.cookie.includes("postern_app")'), false, 'scripts must not read the session cookie');
+    } finally {
+      await browser.close();
     }
   });
 

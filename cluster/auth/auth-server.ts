@@ -34,6 +34,7 @@ import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { routesApi } from './api/routes-api.ts';
+import { appSessionsApi } from './api/app-sessions-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
@@ -238,6 +239,7 @@ function handlers(deps: AuthDeps) {
     ...auditApi(deps),
     ...certsApi(deps),
     ...routesApi(deps),
+    ...appSessionsApi(deps),
     ...presenceApi(deps),
   };
 }

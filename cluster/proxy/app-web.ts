@@ -19,6 +19,7 @@ import type { Logger } from '../common/logger.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
 import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
+import { withoutSessionCookie } from './app-sessions.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
@@ -145,6 +146,10 @@ export class AppWeb {
       if (value === undefined || name.startsWith(':') || hopByHop.has(name)) continue;
       headers[name] = value;
     }
+    // The session cookie is Postern's, never the app's.
+    const cookie = withoutSessionCookie(req.headers.cookie);
+    if (cookie === undefined) delete headers.cookie;
+    else headers.cookie = cookie;
     headers.host = req.headers.host ?? (req.headers[':authority'] as string);
     const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(app, header) });
     upstream.on('response', (answer) => {

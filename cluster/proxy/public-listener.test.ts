@@ -115,8 +115,8 @@ describe('the public port', () => {
     await closedAfter(refused);
     assert.equal(t.proxy.metrics.stats.rejected['no-handler:postern-kube'], 1);
 
-    t.proxy.handlers.setTls('postern-tcp', (socket) => void socket.pipe(socket));
-    const echo = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-tcp'] });
+    t.proxy.handlers.setTls('postern-mysql', (socket) => void socket.pipe(socket));
+    const echo = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-mysql'] });
     await once(echo, 'secureConnect');
     echo.write('hello');
     const [data] = (await once(echo, 'data')) as [Buffer];

@@ -41,6 +41,7 @@ import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 import { AppWeb } from './app-web.ts';
+import { AppSessions } from './app-sessions.ts';
 import { acceptAppTcpRoute } from './app-tcp-route.ts';
 import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
 
@@ -123,7 +124,12 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   let publicAddr = options.publicAddr ?? '';
   const dial = resourceDialer(new ServedCatalog(() => parts.auth.current.client), parts.registry);
   const appDomain = (): string | undefined => options.appDomain ?? _dnsHost(publicAddr);
-  const apps = new AppWeb({ appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason) });
+  const limits = _limiters(options.rateLimits);
+  const sessions = new AppSessions({ auth: () => parts.auth.current.client, userCaPems: () => credentials.userCaPems(), limiter: limits.login, logger: logger.child({ part: 'apps' }) });
+  const apps = new AppWeb({
+    appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
+    sessions: sessions.lookup, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
+  });
   parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -135,7 +141,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       ca_pins: credentials.caPins(),
       ...(appDomain() ? { app_domain: appDomain() } : {}),
     }),
-    limits: _limiters(options.rateLimits),
+    limits,
     jwks: _jwks(parts),
     logger: logger.child({ part: 'web' }),
   });
