@@ -8,7 +8,8 @@
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
  *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
  *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
- *    └─ apps      AgentApps (agent.apps[]): `app:NAME` services, RBAC, JWT assertions and audit from auth
+ *    ├─ apps      AgentApps (agent.apps[]): `app:NAME` services, RBAC, JWT assertions and audit from auth
+ *    └─ kube      AgentKube (agent.kube.clusters[]): `kube_cluster:NAME` forwarders with impersonation
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -35,6 +36,7 @@ import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
 import { AgentSsh } from './services/ssh/ssh-wiring.ts';
 import { AgentApps } from './services/app/app-service.ts';
+import { AgentKube } from './services/kube/kube-service.ts';
 import { ClusterAccess } from './services/access/cluster-access.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
@@ -91,6 +93,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   }
   const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
+  const kube = agent.kube.clusters.length > 0 ? new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) }) : undefined;
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -118,7 +121,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(apps ? [apps] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(apps ? [apps] : []), ...(kube ? [kube] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
@@ -128,6 +131,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
       commandLabels.stop();
       await supervisor.stopAll(5_000);
       apps?.close();
+      kube?.close();
       access.stop();
       auth.dispose();
     },

@@ -61,6 +61,23 @@ export const appConfigSchema = z.strictObject({
   insecure_skip_verify: z.boolean().default(false),
 });
 
+/** One Kubernetes API server an agent serves (agent/services/kube): by kubeconfig, or by address and credentials. */
+export const kubeClusterConfigSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'expected a DNS-like name: lowercase letters, digits, dots and dashes'),
+    labels: labelMap.default({}),
+    /** A kubeconfig file; `context` picks one (default its current-context). */
+    kubeconfig: z.string().optional(),
+    context: z.string().optional(),
+    /** Or the API server directly: https://host:port, its CA, and a bearer token or client certificate. */
+    api_addr: z.string().regex(/^https:\/\/\S+$/, 'expected https://host:port').optional(),
+    ca_file: z.string().optional(),
+    token_file: z.string().optional(),
+    client_cert_file: z.string().optional(),
+    client_key_file: z.string().optional(),
+  })
+  .refine((c) => (c.kubeconfig === undefined) !== (c.api_addr === undefined), 'set exactly one of kubeconfig and api_addr');
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -77,6 +94,8 @@ const agentConfig = z.strictObject({
     .default({ enabled: true, labels: {} }),
   /** HTTP and TCP applications served through the tunnels. */
   apps: z.array(appConfigSchema).default([]),
+  /** Kubernetes API servers served through the tunnels. */
+  kube: z.strictObject({ clusters: z.array(kubeClusterConfigSchema).default([]) }).default({ clusters: [] }),
 });
 
 export const configSchema = z.strictObject({

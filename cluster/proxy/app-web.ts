@@ -20,6 +20,7 @@ import type { UserIdentity } from '../auth/pki/identity.ts';
 import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
 import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-sessions.ts';
+import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
@@ -193,15 +194,7 @@ export class AppWeb {
     } catch (error) {
       return fail(error instanceof ResourceDialError ? error.status : 502, (error as Error).message);
     }
-    const lines = [`${req.method} ${req.url} HTTP/1.1`];
-    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-    stream.write(`${lines.join('\r\n')}\r\n\r\n`);
-    if (head.length) stream.write(head);
-    stream.on('error', () => socket.destroy());
-    stream.pipe(socket);
-    socket.pipe(stream);
-    socket.on('close', () => stream.destroy());
-    stream.on('close', () => socket.destroy());
+    pipeUpgrade(req, socket, head, stream);
   }
 
   #unauthenticated(req: IncomingMessage, res: ServerResponse, app: string): void {
@@ -247,26 +240,4 @@ export class AppWeb {
       }
     }
   }
-}
-
-/** An http.Agent whose connections are tunnel streams; keep-alive reuses them. */
-class TunnelAgent extends http.Agent {
-  readonly #open: () => Promise<Duplex>;
-
-  constructor(open: () => Promise<Duplex>) {
-    super({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: 30_000 });
-    this.#open = open;
-  }
-
-  override createConnection(_options: unknown, callback?: (error: Error | null, socket: Duplex) => void): undefined {
-    this.#open().then((stream) => callback?.(null, stream), (error: Error) => callback?.(error, undefined as never));
-    return undefined;
-  }
-
-  // Tunnel streams are not TCP sockets: no TCP keepalive and no ref/unref to set.
-  override keepSocketAlive(): boolean {
-    return true;
-  }
-
-  override reuseSocket(): void {}
 }

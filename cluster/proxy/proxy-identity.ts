@@ -22,6 +22,7 @@ import type { SystemRole } from '../auth/pki/identity.ts';
 import { splitHostPort } from '../common/diag-server.ts';
 import type { Logger } from '../common/logger.ts';
 import { ProxyIdentityError } from './errors.ts';
+import { kubeServerName } from './kube-web.ts';
 
 /** The names the proxy's certificate carries. */
 export interface ProxyNames {
@@ -46,7 +47,7 @@ export function proxyNames(publicHost: string | undefined, appDomain?: string): 
   const hostname = os.hostname();
   // Apps live at APP.<domain>: one wildcard name covers them all (OpenSSL clients want two labels under it).
   const domain = appDomain ?? (publicHost !== undefined && isIP(publicHost) === 0 && publicHost.includes('.') ? publicHost : undefined);
-  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname, ...(domain ? [`*.${domain}`] : [])].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
+  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname, kubeServerName, ...(domain ? [`*.${domain}`] : [])].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
   const unique = [...new Set(all)];
   return { nodeName: hostname, dnsNames: unique.filter((n) => isIP(n) === 0), ipAddresses: unique.filter((n) => isIP(n) !== 0) };
 }

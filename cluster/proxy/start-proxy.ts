@@ -41,6 +41,7 @@ import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 import { AppWeb } from './app-web.ts';
+import { KubeWeb } from './kube-web.ts';
 import { AppSessions } from './app-sessions.ts';
 import { acceptAppTcpRoute } from './app-tcp-route.ts';
 import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
@@ -130,6 +131,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
     sessions: sessions.lookup, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
   });
+  const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
+  parts.handlers.setTls(ALPN.kube, kube.accept);
   parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -146,7 +149,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     logger: logger.child({ part: 'web' }),
   });
   const listener = new PublicListener({
-    router: _routerSwitch(parts, (socket) => (apps.owns(socket) ? apps.accept(socket) : web.accept(socket))),
+    router: _routerSwitch(parts, (socket) => (kube.owns(socket) ? kube.accept(socket) : apps.owns(socket) ? apps.accept(socket) : web.accept(socket))),
     handlers: parts.handlers,
     passthroughNames: new Set([authServerName]),
     passthroughTarget: options.authAddr,
@@ -167,6 +170,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       parts.registry.closeAll();
       web.close();
       apps.close();
+      kube.close();
       await listener.close();
       parts.auth.close();
     },

@@ -18,7 +18,7 @@ import { pipeBidirectional, TunnelRejectedError, type IncomingDial } from '../..
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
 import type { ClusterAccess } from '../access/cluster-access.ts';
-import { HttpForwarder } from './http-forwarder.ts';
+import { appCaller, HttpForwarder } from './http-forwarder.ts';
 
 export type AppConfig = NonNullable<PosternConfig['agent']>['apps'][number];
 
@@ -99,7 +99,7 @@ export class AgentApps implements SupervisedService {
     }
     this.#served++;
     this.#options.access.audit({ ...base, type: 'app.session.start', outcome: 'allow', reason: decision.reason });
-    this.#forwarders.get(app.name)!.serve(dial.stream, { jwt, username: identity.username, addr: identity.addr });
+    this.#forwarders.get(app.name)!.serve(dial.stream, appCaller(jwt, identity.addr));
   }
 
   #identity(dial: IncomingDial): RoutedIdentity {

@@ -19,15 +19,26 @@ const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'trans
 
 /** What one forwarded stream knows about its caller. */
 export interface StreamCaller {
-  jwt: string;
-  username: string;
   addr: string;
+  /** Sets the caller's headers on each request to the upstream (after the client's were filtered). */
+  decorate(out: OutgoingHttpHeaders, req: IncomingMessage): void;
+  /** Called for each request (audit). */
+  onRequest?(req: IncomingMessage): void;
+}
+
+/** The caller of an app stream: its JWT assertion goes on every request. */
+export function appCaller(jwt: string, addr: string): StreamCaller {
+  return { addr, decorate: (out) => void (out[jwtAssertionHeader] = jwt) };
 }
 
 export interface HttpForwarderOptions {
   upstream: URL;
   rewriteHeaders: Record<string, string>;
   insecureSkipVerify: boolean;
+  /** Client headers never passed on (lower case), besides hop-by-hop ones. */
+  dropHeaders?: (name: string) => boolean;
+  /** TLS to the upstream: CA and client certificate. */
+  tls?: { ca?: string; cert?: string; key?: string };
   onError: (error: Error, request: { method?: string; url?: string }) => void;
 }
 
@@ -41,7 +52,7 @@ export class HttpForwarder {
   constructor(options: HttpForwarderOptions) {
     this.#options = options;
     const tls = options.upstream.protocol === 'https:';
-    this.#agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 256, rejectUnauthorized: !options.insecureSkipVerify }) : new http.Agent({ keepAlive: true, maxSockets: 256 });
+    this.#agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 256, rejectUnauthorized: !options.insecureSkipVerify, ...options.tls }) : new http.Agent({ keepAlive: true, maxSockets: 256 });
     this.#server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000, maxHeaderSize: 32_768 }, (req, res) => this.#forward(req, res));
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('clientError', (error: Error & { rawPacket?: Buffer }, socket: Duplex) => {
@@ -71,11 +82,11 @@ export class HttpForwarder {
     const rewrite = new Set(Object.keys(this.#options.rewriteHeaders).map((k) => k.toLowerCase()));
     for (const [name, value] of Object.entries(req.headers as IncomingHttpHeaders)) {
       if (value === undefined || hopByHop.has(name) || connectionListed.has(name) || rewrite.has(name)) continue;
-      if (name === jwtAssertionHeader || name === 'host' || name.startsWith('x-forwarded-')) continue;
+      if (name === jwtAssertionHeader || name === 'host' || name.startsWith('x-forwarded-') || this.#options.dropHeaders?.(name)) continue;
       out[name] = value;
     }
     for (const [name, value] of Object.entries(this.#options.rewriteHeaders)) out[name.toLowerCase()] = value;
-    out[jwtAssertionHeader] = caller.jwt;
+    caller.decorate(out, req);
     out.host = this.#options.upstream.host;
     out['x-forwarded-for'] = caller.addr.replace(/:\d+$/, '');
     out['x-forwarded-proto'] = 'https';
@@ -103,6 +114,7 @@ export class HttpForwarder {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('stream without a caller\n');
       return;
     }
+    caller.onRequest?.(req);
     const upstreamReq = this.#request(req, this.#headers(req, caller));
     upstreamReq.on('response', (upstreamRes) => {
       const headers: OutgoingHttpHeaders = {};
@@ -128,6 +140,7 @@ export class HttpForwarder {
     socket.on('error', () => {});
     const caller = this.#caller(req);
     if (!caller) return void socket.destroy();
+    caller.onRequest?.(req);
     const headers = this.#headers(req, caller);
     headers.connection = 'Upgrade';
     headers.upgrade = req.headers.upgrade ?? '';
