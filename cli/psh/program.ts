@@ -95,6 +95,28 @@ export const program: Command = {
       ],
     },
     {
+      name: 'kube',
+      summary: 'Kubernetes clusters behind agents, for plain kubectl',
+      usage: 'psh kube ls | login CLUSTER',
+      commands: [
+        {
+          name: 'ls',
+          summary: 'list the Kubernetes clusters you can reach',
+          usage: 'psh kube ls [--proxy HOST:PORT] [--format text|json|yaml]',
+          options: { proxy: proxyOption, format: option('string', 'text, json or yaml') },
+          run: async (i) => (await import('./kube.ts')).kubeLs(i),
+        },
+        {
+          name: 'login',
+          summary: 'get a certificate for one cluster and make it the current kubectl context',
+          usage: 'psh kube login CLUSTER [--kubeconfig FILE] [--proxy HOST:PORT]',
+          options: { proxy: proxyOption, kubeconfig: option('string', 'kubeconfig to write (default $KUBECONFIG or ~/.kube/config)') },
+          examples: ['psh kube login prod && kubectl get pods'],
+          run: async (i) => (await import('./kube.ts')).kubeLogin(i),
+        },
+      ],
+    },
+    {
       name: 'apps',
       summary: 'HTTP and TCP applications behind agents',
       usage: 'psh apps ls | login NAME | config NAME',

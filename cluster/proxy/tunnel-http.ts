@@ -37,6 +37,7 @@ export function pipeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, 
   stream.on('error', () => socket.destroy());
   stream.pipe(socket);
   socket.pipe(stream);
-  socket.on('close', () => stream.destroy());
-  stream.on('close', () => socket.destroy());
+  // A side that ended cleanly lets the pipe finish writing (then end) the other; a reset tears both down.
+  socket.on('close', () => { if (!socket.readableEnded) stream.destroy(); });
+  stream.on('close', () => { if (!stream.readableEnded) socket.destroy(); });
 }

@@ -154,8 +154,9 @@ export class HttpForwarder {
       if (head.length) upstreamSocket.write(head);
       upstreamSocket.pipe(socket);
       socket.pipe(upstreamSocket);
-      socket.on('close', () => upstreamSocket.destroy());
-      upstreamSocket.on('close', () => socket.destroy());
+      // A side that ended cleanly lets the pipe finish writing (then end) the other; a reset tears both down.
+      socket.on('close', () => { if (!socket.readableEnded) upstreamSocket.destroy(); });
+      upstreamSocket.on('close', () => { if (!upstreamSocket.readableEnded) socket.destroy(); });
     });
     upstreamReq.on('response', (upstreamRes) => {
       // The upstream refused the upgrade: pass its answer on and close.
