@@ -157,7 +157,8 @@ export class AppWeb {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
       res.writeHead(answer.statusCode ?? 502, out);
-      res.flushHeaders();
+      // Answers of unknown length (server-sent events, long polls) must reach the client before they end.
+      if (answer.headers['content-length'] === undefined) res.flushHeaders();
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });

@@ -16,16 +16,23 @@ export class TunnelAgent extends http.Agent {
   }
 
   override createConnection(_options: unknown, callback?: (error: Error | null, socket: Duplex) => void): undefined {
-    this.#open().then((stream) => callback?.(null, stream), (error: Error) => callback?.(error, undefined as never));
+    this.#open().then((stream) => callback?.(null, _socketLike(stream)), (error: Error) => callback?.(error, undefined as never));
     return undefined;
   }
+}
 
-  // Tunnel streams are not TCP sockets: no TCP keepalive and no ref/unref to set.
-  override keepSocketAlive(): boolean {
-    return true;
-  }
-
-  override reuseSocket(): void {}
+/**
+ * Tunnel streams are not TCP sockets: http.Agent's keep-alive bookkeeping calls
+ * setKeepAlive, ref and unref on them. No-ops keep its own clean-up intact (overriding
+ * reuseSocket instead leaked one 'error' listener per request).
+ */
+function _socketLike(stream: Duplex): Duplex {
+  const socket = stream as Duplex & { setKeepAlive?: () => void; ref?: () => void; unref?: () => void; setNoDelay?: () => void };
+  socket.setKeepAlive ??= () => {};
+  socket.ref ??= () => {};
+  socket.unref ??= () => {};
+  socket.setNoDelay ??= () => {};
+  return socket;
 }
 
 /** Replays an upgrade request onto a fresh tunnel stream and pipes both ways; the agent answers the 101. */
