@@ -91,7 +91,7 @@ export class KubeWeb {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
       res.writeHead(answer.statusCode ?? 502, out);
-      res.flushHeaders(); // watches stream
+      if (answer.headers['content-length'] === undefined) res.flushHeaders(); // watches stream
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });
