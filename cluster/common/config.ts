@@ -52,7 +52,7 @@ const proxyConfig = z.strictObject({
 export const appConfigSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a DNS label: lowercase letters, digits and dashes (it becomes NAME.<proxy name>)'),
   uri: z.string().regex(/^(https?|tcp):\/\/[^\s/]+(\/\S*)?$/, 'expected http://host:port, https://host:port or tcp://host:port'),
-  /** The name browsers use; default NAME.<proxy public name>. */
+  /** Shown by psh apps ls instead of the default address; routing is always by NAME.<proxy app_domain>. */
   public_addr: z.string().optional(),
   labels: labelMap.default({}),
   /** Headers set on every request to the upstream (after the client's are stripped of the same names). */
