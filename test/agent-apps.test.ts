@@ -13,12 +13,12 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startTestProxy } from '../../../cluster/proxy/testdata/proxy-fixture.ts';
-import { parseConfig } from '../../../cluster/common/config.ts';
-import { silentLogger } from '../../../cluster/common/logger.ts';
-import { encodeRoutedIdentity, type RoutedIdentity } from '../../../cluster/api/routed-identity.ts';
-import { TunnelRejectedError } from '../../../protocols/tunnel/index.ts';
-import { startAgent } from '../../agent.ts';
+import { startTestProxy } from '../cluster/proxy/testdata/proxy-fixture.ts';
+import { parseConfig } from '../cluster/common/config.ts';
+import { silentLogger } from '../cluster/common/logger.ts';
+import { encodeRoutedIdentity, type RoutedIdentity } from '../cluster/api/routed-identity.ts';
+import { TunnelRejectedError } from '../protocols/tunnel/index.ts';
+import { startAgent } from '../agent/agent.ts';
 
 test('the agent decides every app stream: allowed with a JWT, refused (and audited) when expired, foreign, not allowed or malformed', async () => {
   const upstream = http.createServer((req, res) => res.end(`jwt:${String(req.headers['postern-jwt-assertion']).split('.').length}`));
