@@ -108,7 +108,8 @@ export class AppSessions {
       await this.#login(req, res, app);
       return true;
     }
-    if (url.pathname === '/.postern/logout' && (req.method === 'POST' || req.method === 'GET')) {
+    // POST only: a cross-site GET (sent with SameSite=Lax cookies) must not log anyone out.
+    if (url.pathname === '/.postern/logout' && req.method === 'POST') {
       const id = _cookie(req);
       if (id && /^[A-Za-z0-9_-]{43}$/.test(id)) {
         this.#cache.delete(id);
