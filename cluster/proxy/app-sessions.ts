@@ -25,8 +25,10 @@ import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { Logger } from '../common/logger.ts';
 import type { AppCaller } from './app-web.ts';
 import type { RateLimiter } from './rate-limiter.ts';
+import { sessionCookie } from './app-session-cookie.ts';
 
-export const sessionCookie = '__Host-postern_app';
+export { sessionCookie, withoutSessionCookie } from './app-session-cookie.ts';
+
 const maxFormBytes = 8 * 1024;
 
 export interface AppSessionsOptions {
@@ -35,13 +37,6 @@ export interface AppSessionsOptions {
   limiter: RateLimiter;
   logger: Logger;
   cacheMs?: number;
-}
-
-/** The cookie header without Postern's session cookie (undefined when nothing is left). */
-export function withoutSessionCookie(header: string | string[] | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const kept = (Array.isArray(header) ? header.join('; ') : header).split(';').map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith(`${sessionCookie}=`));
-  return kept.length > 0 ? kept.join('; ') : undefined;
 }
 
 function _cookie(req: IncomingMessage): string | undefined {

@@ -19,7 +19,7 @@ import type { Logger } from '../common/logger.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
 import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
-import { withoutSessionCookie } from './app-sessions.ts';
+import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
