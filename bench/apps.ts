@@ -57,7 +57,7 @@ function _cpuMicros(pid: number): number {
   return (ticks / 100) * 1e6;
 }
 
-function _cpuTree(pids: number[]): number {
+function _cpuTree(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + _cpuMicros(pid), 0);
 }
 
@@ -141,8 +141,10 @@ export async function run(): Promise<void> {
     const viaHaproxy = _wrk(`https://127.0.0.1:${haproxy.port}/`);
     const pids = [cluster.daemon.child.pid!, agent.child.pid!];
     const cpuBefore = _cpuTree(pids);
+    const proxyBefore = _cpuMicros(pids[0]!);
     const viaPostern = _wrk(`https://web.${domain}:${port}/`, [`Cookie: ${cookie}`], hosts);
     const posternCpu = (_cpuTree(pids) - cpuBefore) / viaPostern.requests;
+    const proxyCpu = (_cpuMicros(pids[0]!) - proxyBefore) / viaPostern.requests;
 
     const directConfig = path.join(dir, 'kube-direct');
     writeFileSync(directConfig, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${kube.url}", certificate-authority: ${kube.caFile}}}]\nusers: [{name: u, user: {token: ${kube.token}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`);
@@ -156,7 +158,7 @@ export async function run(): Promise<void> {
     const row = (name: string, r: WrkResult) => `${name.padEnd(9)} ${r.rps.toFixed(0).padStart(8)} req/s   p99 ${r.p99Ms.toFixed(2).padStart(7)} ms   ratio ${(r.rps / direct.rps).toFixed(2)}`;
     process.stdout.write(`wrk -t2 -c32 -d${duration} --latency against a Node 'ok' server\n`);
     process.stdout.write(`${row('direct', direct)}\n${row('haproxy', viaHaproxy)}\n${row('postern', viaPostern)}\n`);
-    process.stdout.write(`postern CPU (auth+proxy and agent processes): ${posternCpu.toFixed(0)} us/request\n`);
+    process.stdout.write(`postern CPU (auth+proxy and agent processes): ${posternCpu.toFixed(0)} us/request (proxy process ${proxyCpu.toFixed(0)}, agent ${(posternCpu - proxyCpu).toFixed(0)})\n`);
     process.stdout.write(`kubectl get pods, median of 10: direct ${kubeDirect.toFixed(0)} ms, through postern ${kubePostern.toFixed(0)} ms (${(kubePostern / kubeDirect).toFixed(2)}x)\n`);
     process.stdout.write(`apps: postern/direct ${(viaPostern.rps / direct.rps).toFixed(2)}, haproxy/direct ${(viaHaproxy.rps / direct.rps).toFixed(2)}, p99 postern/direct ${(viaPostern.p99Ms / direct.p99Ms).toFixed(1)}x, ${posternCpu.toFixed(0)} us/req; kubectl get postern/direct ${(kubePostern / kubeDirect).toFixed(2)}x\n`);
   } finally {
