@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
@@ -131,6 +131,17 @@ describe('kubectl through Postern', { skip: kubectlMissing }, () => {
     assert.ok(list, JSON.stringify(events.slice(0, 5)));
     assert.equal(list.fields?.namespace, 'default');
     assert.equal(list.fields?.kube_user, 'carol-k8s');
+  });
+
+  test('psh kube login --exec: kubectl runs psh kube credentials, which issues a certificate when none is stored', async () => {
+    const execConfig = path.join(home, 'kubeconfig-exec');
+    const login = await psh(['kube', 'login', 'dev-k8s', '--exec', '--kubeconfig', execConfig]);
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(readFileSync(execConfig, 'utf8'), /command: [\s\S]*kube[\s\S]*credentials/);
+    rmSync(path.join(home, 'profiles', cluster!.proxy.replace(/[^A-Za-z0-9.-]/g, '_'), 'kube-dev-k8s.crt'));
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => execFile('kubectl', ['--kubeconfig', execConfig, 'get', 'pods'], { encoding: 'utf8', timeout: 30_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr })));
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /web-1/);
   });
 
   test('a user without kube access cannot get a certificate for the cluster, and a plain user certificate is refused', async () => {

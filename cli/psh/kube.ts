@@ -8,7 +8,7 @@
  * $KUBECONFIG or ~/.kube/config (or --kubeconfig), made current. Other contexts in the
  * file are kept.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,10 +63,8 @@ export async function kubeLs(invocation: Invocation): Promise<number> {
   return 0;
 }
 
-export async function kubeLogin(invocation: Invocation): Promise<number> {
-  const [name] = invocation.positionals;
-  if (!name || invocation.positionals.length > 1) throw new UsageError('expected one CLUSTER (see psh kube ls)');
-  const profile = await loadProfile(stringOption(invocation, 'proxy'));
+/** Issues (GenerateRouteCerts) and stores the route certificate for one cluster. */
+async function _issue(profile: Profile, name: string): Promise<{ keyFile: string; certFile: string; keyPem: string; certPem: string; expires: string }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const connection = await _client(profile);
   let issued;
@@ -78,20 +76,71 @@ export async function kubeLogin(invocation: Invocation): Promise<number> {
   const dir = profileDir(profile.proxy);
   const keyFile = path.join(dir, `kube-${name}.key`);
   const certFile = path.join(dir, `kube-${name}.crt`);
-  await writeFileAtomic(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  await writeFileAtomic(keyFile, keyPem, 0o600);
   await writeFileAtomic(certFile, issued.tlsCertificatePem, 0o600);
+  return { keyFile, certFile, keyPem, certPem: issued.tlsCertificatePem, expires: issued.expires };
+}
+
+export async function kubeLogin(invocation: Invocation): Promise<number> {
+  const name = _cluster(invocation);
+  const profile = await loadProfile(stringOption(invocation, 'proxy'));
+  const dir = profileDir(profile.proxy);
+  const issued = await _issue(profile, name);
+  const { keyFile, certFile } = issued;
   const file = stringOption(invocation, 'kubeconfig') ?? process.env.KUBECONFIG?.split(path.delimiter)[0] ?? path.join(os.homedir(), '.kube', 'config');
   const context = `postern-${name}`;
   const config = await _readKubeconfig(file);
   const upsert = <T extends { name: string }>(list: T[] | undefined, item: T): T[] => [...(list ?? []).filter((i) => i.name !== item.name), item];
   config.clusters = upsert(config.clusters, { name: context, cluster: { server: `https://${profile.proxy}`, 'certificate-authority': path.join(dir, clusterCaFile), 'tls-server-name': kubeServerName } });
-  config.users = upsert(config.users, { name: context, user: { 'client-certificate': certFile, 'client-key': keyFile } });
+  const user = invocation.options.exec === true
+    ? { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [..._selfArgs(), 'psh', 'kube', 'credentials', name, '--proxy', profile.proxy], interactiveMode: 'Never', ...(process.env.POSTERN_HOME ? { env: [{ name: 'POSTERN_HOME', value: process.env.POSTERN_HOME }] } : {}) } }
+    : { 'client-certificate': certFile, 'client-key': keyFile };
+  config.users = upsert(config.users, { name: context, user });
   config.contexts = upsert(config.contexts, { name: context, context: { cluster: context, user: context } });
   config['current-context'] = context;
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await writeFileAtomic(file, stringifyYaml(config), 0o600);
   process.stdout.write(`Logged in to Kubernetes cluster ${name} (certificate until ${issued.expires}).\nkubectl context ${context} in ${file} is now current: kubectl get pods\n`);
   return 0;
+}
+
+/**
+ * `psh kube credentials CLUSTER`: kubectl's exec credential plugin. Prints an
+ * ExecCredential with the stored route certificate while it has more than a minute
+ * left, else a fresh one from the current profile (so psh login is all it takes).
+ */
+export async function kubeCredentials(invocation: Invocation): Promise<number> {
+  const name = _cluster(invocation);
+  const profile = await loadProfile(stringOption(invocation, 'proxy'));
+  const dir = profileDir(profile.proxy);
+  let stored: { keyPem: string; certPem: string; expires: string } | undefined;
+  try {
+    const [keyPem, certPem] = await Promise.all([readFile(path.join(dir, `kube-${name}.key`), 'utf8'), readFile(path.join(dir, `kube-${name}.crt`), 'utf8')]);
+    const expires = new X509Certificate(certPem).validToDate;
+    if (expires.getTime() - Date.now() > 60_000) stored = { keyPem, certPem, expires: expires.toISOString() };
+  } catch {
+    // none stored yet, or unreadable: issue a new one
+  }
+  const credential = stored ?? (await _issue(profile, name));
+  process.stdout.write(JSON.stringify({
+    apiVersion: 'client.authentication.k8s.io/v1',
+    kind: 'ExecCredential',
+    status: { clientCertificateData: credential.certPem, clientKeyData: credential.keyPem, expirationTimestamp: new Date(credential.expires).toISOString() },
+  }) + '\n');
+  return 0;
+}
+
+function _cluster(invocation: Invocation): string {
+  const [name] = invocation.positionals;
+  if (!name || invocation.positionals.length > 1) throw new UsageError('expected one CLUSTER (see psh kube ls)');
+  return name;
+}
+
+/** How to run this psh again: the script when running from source, nothing for the single binary. */
+function _selfArgs(): string[] {
+  const script = process.argv[1] ?? '';
+  return /\.(ts|js|cjs|mjs)$/.test(script) ? [script] : [];
 }
 
 async function _readKubeconfig(file: string): Promise<Kubeconfig> {

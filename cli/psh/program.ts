@@ -97,7 +97,7 @@ export const program: Command = {
     {
       name: 'kube',
       summary: 'Kubernetes clusters behind agents, for plain kubectl',
-      usage: 'psh kube ls | login CLUSTER',
+      usage: 'psh kube ls | login CLUSTER | credentials CLUSTER',
       commands: [
         {
           name: 'ls',
@@ -109,10 +109,21 @@ export const program: Command = {
         {
           name: 'login',
           summary: 'get a certificate for one cluster and make it the current kubectl context',
-          usage: 'psh kube login CLUSTER [--kubeconfig FILE] [--proxy HOST:PORT]',
-          options: { proxy: proxyOption, kubeconfig: option('string', 'kubeconfig to write (default $KUBECONFIG or ~/.kube/config)') },
-          examples: ['psh kube login prod && kubectl get pods'],
+          usage: 'psh kube login CLUSTER [--exec] [--kubeconfig FILE] [--proxy HOST:PORT]',
+          options: {
+            proxy: proxyOption,
+            kubeconfig: option('string', 'kubeconfig to write (default $KUBECONFIG or ~/.kube/config)'),
+            exec: option('boolean', 'kubectl runs psh kube credentials for a certificate (renewed with psh login) instead of reading files'),
+          },
+          examples: ['psh kube login prod && kubectl get pods', 'psh kube login prod --exec'],
           run: async (i) => (await import('./kube.ts')).kubeLogin(i),
+        },
+        {
+          name: 'credentials',
+          summary: "kubectl's exec credential plugin (written by psh kube login --exec); prints an ExecCredential",
+          usage: 'psh kube credentials CLUSTER [--proxy HOST:PORT]',
+          options: { proxy: proxyOption },
+          run: async (i) => (await import('./kube.ts')).kubeCredentials(i),
         },
       ],
     },
