@@ -8,7 +8,9 @@
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
  *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
  *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
- *    └─ desktop   AgentDesktops (agent.desktops[]): `desktop:NAME` services over RDP (docs/desktops.md)
+ *    ├─ desktop   AgentDesktops (agent.desktops[]): `desktop:NAME` services over RDP (docs/desktops.md)
+ *    ├─ apps      AgentApps (agent.apps[]): `app:NAME` services, RBAC, JWT assertions and audit from auth
+ *    └─ kube      AgentKube (agent.kube.clusters[]): `kube_cluster:NAME` forwarders with impersonation
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -36,6 +38,9 @@ import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
 import { AgentSsh } from './services/ssh/ssh-wiring.ts';
 import { AgentDesktops } from './services/desktop/desktop-service.ts';
+import { AgentApps } from './services/app/app-service.ts';
+import { AgentKube } from './services/kube/kube-service.ts';
+import { ClusterAccess } from './services/access/cluster-access.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -65,6 +70,8 @@ export interface RunningAgent {
   ssh?: AgentSsh;
   /** The desktop service, when agent.desktops lists any. */
   desktops?: AgentDesktops;
+  /** The app service, when agent.apps lists apps. */
+  apps?: AgentApps;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   /** Refuses new sessions and waits up to `deadlineMs` for open ones; resolves with how many were still open. */
@@ -98,6 +105,9 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     desktops = new AgentDesktops({ identity, auth: () => auth.client(), desktops: agent.desktops, dataDir: config.data_dir, logger: log });
     desktops.register(services);
   }
+  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
+  const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
+  const kube = agent.kube.clusters.length > 0 ? new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) }) : undefined;
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -125,12 +135,12 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(desktops ? [desktops] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(desktops ? [desktops] : []), ...(apps ? [apps] : []), ...(kube ? [kube] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, desktops, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, desktops, apps, readiness,
     drain: (deadlineMs) => services.drain(deadlineMs),
     reload: (next) => {
       if (!next.agent) throw new BadInputError('the new config has no agent section; removing the agent needs a restart');
@@ -139,6 +149,9 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     stop: async () => {
       commandLabels.stop();
       await supervisor.stopAll(5_000);
+      apps?.close();
+      kube?.close();
+      access.stop();
       auth.dispose();
     },
   };

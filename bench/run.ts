@@ -7,6 +7,7 @@
 const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   agent: () => import('./agent.ts'),
   certs: () => import('./certs.ts'),
+  apps: () => import('./apps.ts'),
   tunnel: async () => {
     const [throughput, scale] = await Promise.all([import('./tunnel.ts'), import('./tunnel-scale.ts')]);
     return {

@@ -21,6 +21,8 @@ packages=(
   freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
   freerdp2-shadow-x11             # freerdp-shadow-cli /sec:nla over Xvfb: the NLA (CredSSP) host for engine tests
   chromium                        # headless browser for the web UI tests (playwright-core drives it)
+  kubernetes-client               # kubectl against the Kubernetes forwarder
+  wrk haproxy                     # npm run bench -- apps: load generator and TLS-terminating baseline
 )
 
 missing=()

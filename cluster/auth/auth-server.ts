@@ -33,6 +33,8 @@ import { usersApi } from './api/users-api.ts';
 import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
+import { routesApi } from './api/routes-api.ts';
+import { appSessionsApi } from './api/app-sessions-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { webSessionsApi } from './api/web-sessions-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
@@ -251,6 +253,8 @@ function handlers(deps: AuthDeps) {
     ...tokensApi(deps),
     ...auditApi(deps),
     ...certsApi(deps),
+    ...routesApi(deps),
+    ...appSessionsApi(deps),
     ...presenceApi(deps),
     ...recordingsApi(deps),
     ...webSessionsApi(deps),

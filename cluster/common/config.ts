@@ -49,6 +49,8 @@ const proxyConfig = z.strictObject({
     .string()
     .refine((text) => { try { const ms = parseDuration(text); return ms >= 10_000 && ms <= 86_400_000; } catch { return false; } }, 'expected a duration from 10s to 24h, like 30m')
     .default('30m'),
+  /** HTTP apps are served at APP.<app_domain>; default the public_addr host. The proxy's certificate covers *.<app_domain>. */
+  app_domain: z.string().regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'expected a DNS name like apps.example.com').optional(),
 });
 
 /** One account a desktop may be entered as; the password comes from a file or the environment, never from this file. */
@@ -76,6 +78,36 @@ const desktopConfig = z.strictObject({
   recordings_dir: z.string().optional(),
 });
 
+/** One HTTP or TCP application an agent serves (agent/services/app). */
+export const appConfigSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a DNS label: lowercase letters, digits and dashes (it becomes NAME.<proxy name>)'),
+  uri: z.string().regex(/^(https?|tcp):\/\/[^\s/]+(\/\S*)?$/, 'expected http://host:port, https://host:port or tcp://host:port'),
+  /** Shown by psh apps ls instead of the default address; routing is always by NAME.<proxy app_domain>. */
+  public_addr: z.string().optional(),
+  labels: labelMap.default({}),
+  /** Headers set on every request to the upstream (after the client's are stripped of the same names). */
+  rewrite: z.strictObject({ headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}) }).default({ headers: {} }),
+  /** Do not check the upstream's TLS certificate (https apps with self-signed certificates). */
+  insecure_skip_verify: z.boolean().default(false),
+});
+
+/** One Kubernetes API server an agent serves (agent/services/kube): by kubeconfig, or by address and credentials. */
+export const kubeClusterConfigSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9.-]{0,62}$/, 'expected a DNS-like name: lowercase letters, digits, dots and dashes'),
+    labels: labelMap.default({}),
+    /** A kubeconfig file; `context` picks one (default its current-context). */
+    kubeconfig: z.string().optional(),
+    context: z.string().optional(),
+    /** Or the API server directly: https://host:port, its CA, and a bearer token or client certificate. */
+    api_addr: z.string().regex(/^https:\/\/\S+$/, 'expected https://host:port').optional(),
+    ca_file: z.string().optional(),
+    token_file: z.string().optional(),
+    client_cert_file: z.string().optional(),
+    client_key_file: z.string().optional(),
+  })
+  .refine((c) => (c.kubeconfig === undefined) !== (c.api_addr === undefined), 'set exactly one of kubeconfig and api_addr');
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -92,6 +124,10 @@ const agentConfig = z.strictObject({
     .default({ enabled: true, labels: {} }),
   /** RDP desktops this agent serves (docs/desktops.md). */
   desktops: z.array(desktopConfig).default([]).refine((list) => new Set(list.map((d) => d.name)).size === list.length, 'desktop names must be unique'),
+  /** HTTP and TCP applications served through the tunnels. */
+  apps: z.array(appConfigSchema).default([]),
+  /** Kubernetes API servers served through the tunnels. */
+  kube: z.strictObject({ clusters: z.array(kubeClusterConfigSchema).default([]) }).default({ clusters: [] }),
 });
 
 export const configSchema = z.strictObject({

@@ -24,6 +24,7 @@ import type { Logger } from '../common/logger.ts';
 import { ProxyIdentityError } from './errors.ts';
 import { formatAuthorizedKey } from '../../protocols/ssh/public-key.ts';
 import { formatOpenSshPrivateKey } from '../../protocols/ssh/private-key.ts';
+import { kubeServerName } from './kube-web.ts';
 
 /** The names the proxy's certificate carries. */
 export interface ProxyNames {
@@ -44,9 +45,11 @@ export function proxyIdentityPath(dataDir: string): string {
 }
 
 /** The certificate names for a proxy reachable at `publicHost`. */
-export function proxyNames(publicHost: string | undefined): ProxyNames {
+export function proxyNames(publicHost: string | undefined, appDomain?: string): ProxyNames {
   const hostname = os.hostname();
-  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
+  // Apps live at APP.<domain>: one wildcard name covers them all (OpenSSL clients want two labels under it).
+  const domain = appDomain ?? (publicHost !== undefined && isIP(publicHost) === 0 && publicHost.includes('.') ? publicHost : undefined);
+  const all = [publicHost, 'localhost', '127.0.0.1', '::1', hostname, kubeServerName, ...(domain ? [`*.${domain}`] : [])].filter((n): n is string => !!n && n !== '0.0.0.0' && n !== '::');
   const unique = [...new Set(all)];
   return { nodeName: hostname, dnsNames: unique.filter((n) => isIP(n) === 0), ipAddresses: unique.filter((n) => isIP(n) !== 0) };
 }

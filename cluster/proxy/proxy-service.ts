@@ -30,7 +30,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
   if (!proxy) throw new BadInputError('proxy: the section is missing');
   const logger = context.logger.child({ component: 'proxy' });
   context.diag?.addReadinessCheck('proxy', () => ({ ready: false, reason: 'starting' }));
-  const names = proxyNames(proxy.public_addr ? splitHostPort(proxy.public_addr)[0] : undefined);
+  const names = proxyNames(proxy.public_addr ? splitHostPort(proxy.public_addr)[0] : undefined, proxy.app_domain);
   const local = context.localAuth;
   const authAddr = local?.address ?? proxy.auth_addr;
   if (!authAddr) throw new BadInputError('proxy.auth_addr: required when auth is not enabled in this process; set it to the auth API (host:3025) or another proxy\'s public address');
@@ -52,6 +52,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     authAddr,
     listenAddr: proxy.listen_addr,
     publicAddr: proxy.public_addr,
+    appDomain: proxy.app_domain,
     publicCertificate: await _publicCertificate(proxy.tls_cert_file, proxy.tls_key_file),
     logger,
     metricsRegistry: context.diag?.registry,

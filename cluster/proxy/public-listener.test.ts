@@ -110,14 +110,14 @@ describe('the public port', () => {
   });
 
   it('refuses protocol ALPNs without a handler, and routes them once one is registered', async () => {
-    const refused = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-kube'] });
+    const refused = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-postgres'] });
     await once(refused, 'secureConnect');
-    assert.equal(refused.alpnProtocol, 'postern-kube');
+    assert.equal(refused.alpnProtocol, 'postern-postgres');
     await closedAfter(refused);
-    assert.equal(t.proxy.metrics.stats.rejected['no-handler:postern-kube'], 1);
+    assert.equal(t.proxy.metrics.stats.rejected['no-handler:postern-postgres'], 1);
 
-    t.proxy.handlers.setTls('postern-tcp', (socket) => void socket.pipe(socket));
-    const echo = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-tcp'] });
+    t.proxy.handlers.setTls('postern-mysql', (socket) => void socket.pipe(socket));
+    const echo = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-mysql'] });
     await once(echo, 'secureConnect');
     echo.write('hello');
     const [data] = (await once(echo, 'data')) as [Buffer];

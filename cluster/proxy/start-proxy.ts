@@ -42,6 +42,11 @@ import { createWebUi } from './web-ui.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import { SshJumpServer } from './ssh-jump.ts';
 import type { Discovery } from './web-routes.ts';
+import { AppWeb } from './app-web.ts';
+import { KubeWeb } from './kube-web.ts';
+import { AppSessions } from './app-sessions.ts';
+import { acceptAppTcpRoute } from './app-tcp-route.ts';
+import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
 
 /** Options for {@link startProxy}. */
 export interface StartProxyOptions {
@@ -70,6 +75,8 @@ export interface StartProxyOptions {
   syncIntervalMs?: number;
   /** Web UI sessions end after this long without a request. Default 30 min. */
   webIdleTimeoutSeconds?: number;
+  /** HTTP apps are served at APP.<appDomain>; default the public address host when it is a DNS name. */
+  appDomain?: string;
 }
 
 /** A running proxy. */
@@ -121,9 +128,19 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   parts.handlers.setSsh(_sshJump(parts).handle);
   let publicAddr = options.publicAddr ?? '';
-  const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
-  // One login budget per address for psh logins and web sign-ins alike.
+  const dial = resourceDialer(new ServedCatalog(() => parts.auth.current.client), parts.registry);
+  const appDomain = (): string | undefined => options.appDomain ?? _dnsHost(publicAddr);
+  // One login budget per address for psh logins, web sign-ins and app sign-ins alike.
   const limits = _limiters(options.rateLimits);
+  const sessions = new AppSessions({ auth: () => parts.auth.current.client, userCaPems: () => credentials.userCaPems(), limiter: limits.login, logger: logger.child({ part: 'apps' }) });
+  const apps = new AppWeb({
+    appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
+    sessions: sessions.lookup, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
+  });
+  const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
+  parts.handlers.setTls(ALPN.kube, kube.accept);
+  parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
+  const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
     auth: () => parts.auth.current.client,
     discovery: (): Discovery => ({
@@ -131,8 +148,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       version: versionInfo().version,
       proxies: [{ host_id: hostId, public_addr: publicAddr }, ...sync.peers.filter((p) => p.host_id !== hostId)],
       ca_pins: credentials.caPins(),
+      ...(appDomain() ? { app_domain: appDomain() } : {}),
     }),
     limits,
+    jwks: _jwks(parts),
     logger: logger.child({ part: 'web' }),
     ui: createWebUi({
       proxyAuth: () => parts.auth.current.client,
@@ -146,7 +165,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     }),
   });
   const listener = new PublicListener({
-    router: _routerSwitch(parts, web),
+    router: _routerSwitch(parts, (socket) => (kube.owns(socket) ? kube.accept(socket) : apps.owns(socket) ? apps.accept(socket) : web.accept(socket))),
     handlers: parts.handlers,
     passthroughNames: new Set([authServerName]),
     passthroughTarget: options.authAddr,
@@ -166,6 +185,8 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       sync.stop();
       parts.registry.closeAll();
       web.close();
+      apps.close();
+      kube.close();
       await listener.close();
       parts.auth.close();
     },
@@ -173,12 +194,12 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
 }
 
 /** The current router; rebuilt when the identity or the CAs change (open connections keep theirs). */
-function _routerSwitch(parts: _Parts, web: WebApi): () => PortRouter {
+function _routerSwitch(parts: _Parts, web: (socket: TLSSocket) => void): () => PortRouter {
   const build = (): PortRouter => {
     const { options, credentials, handlers, metrics } = parts;
     const router = new PortRouter({ tls: credentials.routerTls(), sniffTimeoutMs: options.peekTimeoutMs, defaultAlpn: ALPN.http1 });
     router.route(ALPN.tunnel, _tunnelRoute(parts));
-    for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web.accept);
+    for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web);
     for (const alpn of protocolAlpns) router.route(alpn, handlers.tls(alpn));
     router.ssh(handlers.ssh).postgres(handlers.postgres);
     metrics.addRouter(router.stats);
@@ -313,6 +334,24 @@ function _authLink(authAddr: string, credentials: ProxyCredentials): _AuthLink {
     },
   };
   return link;
+}
+
+/** The host of `addr` when it is a DNS name with a dot (apps need a domain to live under). */
+function _dnsHost(addr: string): string | undefined {
+  const host = addr.replace(/:\d+$/, '');
+  return host.includes('.') && !/^[\d.]+$/.test(host) && !host.startsWith('[') ? host : undefined;
+}
+
+/** The jwt CA's public keys from auth, cached a minute (apps verify assertions with them). */
+function _jwks(parts: _Parts): () => Promise<string> {
+  let cached: { at: number; json: string } | undefined;
+  return async () => {
+    if (cached && Date.now() - cached.at < 60_000) return cached.json;
+    const { authorities } = await parts.auth.current.client.exportAuthorities({ kind: 'jwt' }, { deadlineMs: 5_000 });
+    const keys = authorities.flatMap((a) => (a.jwksJson ? (JSON.parse(a.jwksJson) as { keys: unknown[] }).keys : []));
+    cached = { at: Date.now(), json: JSON.stringify({ keys }) };
+    return cached.json;
+  };
 }
 
 function _formatAddress(bound: AddressInfo): string {

@@ -16,6 +16,8 @@ export interface Discovery {
   version: string;
   proxies: Array<{ host_id: string; public_addr: string }>;
   ca_pins: string[];
+  /** HTTP apps are at APP.<app_domain> on the proxy's port; absent when apps are off. */
+  app_domain?: string;
 }
 
 /** Who is asking, as far as the proxy can tell. */
@@ -36,6 +38,8 @@ export interface WebRouteDeps {
   auth: () => AuthClient;
   discovery: () => Discovery;
   limits: { join: RateLimiter; login: RateLimiter; signup: RateLimiter };
+  /** The JWKS (JSON text) app upstreams verify assertions with. */
+  jwks?: () => Promise<string>;
 }
 
 const pem = z.string().min(1).max(16_384);
@@ -89,6 +93,12 @@ function _certificates(certificates: Certificates | undefined) {
 /** The endpoints by path. */
 export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
   return {
+    '/.well-known/jwks.json': {
+      method: 'GET',
+      async handle(_req, res) {
+        sendJson(res, 200, JSON.parse(deps.jwks ? await deps.jwks() : '{"keys":[]}') as unknown, { 'cache-control': 'max-age=60' });
+      },
+    },
     '/v1/discovery': {
       method: 'GET',
       handle: async (_req, res) => sendJson(res, 200, deps.discovery()),

@@ -34,6 +34,11 @@ export class CertIssuer {
   }
 
   /** A user's pair; `identity.expires` is the expiry of both halves. */
+  /** An X.509 client certificate only (no SSH half): route certificates for apps and Kubernetes. */
+  issueUserTls(identity: UserIdentity, tlsPublicKey: string): string {
+    return issueCertificate({ ca: this.#authorities.x509Signer('user'), publicKey: tlsPublicKey, identity, notAfter: identity.expires, now: this.#clock.now(), usage: 'client' });
+  }
+
   issueUser(options: { identity: UserIdentity; sshPublicKey: string; tlsPublicKey: string; permit: SshPermissions }): IssuedPair {
     const { identity } = options;
     const now = this.#clock.now();

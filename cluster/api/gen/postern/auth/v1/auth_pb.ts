@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file postern/auth/v1/auth.proto.
  */
 export const file_postern_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJmChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJEhMKC3NlcnZlZF9qc29uGAQgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMicAoWVXBsb2FkUmVjb3JkaW5nUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMEg0KBWZpbmFsGAQgASgIEhUKDW1ldGFkYXRhX2pzb24YBSABKAkiPQoXVXBsb2FkUmVjb3JkaW5nUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAMSEAoIY29tcGxldGUYAiABKAgiNAoVTGlzdFJlY29yZGluZ3NSZXF1ZXN0EgwKBHVzZXIYASABKAkSDQoFbGltaXQYAiABKAUiLQoSUmVjb3JkaW5nc1Jlc3BvbnNlEhcKD3JlY29yZGluZ3NfanNvbhgBIAMoCSI5ChNHZXRSZWNvcmRpbmdSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDIkMKDlJlY29yZGluZ0NodW5rEgwKBGRhdGEYASABKAwSDAoEc2l6ZRgCIAEoAxIVCg1tZXRhZGF0YV9qc29uGAMgASgJIr0CCgpXZWJTZXNzaW9uEgoKAmlkGAEgASgJEgwKBHVzZXIYAiABKAkSDQoFcm9sZXMYAyADKAkSDgoGbG9naW5zGAQgAygJEhMKC3Rsc19rZXlfcGVtGAUgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YBiABKAkSFwoPc3NoX3ByaXZhdGVfa2V5GAcgASgJEhcKD3NzaF9jZXJ0aWZpY2F0ZRgIIAEoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAkgAygJEhIKCmNzcmZfdG9rZW4YCiABKAkSDwoHZXhwaXJlcxgLIAEoCRIcChRpZGxlX3RpbWVvdXRfc2Vjb25kcxgMIAEoAxIPCgdjcmVhdGVkGA0gASgJEhMKC2xhc3RfYWN0aXZlGA4gASgJEg8KB2NsdXN0ZXIYDyABKAkiRwoXQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QSLAoHc2Vzc2lvbhgBIAEoCzIbLnBvc3Rlcm4uYXV0aC52MS5XZWJTZXNzaW9uIjEKFEdldFdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBXRvdWNoGAIgASgIIjUKF0RlbGV0ZVdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCTLIDwoLQXV0aFNlcnZpY2USSQoGU3RhdHVzEh4ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1JlcXVlc3QaHy5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVzcG9uc2USagoRRXhwb3J0QXV0aG9yaXRpZXMSKS5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXF1ZXN0GioucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVzcG9uc2USWAoMR2V0UmVzb3VyY2VzEiQucG9zdGVybi5hdXRoLnYxLkdldFJlc291cmNlc1JlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzb3VyY2VzUmVzcG9uc2USZAoPQ3JlYXRlUmVzb3VyY2VzEicucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1JlcXVlc3QaKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVzcG9uc2USUAoORGVsZXRlUmVzb3VyY2USJi5wb3N0ZXJuLmF1dGgudjEuRGVsZXRlUmVzb3VyY2VSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElUKCkNyZWF0ZVVzZXISIi5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlElIKCVJlc2V0VXNlchIhLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlc3BvbnNlEmEKDkNvbXBsZXRlU2lnbnVwEiYucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVxdWVzdBonLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlc3BvbnNlElUKCkVucm9sbFRvdHASIi5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlc3BvbnNlEkoKC0NvbmZpcm1Ub3RwEiMucG9zdGVybi5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJPCghBZGRUb2tlbhIgLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QaIS5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXNwb25zZRJKCgtSZW1vdmVUb2tlbhIjLnBvc3Rlcm4uYXV0aC52MS5SZW1vdmVUb2tlblJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSWAoLU2VhcmNoQXVkaXQSIy5wb3N0ZXJuLmF1dGgudjEuU2VhcmNoQXVkaXRSZXF1ZXN0GiQucG9zdGVybi5hdXRoLnYxLkF1ZGl0RXZlbnRzUmVzcG9uc2USRgoJRW1pdEF1ZGl0EiEucG9zdGVybi5hdXRoLnYxLkVtaXRBdWRpdFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSRQoFTG9naW4SHS5wb3N0ZXJuLmF1dGgudjEuTG9naW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJDCgRKb2luEhwucG9zdGVybi5hdXRoLnYxLkpvaW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZRJSCglIZWFydGJlYXQSIS5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXNwb25zZRJkCg9VcGxvYWRSZWNvcmRpbmcSJy5wb3N0ZXJuLmF1dGgudjEuVXBsb2FkUmVjb3JkaW5nUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5VcGxvYWRSZWNvcmRpbmdSZXNwb25zZRJdCg5MaXN0UmVjb3JkaW5ncxImLnBvc3Rlcm4uYXV0aC52MS5MaXN0UmVjb3JkaW5nc1JlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuUmVjb3JkaW5nc1Jlc3BvbnNlElUKDEdldFJlY29yZGluZxIkLnBvc3Rlcm4uYXV0aC52MS5HZXRSZWNvcmRpbmdSZXF1ZXN0Gh8ucG9zdGVybi5hdXRoLnYxLlJlY29yZGluZ0NodW5rElkKEENyZWF0ZVdlYlNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuV2ViU2Vzc2lvbhJTCg1HZXRXZWJTZXNzaW9uEiUucG9zdGVybi5hdXRoLnYxLkdldFdlYlNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLldlYlNlc3Npb24SVAoQRGVsZXRlV2ViU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVXZWJTZXNzaW9uUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eWIGcHJvdG8z");
+  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJmChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJEhMKC3NlcnZlZF9qc29uGAQgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMicAoWVXBsb2FkUmVjb3JkaW5nUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMEg0KBWZpbmFsGAQgASgIEhUKDW1ldGFkYXRhX2pzb24YBSABKAkiPQoXVXBsb2FkUmVjb3JkaW5nUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAMSEAoIY29tcGxldGUYAiABKAgiNAoVTGlzdFJlY29yZGluZ3NSZXF1ZXN0EgwKBHVzZXIYASABKAkSDQoFbGltaXQYAiABKAUiLQoSUmVjb3JkaW5nc1Jlc3BvbnNlEhcKD3JlY29yZGluZ3NfanNvbhgBIAMoCSI5ChNHZXRSZWNvcmRpbmdSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDIkMKDlJlY29yZGluZ0NodW5rEgwKBGRhdGEYASABKAwSDAoEc2l6ZRgCIAEoAxIVCg1tZXRhZGF0YV9qc29uGAMgASgJIr0CCgpXZWJTZXNzaW9uEgoKAmlkGAEgASgJEgwKBHVzZXIYAiABKAkSDQoFcm9sZXMYAyADKAkSDgoGbG9naW5zGAQgAygJEhMKC3Rsc19rZXlfcGVtGAUgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YBiABKAkSFwoPc3NoX3ByaXZhdGVfa2V5GAcgASgJEhcKD3NzaF9jZXJ0aWZpY2F0ZRgIIAEoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAkgAygJEhIKCmNzcmZfdG9rZW4YCiABKAkSDwoHZXhwaXJlcxgLIAEoCRIcChRpZGxlX3RpbWVvdXRfc2Vjb25kcxgMIAEoAxIPCgdjcmVhdGVkGA0gASgJEhMKC2xhc3RfYWN0aXZlGA4gASgJEg8KB2NsdXN0ZXIYDyABKAkiRwoXQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QSLAoHc2Vzc2lvbhgBIAEoCzIbLnBvc3Rlcm4uYXV0aC52MS5XZWJTZXNzaW9uIjEKFEdldFdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBXRvdWNoGAIgASgIIjUKF0RlbGV0ZVdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJsChFSb3V0ZUNlcnRzUmVxdWVzdBIWCg50bHNfcHVibGljX2tleRgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRIXCg9hcHBfcHVibGljX2FkZHIYAyABKAkSFAoMa3ViZV9jbHVzdGVyGAQgASgJInMKE1NpZ25BcHBUb2tlblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSDQoFcm9sZXMYAiADKAkSEwoLdHJhaXRzX2pzb24YAyABKAkSEAoIYXVkaWVuY2UYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDIhcKCEFwcFRva2VuEgsKA2p3dBgBIAEoCSJIChdDcmVhdGVBcHBTZXNzaW9uUmVxdWVzdBIbChN0bHNfY2VydGlmaWNhdGVfcGVtGAEgASgJEhAKCGFwcF9uYW1lGAIgASgJIioKFEdldEFwcFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiLQoXRGVsZXRlQXBwU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJyCgpBcHBTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRIQCghhcHBfbmFtZRgDIAEoCRIPCgdleHBpcmVzGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJMvgSCgtBdXRoU2VydmljZRJJCgZTdGF0dXMSHi5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVxdWVzdBofLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXNwb25zZRJqChFFeHBvcnRBdXRob3JpdGllcxIpLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1JlcXVlc3QaKi5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXNwb25zZRJYCgxHZXRSZXNvdXJjZXMSJC5wb3N0ZXJuLmF1dGgudjEuR2V0UmVzb3VyY2VzUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNvdXJjZXNSZXNwb25zZRJkCg9DcmVhdGVSZXNvdXJjZXMSJy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXNwb25zZRJQCg5EZWxldGVSZXNvdXJjZRImLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVSZXNvdXJjZVJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSVQoKQ3JlYXRlVXNlchIiLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUgoJUmVzZXRVc2VyEiEucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVzcG9uc2USYQoOQ29tcGxldGVTaWdudXASJi5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXF1ZXN0GicucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USVQoKRW5yb2xsVG90cBIiLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVzcG9uc2USSgoLQ29uZmlybVRvdHASIy5wb3N0ZXJuLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5Ek8KCEFkZFRva2VuEiAucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVxdWVzdBohLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlc3BvbnNlEkoKC1JlbW92ZVRva2VuEiMucG9zdGVybi5hdXRoLnYxLlJlbW92ZVRva2VuUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJYCgtTZWFyY2hBdWRpdBIjLnBvc3Rlcm4uYXV0aC52MS5TZWFyY2hBdWRpdFJlcXVlc3QaJC5wb3N0ZXJuLmF1dGgudjEuQXVkaXRFdmVudHNSZXNwb25zZRJGCglFbWl0QXVkaXQSIS5wb3N0ZXJuLmF1dGgudjEuRW1pdEF1ZGl0UmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJFCgVMb2dpbhIdLnBvc3Rlcm4uYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEkMKBEpvaW4SHC5wb3N0ZXJuLmF1dGgudjEuSm9pblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuSm9pblJlc3BvbnNlElIKCUhlYXJ0YmVhdBIhLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEmQKD1VwbG9hZFJlY29yZGluZxInLnBvc3Rlcm4uYXV0aC52MS5VcGxvYWRSZWNvcmRpbmdSZXF1ZXN0GigucG9zdGVybi5hdXRoLnYxLlVwbG9hZFJlY29yZGluZ1Jlc3BvbnNlEl0KDkxpc3RSZWNvcmRpbmdzEiYucG9zdGVybi5hdXRoLnYxLkxpc3RSZWNvcmRpbmdzUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5SZWNvcmRpbmdzUmVzcG9uc2USVQoMR2V0UmVjb3JkaW5nEiQucG9zdGVybi5hdXRoLnYxLkdldFJlY29yZGluZ1JlcXVlc3QaHy5wb3N0ZXJuLmF1dGgudjEuUmVjb3JkaW5nQ2h1bmsSWQoQQ3JlYXRlV2ViU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVXZWJTZXNzaW9uUmVxdWVzdBobLnBvc3Rlcm4uYXV0aC52MS5XZWJTZXNzaW9uElMKDUdldFdlYlNlc3Npb24SJS5wb3N0ZXJuLmF1dGgudjEuR2V0V2ViU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuV2ViU2Vzc2lvbhJUChBEZWxldGVXZWJTZXNzaW9uEigucG9zdGVybi5hdXRoLnYxLkRlbGV0ZVdlYlNlc3Npb25SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElcKEkdlbmVyYXRlUm91dGVDZXJ0cxIiLnBvc3Rlcm4uYXV0aC52MS5Sb3V0ZUNlcnRzUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSTwoMU2lnbkFwcFRva2VuEiQucG9zdGVybi5hdXRoLnYxLlNpZ25BcHBUb2tlblJlcXVlc3QaGS5wb3N0ZXJuLmF1dGgudjEuQXBwVG9rZW4SWQoQQ3JlYXRlQXBwU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVBcHBTZXNzaW9uUmVxdWVzdBobLnBvc3Rlcm4uYXV0aC52MS5BcHBTZXNzaW9uElMKDUdldEFwcFNlc3Npb24SJS5wb3N0ZXJuLmF1dGgudjEuR2V0QXBwU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuQXBwU2Vzc2lvbhJUChBEZWxldGVBcHBTZXNzaW9uEigucG9zdGVybi5hdXRoLnYxLkRlbGV0ZUFwcFNlc3Npb25SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5YgZwcm90bzM");
 
 /**
  * @generated from message postern.auth.v1.Empty
@@ -1252,6 +1252,204 @@ export const DeleteWebSessionRequestSchema: GenMessage<DeleteWebSessionRequest> 
   messageDesc(file_postern_auth_v1_auth, 42);
 
 /**
+ * A user asks for a certificate that routes to one app or Kubernetes cluster: the
+ * same identity and expiry as the certificate they call with, plus the route.
+ *
+ * @generated from message postern.auth.v1.RouteCertsRequest
+ */
+export type RouteCertsRequest = Message<"postern.auth.v1.RouteCertsRequest"> & {
+  /**
+   * PEM SubjectPublicKeyInfo of the key the new certificate is for.
+   *
+   * @generated from field: string tls_public_key = 1;
+   */
+  tlsPublicKey: string;
+
+  /**
+   * Exactly one of app_name and kube_cluster.
+   *
+   * @generated from field: string app_name = 2;
+   */
+  appName: string;
+
+  /**
+   * @generated from field: string app_public_addr = 3;
+   */
+  appPublicAddr: string;
+
+  /**
+   * @generated from field: string kube_cluster = 4;
+   */
+  kubeCluster: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.RouteCertsRequest.
+ * Use `create(RouteCertsRequestSchema)` to create a new message.
+ */
+export const RouteCertsRequestSchema: GenMessage<RouteCertsRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 43);
+
+/**
+ * An agent asks for the JWT assertion an app upstream receives (signed by the jwt CA).
+ *
+ * @generated from message postern.auth.v1.SignAppTokenRequest
+ */
+export type SignAppTokenRequest = Message<"postern.auth.v1.SignAppTokenRequest"> & {
+  /**
+   * @generated from field: string username = 1;
+   */
+  username: string;
+
+  /**
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * JSON object of trait name -> list of values.
+   *
+   * @generated from field: string traits_json = 3;
+   */
+  traitsJson: string;
+
+  /**
+   * The app's URI (the JWT audience).
+   *
+   * @generated from field: string audience = 4;
+   */
+  audience: string;
+
+  /**
+   * Unix seconds; capped by the server.
+   *
+   * @generated from field: int64 expires_unix = 5;
+   */
+  expiresUnix: bigint;
+};
+
+/**
+ * Describes the message postern.auth.v1.SignAppTokenRequest.
+ * Use `create(SignAppTokenRequestSchema)` to create a new message.
+ */
+export const SignAppTokenRequestSchema: GenMessage<SignAppTokenRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 44);
+
+/**
+ * @generated from message postern.auth.v1.AppToken
+ */
+export type AppToken = Message<"postern.auth.v1.AppToken"> & {
+  /**
+   * @generated from field: string jwt = 1;
+   */
+  jwt: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.AppToken.
+ * Use `create(AppTokenSchema)` to create a new message.
+ */
+export const AppTokenSchema: GenMessage<AppToken> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 45);
+
+/**
+ * Browser sessions for HTTP apps: the proxy logs the user in (Login) on the app's
+ * host, then stores the certificate it got under a random session id, which becomes
+ * the app session cookie. Every proxy reads it back; logout deletes it.
+ *
+ * @generated from message postern.auth.v1.CreateAppSessionRequest
+ */
+export type CreateAppSessionRequest = Message<"postern.auth.v1.CreateAppSessionRequest"> & {
+  /**
+   * @generated from field: string tls_certificate_pem = 1;
+   */
+  tlsCertificatePem: string;
+
+  /**
+   * @generated from field: string app_name = 2;
+   */
+  appName: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.CreateAppSessionRequest.
+ * Use `create(CreateAppSessionRequestSchema)` to create a new message.
+ */
+export const CreateAppSessionRequestSchema: GenMessage<CreateAppSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 46);
+
+/**
+ * @generated from message postern.auth.v1.GetAppSessionRequest
+ */
+export type GetAppSessionRequest = Message<"postern.auth.v1.GetAppSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.GetAppSessionRequest.
+ * Use `create(GetAppSessionRequestSchema)` to create a new message.
+ */
+export const GetAppSessionRequestSchema: GenMessage<GetAppSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 47);
+
+/**
+ * @generated from message postern.auth.v1.DeleteAppSessionRequest
+ */
+export type DeleteAppSessionRequest = Message<"postern.auth.v1.DeleteAppSessionRequest"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.DeleteAppSessionRequest.
+ * Use `create(DeleteAppSessionRequestSchema)` to create a new message.
+ */
+export const DeleteAppSessionRequestSchema: GenMessage<DeleteAppSessionRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 48);
+
+/**
+ * @generated from message postern.auth.v1.AppSession
+ */
+export type AppSession = Message<"postern.auth.v1.AppSession"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string tls_certificate_pem = 2;
+   */
+  tlsCertificatePem: string;
+
+  /**
+   * @generated from field: string app_name = 3;
+   */
+  appName: string;
+
+  /**
+   * @generated from field: string expires = 4;
+   */
+  expires: string;
+
+  /**
+   * @generated from field: string username = 5;
+   */
+  username: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.AppSession.
+ * Use `create(AppSessionSchema)` to create a new message.
+ */
+export const AppSessionSchema: GenMessage<AppSession> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 49);
+
+/**
  * @generated from service postern.auth.v1.AuthService
  */
 export const AuthService: GenService<{
@@ -1437,6 +1635,46 @@ export const AuthService: GenService<{
   deleteWebSession: {
     methodKind: "unary";
     input: typeof DeleteWebSessionRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.GenerateRouteCerts
+   */
+  generateRouteCerts: {
+    methodKind: "unary";
+    input: typeof RouteCertsRequestSchema;
+    output: typeof CertificatesSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.SignAppToken
+   */
+  signAppToken: {
+    methodKind: "unary";
+    input: typeof SignAppTokenRequestSchema;
+    output: typeof AppTokenSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.CreateAppSession
+   */
+  createAppSession: {
+    methodKind: "unary";
+    input: typeof CreateAppSessionRequestSchema;
+    output: typeof AppSessionSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.GetAppSession
+   */
+  getAppSession: {
+    methodKind: "unary";
+    input: typeof GetAppSessionRequestSchema;
+    output: typeof AppSessionSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.DeleteAppSession
+   */
+  deleteAppSession: {
+    methodKind: "unary";
+    input: typeof DeleteAppSessionRequestSchema;
     output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/

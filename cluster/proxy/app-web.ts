@@ -1,0 +1,244 @@
+/**
+ * HTTP apps on `APP.<app domain>`, on the proxy's one port: TLS connections whose SNI
+ * names an app come here instead of the web API.
+ *
+ * ```
+ * request ─ Host must equal the SNI name (421 otherwise: no Host trick reaches another app)
+ *         ─ who: a user certificate routed to this app (psh apps login)       -> via certificate
+ *                | else the app session cookie (stored at auth; see app-sessions.ts) -> via app-session
+ *                | else browsers go to the proxy's login page, other clients get 401
+ *         ─ forward over a keep-alive tunnel stream per (user, app): dial app:NAME with the
+ *           routed identity; the agent decides (checkApp), adds the JWT assertion, forwards
+ * ```
+ */
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../common/logger.ts';
+import type { UserIdentity } from '../auth/pki/identity.ts';
+import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
+import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
+import { withoutSessionCookie } from './app-session-cookie.ts';
+import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
+
+const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
+
+/** A user authenticated for one request, and how. */
+export interface AppCaller {
+  identity: Pick<UserIdentity, 'username' | 'roles' | 'traits' | 'cluster' | 'expires'>;
+  via: 'certificate' | 'app-session';
+}
+
+/** Resolves the app session cookie of a request (app-sessions.ts); undefined when none is valid. */
+export type SessionLookup = (req: IncomingMessage, app: string) => Promise<AppCaller | undefined>;
+
+export interface AppWebOptions {
+  /** The domain apps live under; undefined turns app routing off. */
+  appDomain: () => string | undefined;
+  userCaPems: () => readonly string[];
+  dial: ResourceDialer;
+  sessions?: SessionLookup;
+  /** Paths under the app host the session layer answers itself (`/.postern/...`); true when handled. */
+  sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
+  /** Where a browser without a session is sent. */
+  loginUrl?: (appHost: string, path: string) => string;
+  logger: Logger;
+  onRefused?: (reason: string) => void;
+}
+
+/** The app name an SNI or Host names under `domain`, if any. */
+export function appNameOf(host: string | undefined, domain: string | undefined): string | undefined {
+  if (!host || !domain) return undefined;
+  const name = host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  const suffix = `.${domain.toLowerCase()}`;
+  if (!name.endsWith(suffix)) return undefined;
+  const label = name.slice(0, -suffix.length);
+  return appLabel.test(label) ? label : undefined;
+}
+
+/** Serves app requests on TLS sockets whose SNI names an app. */
+export class AppWeb {
+  readonly #options: AppWebOptions;
+  readonly #http1: http.Server;
+  readonly #http2: http2.Http2Server;
+  readonly #peers = new WeakMap<object, PeerUser>();
+  readonly #agents = new Map<string, { agent: TunnelAgent; used: number }>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: AppWebOptions) {
+    this.#options = options;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.#serve(req, res);
+    this.#http1 = http.createServer({ requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 30_000, maxHeaderSize: 32_768 }, handler);
+    this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
+    this.#http2 = http2.createServer({ settings: { maxConcurrentStreams: 256 } }, handler as never);
+    this.#http2.on('sessionError', () => {});
+    this.#sweeper = setInterval(() => this.#sweep(), 30_000);
+    this.#sweeper.unref();
+  }
+
+  /** True when this socket's SNI names an app. */
+  owns(socket: TLSSocket): boolean {
+    return appNameOf(socket.servername || undefined, this.#options.appDomain()) !== undefined;
+  }
+
+  /** Takes a TLS socket (ALPN h2, http/1.1 or none) whose SNI names an app. */
+  readonly accept = (socket: TLSSocket): void => {
+    if (socket.alpnProtocol === 'h2') this.#http2.emit('connection', socket);
+    else this.#http1.emit('connection', socket);
+  };
+
+  close(): void {
+    clearInterval(this.#sweeper);
+    for (const { agent } of this.#agents.values()) agent.destroy();
+    this.#http1.close();
+    this.#http2.close();
+  }
+
+  #tlsOf(req: IncomingMessage): TLSSocket {
+    return req.socket as TLSSocket;
+  }
+
+  /** The app of a request, after checking that Host names the same app as SNI. */
+  #appOf(req: IncomingMessage): { app: string } | { status: number; why: string } {
+    const domain = this.#options.appDomain();
+    const sni = this.#tlsOf(req).servername || undefined;
+    const app = appNameOf(sni, domain);
+    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    if (app === undefined) return { status: 421, why: 'this connection does not name an app (TLS server name)' };
+    if (appNameOf(host, domain) !== app || host!.toLowerCase().replace(/:\d+$/, '') !== sni!.toLowerCase()) {
+      return { status: 421, why: `the Host header (${String(host).slice(0, 128)}) does not match the TLS server name ${sni}; one connection reaches one app` };
+    }
+    if (!(req.url ?? '/').startsWith('/')) return { status: 400, why: 'the request target must be a path' };
+    return { app };
+  }
+
+  async #caller(req: IncomingMessage, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
+    const key = 'stream' in req ? (req as unknown as { stream: { session: object } }).stream.session : req.socket;
+    let peer = this.#peers.get(key);
+    if (!peer) {
+      peer = peerUser(this.#tlsOf(req), this.#options.userCaPems());
+      this.#peers.set(key, peer);
+    }
+    if (peer.kind === 'bad') return { status: 401, why: `the client certificate was refused: ${peer.why}` };
+    if (peer.kind === 'user') {
+      if (peer.identity.expires <= new Date()) return { status: 401, why: 'the client certificate has expired; run psh login and psh apps login again' };
+      const routed = peer.identity.routeToApp?.name;
+      if (routed !== app) return { status: 403, why: routed ? `this certificate is for app "${routed}", not "${app}"; run psh apps login ${app}` : `this certificate is not routed to an app; run psh apps login ${app}` };
+      return { identity: peer.identity, via: 'certificate' };
+    }
+    return this.#options.sessions?.(req, app);
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const where = this.#appOf(req);
+    if ('status' in where) return this.#refuse(res, where.status, where.why, 'app-bad-host');
+    const { app } = where;
+    if (this.#options.sessionRoutes && (req.url ?? '').startsWith('/.postern/') && (await this.#options.sessionRoutes(req, res, app))) return;
+    const caller = await this.#caller(req, app);
+    if (caller === undefined) return this.#unauthenticated(req, res, app);
+    if ('status' in caller) return this.#refuse(res, caller.status, caller.why, 'app-bad-credentials');
+    const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
+    const header = routedHeader(caller.identity, caller.via, addr);
+    this.#options.logger.debug({ app, user: caller.identity.username, via: caller.via, method: req.method }, 'app request');
+    const headers: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || name.startsWith(':') || hopByHop.has(name)) continue;
+      headers[name] = value;
+    }
+    // The session cookie is Postern's, never the app's.
+    const cookie = withoutSessionCookie(req.headers.cookie);
+    if (cookie === undefined) delete headers.cookie;
+    else headers.cookie = cookie;
+    headers.host = req.headers.host ?? (req.headers[':authority'] as string);
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(app, header) });
+    upstream.on('response', (answer) => {
+      const out: OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
+      res.writeHead(answer.statusCode ?? 502, out);
+      // Answers of unknown length (server-sent events, long polls) must reach the client before they end.
+      if (answer.headers['content-length'] === undefined) res.flushHeaders();
+      answer.pipe(res);
+      answer.on('error', () => res.destroy());
+    });
+    upstream.on('error', (error) => {
+      if (res.headersSent) return void res.destroy();
+      const status = error instanceof ResourceDialError ? error.status : 502;
+      this.#refuse(res, status, error instanceof ResourceDialError ? error.message : `the app connection failed: ${error.message}`, status === 403 ? 'app-denied' : 'app-dial-failed');
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.on('error', () => upstream.destroy());
+    // A request that declares no body is sent at once: an HTTP/2 GET's stream may end late.
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined || 'stream' in req;
+    if (hasBody && !(req.method === 'GET' || req.method === 'HEAD') ) req.pipe(upstream);
+    else upstream.end();
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => {});
+    const fail = (status: number, why: string): void => {
+      this.#options.onRefused?.('app-upgrade-refused');
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(why) + 1}\r\n\r\n${why}\n`);
+    };
+    const where = this.#appOf(req);
+    if ('status' in where) return fail(where.status, where.why);
+    const caller = await this.#caller(req, where.app);
+    if (caller === undefined) return fail(401, 'log in first: open this app in the browser, or use psh apps login');
+    if ('status' in caller) return fail(caller.status, caller.why);
+    const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
+    let stream: Duplex;
+    try {
+      ({ stream } = await this.#options.dial('app', where.app, routedHeader(caller.identity, caller.via, addr)));
+    } catch (error) {
+      return fail(error instanceof ResourceDialError ? error.status : 502, (error as Error).message);
+    }
+    pipeUpgrade(req, socket, head, stream);
+  }
+
+  #unauthenticated(req: IncomingMessage, res: ServerResponse, app: string): void {
+    const accept = String(req.headers.accept ?? '');
+    const login = this.#options.loginUrl?.(String(req.headers.host ?? req.headers[':authority']), req.url ?? '/');
+    if (login && accept.includes('text/html') && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(302, { location: login, 'cache-control': 'no-store' }).end();
+      return;
+    }
+    this.#refuse(res, 401, `log in to reach app "${app}": open it in a browser, or run psh apps login ${app} and use psh apps config ${app}`, 'app-no-credentials');
+  }
+
+  #refuse(res: ServerResponse, status: number, why: string, reason: string): void {
+    this.#options.onRefused?.(reason);
+    this.#options.logger.info({ status, reason, why }, 'app request refused');
+    if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`${why}\n`);
+  }
+
+  #agent(app: string, header: string): TunnelAgent {
+    const key = `${app}\0${header}`;
+    let entry = this.#agents.get(key);
+    if (!entry) {
+      entry = {
+        agent: new TunnelAgent(() => this.#options.dial('app', app, header).then((r) => {
+          this.#options.logger.debug({ app, host: r.row.status.host_id }, 'app stream dialed');
+          return r.stream;
+        })),
+        used: Date.now(),
+      };
+      this.#agents.set(key, entry);
+    }
+    entry.used = Date.now();
+    return entry.agent;
+  }
+
+  #sweep(): void {
+    const idle = Date.now() - 60_000;
+    for (const [key, entry] of this.#agents) {
+      if (entry.used < idle) {
+        entry.agent.destroy();
+        this.#agents.delete(key);
+      }
+    }
+  }
+}

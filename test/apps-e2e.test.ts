@@ -1,0 +1,266 @@
+/**
+ * HTTP and TCP apps through Postern with real programs: a cluster process (auth +
+ * proxy with app_domain proxy.localhost), an agent process serving three apps (an
+ * HTTP app labelled env=dev, another labelled env=prod, a TCP echo app), a user whose
+ * role allows env=dev apps, psh for login, and curl for requests. The HTTP upstream
+ * verifies the JWT assertion against the proxy's JWKS. Refusals: an app the role does
+ * not allow, a certificate for one app used for another, a Host header naming another
+ * app than SNI, no credentials, a client-sent assertion (replaced).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
+import { cliPath } from './fixtures/auth.ts';
+import { startHttpApp, startTcpEcho, type HttpApp } from './fixtures/app-upstream.ts';
+import type { PublicJwk } from '../protocols/jwt/es256-jwt.ts';
+
+const chromiumMissing = existsSync('/usr/bin/chromium') ? undefined : 'chromium missing: install Debian package chromium';
+const curlMissing = spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl';
+const domain = 'proxy.localhost';
+
+describe('apps through Postern', { skip: curlMissing }, () => {
+  let cluster: ClusterProcess | undefined;
+  let agent: DaemonProcess | undefined;
+  let web: HttpApp | undefined;
+  let secret: HttpApp | undefined;
+  let echo: { port: number; close(): Promise<void> } | undefined;
+  let home = '';
+  let caFile = '';
+  let port = 0;
+  const psh = (args: string[], input?: string) => pshIn(home)(args, input);
+  const jwks = async (): Promise<{ keys: PublicJwk[] }> => new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: '/.well-known/jwks.json', ca: readFileSync(caFile, 'utf8') }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(JSON.parse(body) as { keys: PublicJwk[] }));
+    }).on('error', reject);
+  });
+  /** Runs curl without blocking this process (the upstreams live here). */
+  const runCurl = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((resolve) => {
+    execFile('curl', args, { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
+  });
+  /** curl to APP.proxy.localhost on the proxy's port, with extra args. */
+  const curl = async (app: string, pathname: string, args: string[] = []) => {
+    const run = await runCurl(['-sS', '--max-time', '20', '--cacert', caFile, '--connect-to', `${app}.${domain}:${port}:127.0.0.1:${port}`, '-w', '\n%{http_code}', ...args, `https://${app}.${domain}:${port}${pathname}`]);
+    const cut = run.stdout.lastIndexOf('\n');
+    return { status: Number(run.stdout.slice(cut + 1)), body: run.stdout.slice(0, cut), stderr: run.stderr };
+  };
+  const certArgs = (app: string) => {
+    const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
+    return ['--cert', path.join(dir, `app-${app}.crt`), '--key', path.join(dir, `app-${app}.key`)];
+  };
+
+  before(async () => {
+    home = mkdtempSync(path.join(tmpdir(), 'postern-apps-home-'));
+    cluster = await startClusterProcess('apps', { proxyYaml: `  app_domain: ${domain}\n` });
+    port = Number(cluster.proxy.split(':')[1]);
+    caFile = path.join(home, 'profiles', `127.0.0.1_${port}`, 'cluster-ca.pem');
+    web = await startHttpApp('web', jwks);
+    secret = await startHttpApp('secret', jwks);
+    echo = await startTcpEcho();
+    const token = (JSON.parse((await cluster.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
+    agent = await startDaemon('agent', (dir, diag) => [
+      `data_dir: ${dir}`, `diag_addr: ${diag}`, 'agent:', '  node_name: apps-1', `  proxy_addr: ${cluster!.proxy}`, `  token: ${token}`, `  ca_pin: ${cluster!.pin}`,
+      '  ssh: { enabled: false }',
+      '  apps:',
+      `    - { name: web, uri: "http://127.0.0.1:${web!.port}", labels: { env: dev }, rewrite: { headers: { X-Env: dev } } }`,
+      `    - { name: secret, uri: "http://127.0.0.1:${secret!.port}", labels: { env: prod } }`,
+      `    - { name: echo, uri: "tcp://127.0.0.1:${echo!.port}", labels: { env: dev } }`,
+      '',
+    ].join('\n'));
+    await agent.waitReady();
+    const role = path.join(home, 'role.yaml');
+    writeFileSync(role, 'kind: role\nversion: v1\nmetadata: { name: dev-apps }\nspec:\n  allow:\n    app_labels: { env: dev }\n    resources: [{ kinds: [app], verbs: [list, read] }]\n');
+    const created = await cluster.pctl(['create', '-f', role]);
+    assert.equal(created.code, 0, created.stderr);
+    await signUpAndLogIn(cluster, home, { name: 'alice', roles: 'dev-apps', logins: 'alice', password: 'a long and happy password' });
+  });
+  after(async () => {
+    await stopAll([agent, cluster?.daemon]);
+    await Promise.all([web?.close(), secret?.close(), echo?.close()]);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('psh apps ls lists the apps the role allows, and not the others', async () => {
+    let names: string[] = [];
+    for (let i = 0; i < 100 && names.length < 2; i++) {
+      const ls = await psh(['apps', 'ls', '--format', 'json']);
+      assert.equal(ls.code, 0, ls.stderr);
+      names = (JSON.parse(ls.stdout) as Array<{ name: string }>).map((a) => a.name).sort();
+      if (names.length < 2) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(names, ['echo', 'web']);
+  });
+
+  test('curl with the app certificate reaches the app; the upstream verifies the JWT against the JWKS; a client-sent assertion is replaced', async () => {
+    const login = await psh(['apps', 'login', 'web']);
+    assert.equal(login.code, 0, login.stderr);
+    const config = await psh(['apps', 'config', 'web', '--format', 'json']);
+    assert.equal(config.code, 0, config.stderr);
+    const flags = JSON.parse(config.stdout) as { url: string; cert: string; key: string; cacert: string; connect_to: string };
+    const run = await runCurl(['-sS', '--cert', flags.cert, '--key', flags.key, '--cacert', flags.cacert, '--connect-to', flags.connect_to, '-H', 'Postern-Jwt-Assertion: forged.by.client', `${flags.url}hello?x=1`]);
+    assert.equal(run.code, 0, run.stderr);
+    const seen = JSON.parse(run.stdout) as { app: string; path: string; user: string | null; jwtError: string | null; headers: Record<string, string> };
+    assert.equal(seen.app, 'web');
+    assert.equal(seen.path, '/hello?x=1');
+    assert.equal(seen.jwtError, null);
+    assert.equal(seen.user, 'alice');
+    assert.equal(seen.headers['x-env'], 'dev');
+    assert.notEqual(seen.headers['postern-jwt-assertion'], 'forged.by.client');
+    const claims = web!.seen.at(-1)!.claims!;
+    assert.deepEqual(claims.roles, ['dev-apps']);
+    assert.ok((claims.exp as number) > Date.now() / 1000);
+  });
+
+  test('streaming answers arrive as they are written, a 20 MB upload arrives whole, and a websocket upgrade passes through', async () => {
+    const started = Date.now();
+    const stream = await curl('web', '/stream', [...certArgs('web'), '-N']);
+    assert.equal(stream.status, 200, stream.stderr);
+    assert.match(stream.body, /tick 1[\s\S]*tick 3/);
+    assert.ok(Date.now() - started >= 500);
+    const payload = randomBytes(20 * 1024 * 1024);
+    const file = path.join(home, 'upload.bin');
+    writeFileSync(file, payload);
+    const upload = await curl('web', '/upload', [...certArgs('web'), '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
+    assert.equal(upload.status, 200, upload.stderr);
+    assert.deepEqual(JSON.parse(upload.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: `web.${domain}`, ca: readFileSync(caFile), cert: readFileSync(path.join(dir, 'app-web.crt')), key: readFileSync(path.join(dir, 'app-web.key')), ALPNProtocols: ['http/1.1'] });
+    socket.write(`GET /ws HTTP/1.1\r\nHost: web.${domain}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    let got = '';
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        const before = got;
+        got += chunk.toString('latin1');
+        if (!before.includes('\r\n\r\n') && got.includes('\r\n\r\n')) socket.write('ping-through-the-tunnel');
+        if (got.endsWith('ping-through-the-tunnel')) resolve();
+      });
+      socket.on('error', reject);
+      setTimeout(() => reject(new Error(`no echo; got ${JSON.stringify(got)}`)), 10_000).unref();
+    });
+    socket.destroy();
+    assert.match(got, /^HTTP\/1\.1 101 /);
+    assert.match(got, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/);
+    assert.match(got, /X-Seen-User: alice/);
+  });
+
+  test('a TCP app through psh proxy app echoes bytes', async () => {
+    assert.equal((await psh(['apps', 'login', 'echo'])).code, 0);
+    const child = spawn(process.execPath, [cliPath, 'psh', 'proxy', 'app', 'echo', '--port', '0'], { env: { ...process.env, POSTERN_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const localPort = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const match = /127\.0\.0\.1:(\d+)/.exec(out);
+          if (match) resolve(Number(match[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`psh proxy app exited ${code}`)));
+      });
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(localPort, '127.0.0.1', () => socket.write('hello tcp app'));
+        let got = '';
+        socket.on('data', (c: Buffer) => {
+          got += c.toString();
+          if (got === 'hello tcp app') {
+            socket.end();
+            resolve(got);
+          }
+        });
+        socket.on('error', reject);
+        setTimeout(() => reject(new Error(`no echo; got ${JSON.stringify(got)}`)), 10_000).unref();
+      });
+      assert.equal(reply, 'hello tcp app');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  test('browser sessions: login form, cookie (Secure, HttpOnly, SameSite=Lax) kept from the app, forged and cross-app cookies refused, logout revokes', async () => {
+    const first = await curl('web', '/page', ['-H', 'Accept: text/html', '-D', '-']);
+    assert.equal(first.status, 302, first.body);
+    assert.match(first.body, /location: \/\.postern\/login\?redirect=%2Fpage/i);
+    const form = await curl('web', '/.postern/login');
+    assert.match(form.body, /<form method="post" action="\/\.postern\/login">/);
+    const bad = await curl('web', '/.postern/login', ['--data-urlencode', 'user=alice', '--data-urlencode', 'password=wrong password here', '--data-urlencode', 'redirect=/page']);
+    assert.equal(bad.status, 401);
+    assert.doesNotMatch(bad.body, /set-cookie/i);
+    const login = await curl('web', '/.postern/login', ['-D', '-', '--data-urlencode', 'user=alice', '--data-urlencode', 'password=a long and happy password', '--data-urlencode', 'redirect=//evil.example/']);
+    assert.equal(login.status, 303, login.body);
+    assert.match(login.body, /location: \/\r?\n/i, 'an off-host redirect becomes /');
+    const setCookie = /set-cookie: (__Host-postern_app=([A-Za-z0-9_-]{43});[^\r\n]*)/i.exec(login.body);
+    assert.ok(setCookie, login.body);
+    for (const attribute of ['Secure', 'HttpOnly', 'SameSite=Lax', 'Path=/']) assert.match(setCookie[1]!, new RegExp(`; ${attribute}(;|$)`));
+    const cookie = `__Host-postern_app=${setCookie[2]}`;
+    const seen = await curl('web', '/via-cookie', ['-H', `Cookie: theme=dark; ${cookie}`]);
+    assert.equal(seen.status, 200, seen.body);
+    const body = JSON.parse(seen.body) as { user: string; headers: Record<string, string> };
+    assert.equal(body.user, 'alice');
+    assert.equal(body.headers.cookie, 'theme=dark', 'the session cookie must not reach the app');
+    const forged = await curl('web', '/', ['-H', `Cookie: __Host-postern_app=${'A'.repeat(43)}`]);
+    assert.equal(forged.status, 401);
+    const crossApp = await curl('secret', '/', ['-H', `Cookie: ${cookie}`]);
+    assert.equal(crossApp.status, 401, 'a session for web must not open secret');
+    const logout = await curl('web', '/.postern/logout', ['-X', 'POST', '-H', `Cookie: ${cookie}`, '-D', '-']);
+    assert.equal(logout.status, 303);
+    assert.match(logout.body, /Max-Age=0/);
+    const after = await curl('web', '/', ['-H', `Cookie: ${cookie}`]);
+    assert.equal(after.status, 401, 'a logged-out session must not work');
+  });
+
+  test('headless Chromium is sent to the login form, logs in and sees the app as its user', { skip: chromiumMissing }, async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-default-apps', '--disable-features=Translate,OptimizationHints,MediaRouter', `--host-resolver-rules=MAP *.${domain} 127.0.0.1`],
+    });
+    try {
+      // The proxy's certificate comes from the cluster's own CA, which this throwaway browser profile does not trust.
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      await page.goto(`https://web.${domain}:${port}/dashboard`);
+      assert.match(page.url(), /\/\.postern\/login\?redirect=%2Fdashboard$/);
+      await page.fill('#user', 'alice');
+      await page.fill('#password', 'a long and happy password');
+      await Promise.all([page.waitForURL(`https://web.${domain}:${port}/dashboard`), page.click('#login')]);
+      assert.equal(await page.textContent('#app'), 'web');
+      assert.equal(await page.textContent('#who'), 'alice');
+      const cookies = await context.cookies();
+      const session = cookies.find((c) => c.name === '__Host-postern_app');
+      assert.ok(session, JSON.stringify(cookies));
+      assert.equal(session.httpOnly, true);
+      assert.equal(session.secure, true);
+      assert.equal(session.sameSite, 'Lax');
+      assert.equal(await page.evaluate('document.cookie.includes("postern_app")'), false, 'scripts must not read the session cookie');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('refusals: an app the role does not allow, a certificate for another app, a Host trick, no credentials', async () => {
+    const denied = await psh(['apps', 'login', 'secret']);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /no role allows app "secret"|no app is named "secret"/);
+    const wrongCert = await curl('secret', '/', certArgs('web'));
+    assert.equal(wrongCert.status, 403, wrongCert.body);
+    assert.match(wrongCert.body, /this certificate is for app "web", not "secret"/);
+    const hostTrick = await curl('web', '/', [...certArgs('web'), '-H', `Host: secret.${domain}:${port}`]);
+    assert.equal(hostTrick.status, 421, hostTrick.body);
+    assert.match(hostTrick.body, /does not match the TLS server name/);
+    const absoluteTrick = await curl('web', '/', [...certArgs('web'), '--request-target', `https://secret.${domain}/`]);
+    assert.notEqual(absoluteTrick.status, 200, absoluteTrick.body);
+    assert.equal(secret!.seen.length, 0, 'the secret app must never be reached');
+    const anonymous = await curl('web', '/');
+    assert.equal(anonymous.status, 401, anonymous.body);
+    assert.match(anonymous.body, /log in to reach app "web"/);
+  });
+});
