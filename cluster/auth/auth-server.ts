@@ -33,6 +33,7 @@ import { usersApi } from './api/users-api.ts';
 import { tokensApi } from './api/tokens-api.ts';
 import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
+import { dbCertsApi } from './api/db-certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
 import { AuthService } from '../api/gen/postern/auth/v1/auth_pb.ts';
@@ -236,6 +237,7 @@ function handlers(deps: AuthDeps) {
     ...tokensApi(deps),
     ...auditApi(deps),
     ...certsApi(deps),
+    ...dbCertsApi(deps),
     ...presenceApi(deps),
   };
 }

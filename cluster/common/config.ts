@@ -46,6 +46,38 @@ const proxyConfig = z.strictObject({
   tls_key_file: z.string().optional(),
 });
 
+/** One database an agent serves as `db:NAME` (docs/databases.md). */
+export const databaseConfig = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a name of lowercase letters, digits, dots, dashes and underscores'),
+  description: z.string().max(1024).optional(),
+  protocol: z.enum(['postgres', 'mysql']),
+  /** Where the database listens, host:port. */
+  uri: hostPort,
+  labels: labelMap.default({}),
+  /** TLS towards the database: verify-full checks the chain and the name, verify-ca the chain only. */
+  tls: z
+    .strictObject({
+      mode: z.enum(['verify-full', 'verify-ca', 'insecure']).default('verify-full'),
+      ca_file: z.string().optional(),
+      server_name: z.string().optional(),
+    })
+    .default({ mode: 'verify-full' }),
+  /** How the agent logs in upstream: a db-client certificate (CN = database user) or a password. */
+  auth: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('cert') }),
+      z.strictObject({
+        type: z.literal('password'),
+        /** The upstream user; default the database user the client asked for. */
+        user: z.string().optional(),
+        password_file: z.string().optional(),
+        password_env: z.string().optional(),
+      }).refine((a) => (a.password_file === undefined) !== (a.password_env === undefined), 'set exactly one of password_file and password_env'),
+    ])
+    .default({ type: 'cert' }),
+});
+export type DatabaseConfig = z.output<typeof databaseConfig>;
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -60,6 +92,17 @@ const agentConfig = z.strictObject({
   ssh: z
     .strictObject({ enabled: z.boolean().default(true), labels: labelMap.default({}) })
     .default({ enabled: true, labels: {} }),
+  /** Databases served through the tunnels (agent/services/db). */
+  db: z
+    .strictObject({ databases: z.array(databaseConfig).default([]) })
+    .default({ databases: [] })
+    .superRefine((db, ctx) => {
+      const seen = new Set<string>();
+      for (const [index, entry] of db.databases.entries()) {
+        if (seen.has(entry.name)) ctx.addIssue({ code: 'custom', path: ['databases', index, 'name'], message: `database "${entry.name}" is listed twice` });
+        seen.add(entry.name);
+      }
+    }),
 });
 
 export const configSchema = z.strictObject({
@@ -88,7 +131,12 @@ export function parseConfig(text: string, source: string): PosternConfig {
     throw error;
   }
   const config = parseWith(configSchema, raw, source);
-  config.data_dir = path.resolve(path.dirname(path.resolve(source)), config.data_dir);
+  const base = path.dirname(path.resolve(source));
+  config.data_dir = path.resolve(base, config.data_dir);
+  for (const db of config.agent?.db.databases ?? []) {
+    if (db.tls.ca_file) db.tls.ca_file = path.resolve(base, db.tls.ca_file);
+    if (db.auth.type === 'password' && db.auth.password_file) db.auth.password_file = path.resolve(base, db.auth.password_file);
+  }
   if (!config.auth && !config.proxy && !config.agent) {
     throw new BadInputError(`${source}: (top level): nothing to run; enable at least one of auth, proxy or agent`);
   }
