@@ -7,7 +7,8 @@
  *    ├─ tunnels   TunnelPool: a reverse tunnel to every proxy, streams -> ServiceRegistry
  *    ├─ heartbeat HeartbeatLoop: inventory + labels + services -> auth (through the proxy)
  *    ├─ identity  IdentityRenewer: new certificates at half life -> tunnels refresh
- *    └─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
+ *    └─ db        DbService (agent.db.databases): `db:NAME` tunnel services (docs/databases.md)
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -33,6 +34,7 @@ import type { BackoffOptions } from './supervisor/backoff.ts';
 import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
 import { AgentSsh } from './services/ssh/ssh-wiring.ts';
+import { DbService } from './services/db/db-service.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -60,6 +62,8 @@ export interface RunningAgent {
   supervisor: ServiceSupervisor;
   /** The SSH service, when agent.ssh is enabled. */
   ssh?: AgentSsh;
+  /** The database service, when agent.db lists databases. */
+  db?: DbService;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   stop(): Promise<void>;
@@ -83,6 +87,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   if (agent.ssh.enabled && !services.names().includes('ssh')) {
     ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log });
     services.register('ssh', ssh.serviceHandler);
+  }
+  let db: DbService | undefined;
+  if (agent.db.databases.length > 0) {
+    db = new DbService({ databases: agent.db.databases, auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log });
+    db.register(services);
   }
   const tunnels = new TunnelPool({
     proxyAddr,
@@ -111,12 +120,12 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(db ? [db] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, db, readiness,
     stop: async () => {
       commandLabels.stop();
       await supervisor.stopAll(5_000);
