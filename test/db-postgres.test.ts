@@ -269,7 +269,7 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
     writeFileSync(path.join(work, 'prod.key'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
     const prod = await run('psql', [conninfo('pg1').replace(/sslcert='[^']*'/, `sslcert='${path.join(work, 'prod.crt')}'`).replace(/sslkey='[^']*'/, `sslkey='${path.join(work, 'prod.key')}'`), '-X', '-c', 'select 1']);
     assert.equal(prod.code, 2);
-    assert.match(prod.stderr, /FATAL:  access to database "pgprod" denied: no role allows database "pgprod"/);
+    assert.match(prod.stderr, /FATAL:  access to database "pgprod" denied: no role allows database user "alice" .* on database "pgprod" \(labels env=prod\)/);
 
     const noCert = await run('psql', [conninfo('pg1').replace(/ sslcert='[^']*' sslkey='[^']*'/, " sslcert='/nonexistent' sslkey='/nonexistent'"), '-X', '-c', 'select 1']);
     assert.equal(noCert.code, 2);
