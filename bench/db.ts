@@ -98,6 +98,8 @@ export async function run(): Promise<void> {
   let agent: DaemonProcess | undefined;
   let pg: PostgresServer | undefined;
   let bouncer: ChildProcess | undefined;
+  // DB_BENCH_PROFILE=DIR: the Postern processes write CPU profiles there (stopped with SIGTERM).
+  if (process.env.DB_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.DB_BENCH_PROFILE}`;
   try {
     cluster = await startClusterProcess('bench');
     const certs = path.join(work, 'pgcerts');
@@ -122,7 +124,7 @@ export async function run(): Promise<void> {
     await agent.waitReady();
     writeFileSync(path.join(work, 'role.yaml'), 'kind: role\nversion: v1\nmetadata: { name: bench-db }\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [alice]\n    db_names: [app]\n    resources: [{ kinds: [db], verbs: [list, read] }]\n');
     await cluster.pctl(['create', '-f', path.join(work, 'role.yaml')]);
-    await signUpAndLogIn(cluster, home, { name: 'bench', roles: 'bench-db', logins: 'bench', password: 'a long benchmark password' });
+    await signUpAndLogIn(cluster, home, { name: 'bench', roles: 'bench-db', logins: 'bench', password: 'a long and happy password' });
     const psh = pshIn(home);
     for (let i = 0; ; i++) {
       const login = await psh(['db', 'login', 'pg', '--db-user', 'alice', '--db-name', 'app']);
@@ -161,6 +163,11 @@ export async function run(): Promise<void> {
     if (bouncer && bouncer.exitCode === null) {
       bouncer.kill('SIGINT');
       await once(bouncer, 'exit').catch(() => undefined);
+    }
+    if (process.env.DB_BENCH_PROFILE) {
+      delete process.env.NODE_OPTIONS;
+      await agent?.stop();
+      await cluster?.daemon.stop();
     }
     await stopAll([agent, cluster?.daemon]);
     await pg?.stop();

@@ -7,8 +7,9 @@
  * - roles by name (cached ~10 s, a stale copy serves a while when auth is unreachable);
  * - db-client certificates (CN = database user) for upstream logins, cached until two
  *   thirds of their life; one key pair per agent run;
- * - audit events, batched (up to 200 per call) and retried in the background, so a
- *   query never waits for the audit log.
+ * - audit events, batched (sent every ~250 ms, up to 500 per call, one backend
+ *   transaction at auth) and retried in the background, so a query never waits for the
+ *   audit log, and auth syncs its disk a few times a second rather than per query.
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
@@ -42,6 +43,8 @@ export interface DbClusterAccessOptions {
   rolesTtlMs?: number;
   rolesMaxStaleMs?: number;
   auditBufferSize?: number;
+  /** How long an event waits for others to travel with. Default 250 ms. */
+  auditDelayMs?: number;
 }
 
 export class DbClusterAccess {
@@ -194,11 +197,11 @@ export class DbClusterAccess {
     }
     this.#auditQueue.push(event);
     if (!this.#auditTimer && !this.#auditFlushing) {
-      // A short delay lets a busy session's events travel together.
+      // The delay lets a busy session's events travel together.
       this.#auditTimer = setTimeout(() => {
         this.#auditTimer = undefined;
         void this.flushAudit();
-      }, 20);
+      }, this.#options.auditDelayMs ?? 250);
       this.#auditTimer.unref();
     }
   }
@@ -206,14 +209,17 @@ export class DbClusterAccess {
   flushAudit(): Promise<void> {
     this.#auditFlushing ??= (async () => {
       let failures = 0;
-      while (this.#auditQueue.length > 0) {
-        const batch = this.#auditQueue.slice(0, 200);
+      // What is queued now; later events wait for the next timer, so a busy agent sends a few batches a second.
+      let due = this.#auditQueue.length;
+      while (due > 0 && this.#auditQueue.length > 0) {
+        const batch = this.#auditQueue.slice(0, Math.min(500, due));
         try {
           await this.#options.auth().emitAudit({ eventJson: '', eventsJson: batch.map((e) => JSON.stringify(e)) }, callDeadline);
         } catch (error) {
           if ((error as { code?: string }).code === 'PST_BAD_INPUT') {
             this.#log.error({ err: error }, 'auth refused a batch of database audit events; dropped');
             this.#auditQueue.splice(0, batch.length);
+            due -= batch.length;
             continue;
           }
           if (failures++ === 0) this.#log.warn({ err: error, pending: this.#auditQueue.length }, 'cannot send database audit events to auth; retrying');
@@ -222,10 +228,17 @@ export class DbClusterAccess {
           continue;
         }
         this.#auditQueue.splice(0, batch.length);
+        due -= batch.length;
       }
     })().finally(() => {
       this.#auditFlushing = undefined;
-      if (this.#auditQueue.length > 0 && this.#running) void this.flushAudit();
+      if (this.#auditQueue.length > 0 && this.#running && !this.#auditTimer) {
+        this.#auditTimer = setTimeout(() => {
+          this.#auditTimer = undefined;
+          void this.flushAudit();
+        }, this.#options.auditDelayMs ?? 250);
+        this.#auditTimer.unref();
+      }
     });
     return this.#auditFlushing;
   }

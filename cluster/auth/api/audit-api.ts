@@ -51,7 +51,7 @@ export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAu
       });
       // The emitting host is recorded by the auth server, not taken from the event.
       const emitter = ctx.identity?.kind === 'host' ? ctx.identity.hostId : 'unknown';
-      for (const event of events) await deps.audit.emit({ ...event, fields: { ...event.fields, emitted_by: emitter } });
+      await deps.audit.emitMany(events.map((event) => ({ ...event, fields: { ...event.fields, emitted_by: emitter } })));
       return {};
     },
   };
