@@ -5,7 +5,8 @@
  * for a certificate like the profile's with `routeToDatabase` set, and keeps it with
  * its own key under `<profile>/db/`: `DB.crt`, `DB.key`, `DB.json` (protocol, user,
  * name). `psh db connect DB` then runs psql with that certificate straight at the
- * proxy's port (SSLRequest, TLS, verify-full against the cluster CA).
+ * proxy's port (SSLRequest, TLS, verify-full against the cluster CA), or, for MySQL,
+ * `mariadb` against a local tunnel listener (`psh proxy db --tunnel`).
  */
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -135,13 +136,27 @@ export async function dbConnect(invocation: Invocation): Promise<number> {
   if (!name) throw new UsageError('expected a database name: psh db connect DB [-- CLIENT ARGS]');
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const files = await loadDbLogin(profile, name);
-  if (files.login.protocol !== 'postgres') {
-    throw new PosternError('PST_UNSUPPORTED', `database "${name}" speaks ${files.login.protocol}; psh db connect runs psql for PostgreSQL only so far: use psh proxy db ${name} --port PORT --tunnel and point the client at 127.0.0.1:PORT`);
-  }
+  if (files.login.protocol === 'mysql') return _connectMysql(invocation, profile, files.login, extra);
   const client = stringOption(invocation, 'client') ?? 'psql';
-  const child = spawn(client, [psqlConnInfo(profile.proxy, files), ...extra], { stdio: 'inherit' });
+  return _runClient(client, [psqlConnInfo(profile.proxy, files), ...extra], 'postgresql-client');
+}
+
+/** MySQL clients cannot present our certificate: a local tunnel listener on a free port, and the client pointed at it. */
+async function _connectMysql(invocation: Invocation, profile: Profile, login: DbLogin, extra: string[]): Promise<number> {
+  const { startDbListener } = await import('./proxy-db.ts');
+  const { server, port } = await startDbListener(profile, login.name, { port: 0, tunnel: true });
+  try {
+    const client = stringOption(invocation, 'client') ?? 'mariadb';
+    return await _runClient(client, ['--host=127.0.0.1', `--port=${port}`, `--user=${login.db_user}`, '--skip-ssl', ...extra, ...(login.db_name ? [login.db_name] : [])], 'mariadb-client');
+  } finally {
+    server.close();
+  }
+}
+
+function _runClient(client: string, args: string[], debianPackage: string): Promise<number> {
+  const child = spawn(client, args, { stdio: 'inherit' });
   return new Promise((resolve, reject) => {
-    child.once('error', (error) => reject(new PosternError('PST_NO_CLIENT', `cannot run ${client}: ${error.message}; install Debian package postgresql-client or pass --client PATH`)));
+    child.once('error', (error) => reject(new PosternError('PST_NO_CLIENT', `cannot run ${client}: ${error.message}; install Debian package ${debianPackage} or pass --client PATH`)));
     child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
 }

@@ -90,7 +90,8 @@ export interface PostgresRouteOptions {
   now?: () => Date;
 }
 
-class _Refusal extends Error {
+/** A refused database connection; `reason` is the metrics label. */
+export class DbRouteRefusal extends Error {
   readonly reason: DbRefusal;
   constructor(reason: DbRefusal, message: string) {
     super(message);
@@ -108,14 +109,14 @@ export async function acceptPostgresRoute(socket: TLSSocket, options: PostgresRo
   try {
     packet = await readStartupPacket(socket, options.startupTimeoutMs ?? 10_000);
   } catch (error) {
-    return _refuse(socket, new _Refusal('db-bad-packet', (error as Error).message), options, { remoteAddr });
+    return _refuse(socket, new DbRouteRefusal('db-bad-packet', (error as Error).message), options, { remoteAddr });
   }
   if (packet.parsed.kind === 'cancel') return acceptPostgresCancel(socket, packet.parsed, options);
   try {
-    if (packet.parsed.kind !== 'startup') throw new _Refusal('db-bad-packet', `a ${packet.parsed.kind === 'ssl' ? 'second SSLRequest' : 'GSSENCRequest'} inside TLS is not supported`);
-    identity = _checkCertificate(socket, options);
+    if (packet.parsed.kind !== 'startup') throw new DbRouteRefusal('db-bad-packet', `a ${packet.parsed.kind === 'ssl' ? 'second SSLRequest' : 'GSSENCRequest'} inside TLS is not supported`);
+    identity = checkDbCertificate(socket, options);
     const route = identity.routeToDatabase;
-    if (!route) throw new _Refusal('db-no-route', `the certificate of ${identity.username} routes to no database; run psh db login DATABASE and connect with the certificate it writes (psh db connect does both)`);
+    if (!route) throw new DbRouteRefusal('db-no-route', `the certificate of ${identity.username} routes to no database; run psh db login DATABASE and connect with the certificate it writes (psh db connect does both)`);
     const pem = new X509Certificate(socket.getPeerCertificate().raw).toString();
     const identityHeader = Buffer.from(pem).toString('base64');
     const key = options.cancelKeys.issue();
@@ -124,7 +125,7 @@ export async function acceptPostgresRoute(socket: TLSSocket, options: PostgresRo
     try {
       dialed = await options.dial({ service, identity: identityHeader, headers: { 'postern-db-op': 'connect', 'postern-db-cancel': `${key.processId}:${key.secretKey}` } });
     } catch (error) {
-      throw error instanceof _Refusal ? error : new _Refusal('db-dial-failed', _dialMessage(route.service, error));
+      throw error instanceof DbRouteRefusal ? error : new DbRouteRefusal('db-dial-failed', dbDialMessage(route.service, error));
     }
     options.cancelKeys.set(key.processId, { secretKey: key.secretKey, service, hostId: dialed.hostId, identity: identityHeader });
     dialed.stream.write(packet.packet);
@@ -134,7 +135,7 @@ export async function acceptPostgresRoute(socket: TLSSocket, options: PostgresRo
     options.cancelKeys.delete(key.processId);
     options.logger.debug({ remoteAddr, user: identity.username, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'postgres connection closed');
   } catch (error) {
-    const refusal = error instanceof _Refusal ? error : new _Refusal('db-bad-packet', error instanceof Error ? error.message : String(error));
+    const refusal = error instanceof DbRouteRefusal ? error : new DbRouteRefusal('db-bad-packet', error instanceof Error ? error.message : String(error));
     _refuse(socket, refusal, options, { remoteAddr, identity });
   }
 }
@@ -160,26 +161,27 @@ export async function acceptPostgresCancel(socket: Duplex, request: { processId:
   }
 }
 
-function _checkCertificate(socket: TLSSocket, options: PostgresRouteOptions): UserIdentity {
+/** The user identity of the client certificate on `socket`, or a refusal naming what is wrong. */
+export function checkDbCertificate(socket: TLSSocket, options: Pick<PostgresRouteOptions, 'userCaPems' | 'now'>): UserIdentity {
   const raw = socket.getPeerCertificate()?.raw;
-  if (raw === undefined) throw new _Refusal('db-no-certificate', 'no client certificate was presented; run psh db login DATABASE, then connect with psh db connect (or psql with sslcert= and sslkey= from psh db login)');
+  if (raw === undefined) throw new DbRouteRefusal('db-no-certificate', 'no client certificate was presented; run psh db login DATABASE, then connect with psh db connect (or psql with sslcert= and sslkey= from psh db login)');
   const cas = options.userCaPems();
-  if (cas.length === 0) throw new _Refusal('db-bad-certificate', 'this proxy has not loaded the user CA from the auth service yet; try again in a few seconds');
+  if (cas.length === 0) throw new DbRouteRefusal('db-bad-certificate', 'this proxy has not loaded the user CA from the auth service yet; try again in a few seconds');
   try {
     return verifyCertificateChain(raw, { trustedCaCerts: cas, expectedKind: 'user', usage: 'client', now: options.now?.() }) as UserIdentity;
   } catch (error) {
-    throw new _Refusal('db-bad-certificate', error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`);
+    throw new DbRouteRefusal('db-bad-certificate', error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`);
   }
 }
 
-function _dialMessage(service: string, error: unknown): string {
+export function dbDialMessage(service: string, error: unknown): string {
   if (error instanceof TunnelRejectedError) return `the agent serving database "${service}" refused the connection: ${error.message}`;
   if (error instanceof TunnelDialTimeoutError) return `the agent serving database "${service}" did not answer in time`;
   if (error instanceof PosternError && error.code === 'PST_NOT_FOUND') return error.message;
   return `cannot reach database "${service}": ${error instanceof Error ? error.message : String(error)}`;
 }
 
-function _refuse(socket: Duplex, refusal: _Refusal, options: PostgresRouteOptions, details: { remoteAddr: string; identity?: UserIdentity }): void {
+function _refuse(socket: Duplex, refusal: DbRouteRefusal, options: PostgresRouteOptions, details: { remoteAddr: string; identity?: UserIdentity }): void {
   options.logger.warn({ remoteAddr: details.remoteAddr, reason: refusal.reason, why: refusal.message, user: details.identity?.username }, 'postgres connection refused');
   options.onRefused?.(refusal.reason);
   if (details.identity !== undefined || refusal.reason === 'db-bad-certificate') {

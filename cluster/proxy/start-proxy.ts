@@ -7,7 +7,8 @@
  *  (peek)      ├ ALPN http/1.1, h2, postern-join ─────────────> WebApi ──gRPC as the proxy──> auth
  *              ├ ALPN postern-ssh ─────────── user cert check ─> ssh-route.ts ─> dial(host, 'ssh')
  *              ├ ALPN postern-postgres ────── user cert check ─> postgres-route.ts ─> dial(host, 'db:NAME')
- *              ├ ALPN postern-mysql|kube|tcp ─────────────────> ProtocolHandlers (later services)
+ *              ├ ALPN postern-mysql ───────── user cert check ─> mysql-route.ts ─> dial(host, 'db:NAME')
+ *              ├ ALPN postern-kube|tcp ───────────────────────> ProtocolHandlers (later services)
  *              └ SSH-2.0- / PostgreSQL SSLRequest ────────────> ProtocolHandlers (SSLRequest: postgres-route.ts)
  *
  * user ─> proxy ─> registry.dial(hostId, service, identity) ── one HTTP/2 stream ──> agent ─> service
@@ -42,6 +43,7 @@ import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 import { readStartupPacket } from '../../protocols/postgres/startup.ts';
+import { acceptMysqlRoute } from './mysql-route.ts';
 import { acceptPostgresCancel, acceptPostgresRoute, PostgresCancelKeys, type DatabaseDialer, type DbRouteAuditEvent } from './postgres-route.ts';
 import { TunnelNotFoundError } from './errors.ts';
 import { NotFoundError } from '../../protocols/errors.ts';
@@ -124,6 +126,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   parts.handlers.setTls(ALPN.postgres, postgres.accept);
   parts.handlers.setPostgres(postgres.accept);
   parts.handlers.setPostgresCancel(postgres.acceptCancel);
+  parts.handlers.setTls(ALPN.mysql, postgres.acceptMysql);
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -272,7 +275,7 @@ function _databaseDialer(parts: _Parts): DatabaseDialer {
 }
 
 /** Routes PostgreSQL clients (single port after SSLRequest, and ALPN postern-postgres) to database agents. */
-function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void> } {
+function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void>; acceptMysql: (socket: TLSSocket) => Promise<void> } {
   const { logger, metrics, credentials } = parts;
   const audit = (event: DbRouteAuditEvent): void =>
     void parts.auth.current.client.emitAudit({
@@ -297,6 +300,7 @@ function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise
   };
   return {
     accept: (socket) => acceptPostgresRoute(socket, options),
+    acceptMysql: (socket) => acceptMysqlRoute(socket, { ...options, logger: logger.child({ part: 'mysql' }) }),
     acceptCancel: async (socket) => {
       socket.on('error', () => {});
       try {

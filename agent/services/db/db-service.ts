@@ -6,7 +6,7 @@
  * ```
  * proxy --dial db:NAME (identity = user certificate)--> DbService
  *        protocol postgres -> postgres-session.ts (RBAC, upstream login, audit, relay)
- *        protocol mysql    -> refused with a clear reason (not served yet)
+ *        protocol mysql    -> mysql-session.ts (greeting, RBAC, upstream login, audit, relay)
  * ```
  *
  * Runs under the ServiceSupervisor as `db`; cluster access (CAs, roles, db-client
@@ -21,6 +21,7 @@ import type { ServiceHealth, SupervisedService } from '../../supervisor/service.
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
 import { DbClusterAccess } from './db-cluster-access.ts';
 import { servePostgresDial, type PostgresSessionContext } from './postgres-session.ts';
+import { serveMysqlDial } from './mysql-session.ts';
 
 export interface DbServiceOptions {
   databases: readonly DatabaseConfig[];
@@ -44,7 +45,7 @@ export class DbService implements SupervisedService {
   /** Registers every configured database with the tunnel services. */
   register(services: ServiceRegistry): void {
     for (const db of this.#options.databases) {
-      const handler = db.protocol === 'postgres' ? this.#postgresHandler(db) : this.#unsupported(db);
+      const handler = db.protocol === 'postgres' ? this.#postgresHandler(db) : this.#mysqlHandler(db);
       this.#removals.push(services.registerServed({
         kind: 'db',
         name: db.name,
@@ -73,8 +74,14 @@ export class DbService implements SupervisedService {
   }
 
   #postgresHandler(db: DatabaseConfig) {
+    const context = this.#postgresContext(db);
+    // Not awaited: the dial must be accepted before the proxy sends the start-up packet.
+    return (dial: Parameters<typeof servePostgresDial>[0]): void => void servePostgresDial(dial, context);
+  }
+
+  #postgresContext(db: DatabaseConfig): PostgresSessionContext {
     const log = this.#options.logger.child({ part: 'db', db: db.name });
-    const context: PostgresSessionContext = {
+    return {
       db,
       access: this.access,
       cluster: this.#options.cluster,
@@ -85,13 +92,13 @@ export class DbService implements SupervisedService {
       cancelKeys: this.#cancelKeys,
       logger: log,
     };
-    // Not awaited: the dial must be accepted before the proxy sends the start-up packet.
-    return (dial: Parameters<typeof servePostgresDial>[0]): void => void servePostgresDial(dial, context);
   }
 
-  #unsupported(db: DatabaseConfig) {
-    return (): never => {
-      throw new TunnelRejectedError(501, `database "${db.name}" speaks ${db.protocol}, which this agent does not serve yet`);
+  #mysqlHandler(db: DatabaseConfig) {
+    const context = this.#postgresContext(db);
+    return (dial: Parameters<typeof serveMysqlDial>[0]): void => {
+      if (dial.headers['postern-db-op'] === 'cancel') throw new TunnelRejectedError(400, `database "${db.name}" speaks mysql: cancel with KILL QUERY instead`);
+      void serveMysqlDial(dial, context);
     };
   }
 }

@@ -22,11 +22,11 @@ import { pipeBidirectional } from '../../../protocols/tunnel/index.ts';
 import { encodeCancelRequest, readStartupPacket, PostgresProtocolError } from '../../../protocols/postgres/startup.ts';
 import { encodeBackendKeyData, encodeErrorResponse } from '../../../protocols/postgres/messages.ts';
 import { FrontendAudit, type FrontendEvent } from '../../../protocols/postgres/frontend-audit.ts';
-import { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
-import { verifyUserCertificate, type UserIdentity } from '../../../cluster/api/user-certificate.ts';
+import type { UserIdentity } from '../../../cluster/api/user-certificate.ts';
 import type { DatabaseConfig } from '../../../cluster/common/config.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import type { DbAuditEvent, DbClusterAccess } from './db-cluster-access.ts';
+import { authorizeDatabase, checkDatabaseIdentity, DbAccessRefusal } from './db-authorize.ts';
 import { loginUpstream, UpstreamRefusedError, type UpstreamTls } from './postgres-upstream.ts';
 
 /** Longest statement text kept in an audit event. */
@@ -51,8 +51,6 @@ export interface PostgresSessionContext {
   logger: Logger;
 }
 
-class _Refusal extends Error {}
-
 /** Serves one dial; never throws (refusals go to the client in-band). */
 export async function servePostgresDial(dial: IncomingDial, context: PostgresSessionContext): Promise<void> {
   const { stream } = dial;
@@ -68,13 +66,13 @@ export async function servePostgresDial(dial: IncomingDial, context: PostgresSes
     fields: { protocol: 'postgres', db_user: parameters?.user?.slice(0, 253), db_name: (parameters?.database ?? parameters?.user)?.slice(0, 253), ...event.fields },
   });
   try {
-    identity = _identity(dial, context);
+    identity = checkDatabaseIdentity(dial.identity, context);
     const startup = await readStartupPacket(stream, 10_000);
-    if (startup.parsed.kind !== 'startup') throw new _Refusal(`expected a StartupMessage, got a ${startup.parsed.kind} request`);
+    if (startup.parsed.kind !== 'startup') throw new DbAccessRefusal(`expected a StartupMessage, got a ${startup.parsed.kind} request`);
     parameters = startup.parsed.parameters;
     const dbUser = parameters.user!;
     const dbName = parameters.database || dbUser;
-    await _authorize(identity, dbUser, dbName, context);
+    await authorizeDatabase(identity, dbUser, dbName, context);
     const key = _cancelKey(dial);
     const session = await _login(context, parameters, dbUser);
     const sessionId = `${key.processId}`;
@@ -97,38 +95,9 @@ export async function servePostgresDial(dial: IncomingDial, context: PostgresSes
   }
 }
 
-function _identity(dial: IncomingDial, context: PostgresSessionContext): UserIdentity {
-  const cas = context.access.userCaPems();
-  if (!cas) throw new _Refusal('this database agent has not read the user CAs from the auth server yet; try again in a few seconds');
-  let identity: UserIdentity;
-  try {
-    identity = verifyUserCertificate(Buffer.from(dial.identity, 'base64').toString('utf8'), cas);
-  } catch (error) {
-    throw new _Refusal(`the certificate the proxy forwarded is not valid here: ${(error as Error).message}`);
-  }
-  if (identity.cluster !== context.cluster()) throw new _Refusal(`the certificate was issued by cluster "${identity.cluster}", and this database belongs to "${context.cluster()}"`);
-  return identity;
-}
-
-async function _authorize(identity: UserIdentity, dbUser: string, dbName: string, context: PostgresSessionContext): Promise<void> {
-  const route = identity.routeToDatabase;
-  if (!route) throw new _Refusal(`the certificate of ${identity.username} routes to no database; run psh db login ${context.db.name}`);
-  if (route.service !== context.db.name) throw new _Refusal(`the certificate routes to database "${route.service}", not "${context.db.name}"; run psh db login ${context.db.name}`);
-  if (route.user !== undefined && route.user !== dbUser) throw new _Refusal(`the certificate allows database user "${route.user}", and the client asked for "${dbUser}"; run psh db login ${context.db.name} --db-user ${dbUser}`);
-  if (route.database !== undefined && route.database !== dbName) throw new _Refusal(`the certificate allows database name "${route.database}", and the client asked for "${dbName}"; run psh db login ${context.db.name} --db-name ${dbName}`);
-  let found: Awaited<ReturnType<DbClusterAccess['roles']>>;
-  try {
-    found = await context.access.roles(identity.roles);
-  } catch (error) {
-    throw new _Refusal(`this database agent cannot read the roles from the auth server (${(error as Error).message}); try again later`);
-  }
-  const decision = new AccessChecker(found.roles, identity.traits).checkDatabase({ name: context.db.name, labels: context.labels(), dbUser, dbName });
-  if (!decision.allowed) throw new _Refusal(`${decision.reason}${found.missing.length ? ` (roles not found: ${found.missing.join(', ')})` : ''}`);
-}
-
 function _cancelKey(dial: IncomingDial): { processId: number; secretKey: number } {
   const match = /^(-?\d{1,10}):(-?\d{1,10})$/.exec(dial.headers['postern-db-cancel'] ?? '');
-  if (!match) throw new _Refusal('the proxy sent no cancel key for this session');
+  if (!match) throw new DbAccessRefusal('the proxy sent no cancel key for this session');
   return { processId: Number(match[1]) | 0, secretKey: Number(match[2]) | 0 };
 }
 
@@ -183,14 +152,14 @@ function _refuse(
     response = error.errorResponse;
     reason = error.message;
   } else {
-    const denied = error instanceof _Refusal || error instanceof PostgresProtocolError;
+    const denied = error instanceof DbAccessRefusal || error instanceof PostgresProtocolError;
     reason = error instanceof Error ? error.message : String(error);
     response = encodeErrorResponse(denied
       ? { severity: 'FATAL', code: error instanceof PostgresProtocolError ? '08P01' : '28000', message: `access to database "${context.db.name}" denied: ${reason}` }
       : { severity: 'FATAL', code: '08006', message: `Postern: ${reason}` });
   }
   context.logger.warn({ user: details.identity?.username, db: context.db.name, dbUser: details.parameters?.user, reason }, 'database session refused');
-  details.audit({ type: error instanceof _Refusal ? 'access.denied' : 'db.session.failed', outcome: error instanceof _Refusal ? 'deny' : 'failure', reason: reason.slice(0, 1024), fields: {} });
+  details.audit({ type: error instanceof DbAccessRefusal ? 'access.denied' : 'db.session.failed', outcome: error instanceof DbAccessRefusal ? 'deny' : 'failure', reason: reason.slice(0, 1024), fields: {} });
   if (!stream.destroyed && stream.writable) stream.end(response);
   stream.resume();
   setTimeout(() => stream.destroy(), 2_000).unref();
