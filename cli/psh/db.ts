@@ -153,11 +153,24 @@ async function _connectMysql(invocation: Invocation, profile: Profile, login: Db
   }
 }
 
+/**
+ * Runs the database client. Terminals are inherited (the client needs one); pipes are
+ * relayed, because Node makes its pipes non-blocking and a child writing to the same
+ * pipe would lose output when it fills (EAGAIN).
+ */
 function _runClient(client: string, args: string[], debianPackage: string): Promise<number> {
-  const child = spawn(client, args, { stdio: 'inherit' });
+  const stdio = [process.stdin, process.stdout, process.stderr].map((s) => ((s as { isTTY?: boolean }).isTTY ? 'inherit' : 'pipe')) as Array<'inherit' | 'pipe'>;
+  const child = spawn(client, args, { stdio });
+  if (child.stdin) process.stdin.pipe(child.stdin).on('error', () => {});
+  child.stdout?.pipe(process.stdout);
+  child.stderr?.pipe(process.stderr);
   return new Promise((resolve, reject) => {
     child.once('error', (error) => reject(new PosternError('PST_NO_CLIENT', `cannot run ${client}: ${error.message}; install Debian package ${debianPackage} or pass --client PATH`)));
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.once('close', (code, signal) => {
+      process.stdin.unpipe();
+      process.stdin.destroy();
+      resolve(code ?? (signal ? 128 : 1));
+    });
   });
 }
 
