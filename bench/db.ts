@@ -7,7 +7,9 @@
  *   db-client certificate -> PostgreSQL, every query audited at auth);
  * - the CPU Postern's own processes (auth+proxy, agent) spend per transaction, from
  *   /proc/PID/stat over the Postern run;
- * - single-client latency (pgbench -S -c 1): Postern's average minus direct.
+ * - single-client latency (pgbench -S -c 1): Postern's average minus direct;
+ * - mysqlslap (8 clients, SELECT 1) against a throwaway MariaDB: direct and through
+ *   Postern (`psh proxy db --tunnel` -> proxy -> agent -> TLS with a db-client certificate).
  *
  * The ratios and microseconds per transaction are printed last.
  * `DB_BENCH_SECONDS` shortens the -T of the 8-client runs.
@@ -21,6 +23,8 @@ import { freePort, startDaemon, stopAll, type DaemonProcess } from '../test/fixt
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from '../test/fixtures/cluster-process.ts';
 import { postgresSkipReason, startPostgres, systemUser, type PostgresServer } from '../test/fixtures/postgres.ts';
 import { psqlConnInfo, type DbLogin } from '../cli/psh/db.ts';
+import { mariadbSkipReason, startMariadb, type MariadbServer } from '../test/fixtures/mariadb.ts';
+import { cliPath } from '../test/fixtures/auth.ts';
 
 const SECONDS = Number(process.env.DB_BENCH_SECONDS ?? 15);
 
@@ -46,6 +50,16 @@ async function _pgbench(conninfo: string, clients: number, seconds: number): Pro
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
   if (!Number.isFinite(tps) || !transactions) throw new Error(`cannot read pgbench's output:\n${out}`);
   return { tps, latencyMs, transactions };
+}
+
+const MYSQL_QUERIES = 24_000;
+
+/** Queries per second of mysqlslap, 8 clients, SELECT 1, three iterations (their average). */
+async function _mysqlslap(connection: string[]): Promise<number> {
+  const out = await _exec('mysqlslap', ['--no-defaults', ...connection, '--create-schema=app', '--concurrency=8', '--iterations=3', `--number-of-queries=${MYSQL_QUERIES}`, '--query=SELECT 1']);
+  const seconds = Number(/Average number of seconds to run all queries: ([\d.]+)/.exec(out)?.[1]);
+  if (!seconds) throw new Error(`cannot read mysqlslap's output:\n${out}`);
+  return MYSQL_QUERIES / seconds;
 }
 
 /** User + system CPU seconds of a process so far. */
@@ -98,6 +112,8 @@ export async function run(): Promise<void> {
   let agent: DaemonProcess | undefined;
   let pg: PostgresServer | undefined;
   let bouncer: ChildProcess | undefined;
+  let maria: MariadbServer | undefined;
+  let tunnel: ChildProcess | undefined;
   // DB_BENCH_PROFILE=DIR: the Postern processes write CPU profiles there (stopped with SIGTERM).
   if (process.env.DB_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.DB_BENCH_PROFILE}`;
   try {
@@ -114,12 +130,22 @@ export async function run(): Promise<void> {
     await pg.sql('create user alice');
     await pg.sql('create database app owner alice');
     const direct = `host=127.0.0.1 port=${pg.port} user=alice dbname=app sslmode=disable`;
+    const mysqlSkip = mariadbSkipReason();
+    if (!mysqlSkip) {
+      maria = await startMariadb({
+        serverCertPem: readFileSync(path.join(certs, 'server.crt'), 'utf8'),
+        serverKeyPem: readFileSync(path.join(certs, 'server.key'), 'utf8'),
+        clientCaPem: readFileSync(path.join(certs, 'db-client-ca.crt'), 'utf8'),
+      });
+      await maria.sql("CREATE DATABASE app; CREATE USER 'alice'@'%' REQUIRE SUBJECT '/CN=alice'; GRANT ALL ON app.* TO 'alice'@'%'; CREATE USER 'plain'@'127.0.0.1'; GRANT ALL ON app.* TO 'plain'@'127.0.0.1'");
+    }
     await _exec('pgbench', ['-i', '-s', '1', '-q', direct]);
     const token = String(JSON.parse((await cluster.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout).token);
     agent = await startDaemon('dbbench-agent', (dir, diag) => [
       `data_dir: ${dir}`, `diag_addr: ${diag}`, 'log: { level: warn }', 'agent:', `  proxy_addr: ${cluster!.proxy}`, `  token: ${token}`, `  ca_pin: ${cluster!.pin}`,
       '  ssh: { enabled: false }', '  db:', '    databases:',
-      `      - { name: pg, protocol: postgres, uri: "127.0.0.1:${pg!.port}", labels: { env: bench }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost } }`, '',
+      `      - { name: pg, protocol: postgres, uri: "127.0.0.1:${pg!.port}", labels: { env: bench }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost } }`,
+      ...(maria ? [`      - { name: my, protocol: mysql, uri: "127.0.0.1:${maria.port}", labels: { env: bench }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost } }`] : []), '',
     ].join('\n'));
     await agent.waitReady();
     writeFileSync(path.join(work, 'role.yaml'), 'kind: role\nversion: v1\nmetadata: { name: bench-db }\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [alice]\n    db_names: [app]\n    resources: [{ kinds: [db], verbs: [list, read] }]\n');
@@ -156,8 +182,28 @@ export async function run(): Promise<void> {
     const p1 = await _pgbench(viaPostern, 1, 5);
     const addedUs = (p1.latencyMs - d1.latencyMs) * 1000;
     process.stdout.write(`single client (-c 1 -T 5): direct ${(d1.latencyMs * 1000).toFixed(0)} us, Postern ${(p1.latencyMs * 1000).toFixed(0)} us per transaction\n`);
+    let mysqlLine = `mysqlslap: skipped (${mysqlSkip})`;
+    if (maria) {
+      for (let i = 0; ; i++) {
+        const login = await psh(['db', 'login', 'my', '--db-user', 'alice', '--db-name', 'app']);
+        if (login.code === 0) break;
+        if (i > 50) throw new Error(login.stderr);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const tunnelPort = await freePort();
+      tunnel = spawn(process.execPath, [cliPath, 'psh', 'proxy', 'db', 'my', '--port', String(tunnelPort), '--tunnel'], { env: { ...process.env, POSTERN_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => tunnel!.stdout!.once('data', () => resolve()));
+      const slapDirect = await _mysqlslap(['--host=127.0.0.1', `--port=${maria.port}`, '--user=plain', '--skip-ssl']);
+      const before = [cluster.daemon.child.pid!, agent.child.pid!, tunnel.pid!].map(_cpuSeconds);
+      const slapPostern = await _mysqlslap(['--host=127.0.0.1', `--port=${tunnelPort}`, '--user=alice', '--skip-ssl']);
+      const after = [cluster.daemon.child.pid!, agent.child.pid!, tunnel.pid!].map(_cpuSeconds);
+      const cpuMy = after.reduce((sum, value, i) => sum + value - before[i]!, 0);
+      process.stdout.write(`mysqlslap -c 8 (${MYSQL_QUERIES} x SELECT 1): direct ${slapDirect.toFixed(0)} q/s, Postern (psh tunnel -> proxy -> agent) ${slapPostern.toFixed(0)} q/s, ratio ${(slapPostern / slapDirect).toFixed(2)}; Postern CPU ${((cpuMy * 1e6) / MYSQL_QUERIES / 3).toFixed(0)} us/query (psh, proxy+auth, agent)\n`);
+      mysqlLine = `mysqlslap ratio ${(slapPostern / slapDirect).toFixed(2)} (target >= 0.4)`;
+    }
     const audited = await cluster.pctl(['audit', 'search', '--type', 'db.query', '--from', '1h', '--limit', '1', '--format', 'json']);
     process.stdout.write(`audit: db.query events recorded (sample): ${JSON.parse(audited.stdout || '[]').length > 0 ? 'yes' : 'NO'}\n`);
+    process.stdout.write(`${mysqlLine}\n`);
     process.stdout.write(`pgbench ratio: pgbouncer ${(b.tps / d.tps).toFixed(2)}, Postern ${(p.tps / d.tps).toFixed(2)} (target >= 0.35); Postern CPU ${usPerTxn.toFixed(0)} us/txn (target <= 100); single-client added latency ${addedUs.toFixed(0)} us (target <= 150)\n`);
   } finally {
     if (bouncer && bouncer.exitCode === null) {
@@ -169,8 +215,10 @@ export async function run(): Promise<void> {
       await agent?.stop();
       await cluster?.daemon.stop();
     }
+    tunnel?.kill('SIGTERM');
     await stopAll([agent, cluster?.daemon]);
     await pg?.stop();
+    await maria?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -110,9 +110,9 @@ export const program: Command = {
         },
         {
           name: 'connect',
-          summary: 'run psql against a logged-in database through the proxy',
+          summary: 'run psql (PostgreSQL) or mariadb (MySQL) against a logged-in database through the proxy',
           usage: 'psh db connect DB [--client PATH] [-- CLIENT ARGS...]',
-          options: { proxy: proxyOption, client: option('string', 'the client program (default psql)') },
+          options: { proxy: proxyOption, client: option('string', 'the client program (default psql, or mariadb for MySQL)') },
           examples: ['psh db connect orders', 'psh db connect orders -- -c "select 1"'],
           run: async (i) => (await import('./db.ts')).dbConnect(i),
         },
