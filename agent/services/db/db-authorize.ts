@@ -39,7 +39,7 @@ export async function authorizeDatabase(identity: UserIdentity, dbUser: string, 
   if (!route) throw new DbAccessRefusal(`the certificate of ${identity.username} routes to no database; run psh db login ${context.db.name}`);
   if (route.service !== context.db.name) throw new DbAccessRefusal(`the certificate routes to database "${route.service}", not "${context.db.name}"; run psh db login ${context.db.name}`);
   if (route.user !== undefined && route.user !== dbUser) throw new DbAccessRefusal(`the certificate allows database user "${route.user}", and the client asked for "${dbUser}"; run psh db login ${context.db.name} --db-user ${dbUser}`);
-  if (route.database !== undefined && route.database !== (dbName ?? '')) throw new DbAccessRefusal(`the certificate allows database name "${route.database}", and the client asked for ${dbName === undefined ? 'none' : `"${dbName}"`}; run psh db login ${context.db.name} --db-name ${dbName}`);
+  if (route.database !== undefined && route.database !== (dbName ?? '')) throw new DbAccessRefusal(`the certificate allows database name "${route.database}", and the client asked for ${dbName === undefined ? 'none' : `"${dbName}"`}; ${dbName === undefined ? `connect to database "${route.database}"` : `run psh db login ${context.db.name} --db-name ${dbName}`}`);
   let found: Awaited<ReturnType<DbClusterAccess['roles']>>;
   try {
     found = await context.access.roles(identity.roles);

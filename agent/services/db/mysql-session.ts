@@ -156,6 +156,9 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
     const first = await client.next();
     if (isSslRequest(first.payload)) throw new MysqlProtocolError('this hop does not do TLS (psh proxy db carries the connection over TLS); connect without SSL, e.g. mariadb --skip-ssl');
     response = parseHandshakeResponse(first.payload);
+    // A client that names no schema (mysqlslap, many drivers) starts in the one the certificate is routed to.
+    const routed = identity.routeToDatabase?.database;
+    if (response.database === undefined && routed) response = { ...response, database: routed, capabilities: (response.capabilities | CAP.connectWithDb) >>> 0 };
     await authorizeDatabase(identity, response.user, response.database, context);
     const login = await _loginUpstream(raw, server, greeting, response, context);
     upstream = login.socket;
