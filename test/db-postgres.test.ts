@@ -271,6 +271,10 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
     assert.equal(prod.code, 2);
     assert.match(prod.stderr, /FATAL:  access to database "pgprod" denied: no role allows database user "alice" .* on database "pgprod" \(labels env=prod\)/);
 
+    const loginCert = await run('psql', [conninfo('pg1').replace(/sslcert='[^']*'/, `sslcert='${path.join(pdir, 'tls.crt')}'`).replace(/sslkey='[^']*'/, `sslkey='${path.join(pdir, 'tls.key')}'`), '-X', '-c', 'select 1']);
+    assert.equal(loginCert.code, 2);
+    assert.match(loginCert.stderr, /FATAL:  the certificate of dave routes to no database; run psh db login DATABASE/);
+
     const noCert = await run('psql', [conninfo('pg1').replace(/ sslcert='[^']*' sslkey='[^']*'/, " sslcert='/nonexistent' sslkey='/nonexistent'"), '-X', '-c', 'select 1']);
     assert.equal(noCert.code, 2);
     assert.match(noCert.stderr, /FATAL:  no client certificate was presented/);
