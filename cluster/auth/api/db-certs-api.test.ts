@@ -51,6 +51,9 @@ test('database certificates: db agents get db-client certs, admins server certs,
   await assert.rejects(bob.client.reissueUserCertificate({ tlsPublicKey: spki().pub, dbService: '', dbUser: '', dbName: '' }), { message: /name the database/ });
   await assert.rejects(auth.connectAs(['node']).client.reissueUserCertificate({ tlsPublicKey: spki().pub, dbService: 'orders', dbUser: '', dbName: '' }), { message: /only users may ask/ });
 
+  // A db-only host reads roles (it decides access to its databases).
+  assert.ok(JSON.parse((await auth.connectAs(['db']).client.getResources({ kind: 'role', name: '' })).resourcesJson).length > 0);
+
   const events = await deps.audit.search({ from: new Date(0), to: new Date(Date.now() + 60_000), limit: 100 });
   assert.ok(events.some((e) => e.type === 'cert.issue' && e.fields.certificate === 'db-client' && e.resource?.name === 'orders'));
   assert.ok(events.some((e) => e.type === 'access.denied' && e.resource?.name === 'sign database client certificates'));
