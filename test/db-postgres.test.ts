@@ -62,6 +62,7 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
   let pg: PostgresServer | undefined;
   let home = '';
   let work = '';
+  let machinePg = false;
   const psh = (args: string[], input?: string) => pshIn(home)(args, input);
   const pctl = (args: string[]) => cluster!.pctl(args);
   /** psql against pg1 with the certificate of the last psh db login. */
@@ -103,6 +104,10 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
     await pg.sql('create database app owner alice');
     writeFileSync(path.join(work, 'pw'), 'pw-secret-1\n', { mode: 0o600 });
     const token = String(JSON.parse((await pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout).token);
+    machinePg = await new Promise<boolean>((resolve) => {
+      const probe = net.connect({ host: '127.0.0.1', port: 5432 }, () => { probe.destroy(); resolve(true); });
+      probe.on('error', () => resolve(false));
+    });
     const upstream = (name: string, labels: string, auth = '{ type: cert }') =>
       `      - { name: ${name}, protocol: postgres, uri: "127.0.0.1:${pg!.port}", labels: ${labels}, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost }, auth: ${auth} }`;
     agent = await startDaemon('dbagent', (dir, diag) => [
@@ -119,6 +124,7 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
       upstream('pg1', '{ env: dev }'),
       upstream('pgprod', '{ env: prod }'),
       upstream('pgpw', '{ env: dev }', `{ type: password, user: pwuser, password_file: ${path.join(work, 'pw')} }`),
+      ...(machinePg ? ['      - { name: pglocal, protocol: postgres, uri: "127.0.0.1:5432", labels: { env: dev }, tls: { mode: insecure }, auth: { type: password, password_file: ' + path.join(work, 'pw') + ' } }'] : []),
       '',
     ].join('\n'));
     await agent.waitReady();
@@ -145,7 +151,7 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
     const listed = await psh(['db', 'ls', '--format', 'json']);
     assert.equal(listed.code, 0, listed.stderr);
     const rows = JSON.parse(listed.stdout) as Array<{ name: string; protocol: string; labels: Record<string, string>; logged_in: boolean }>;
-    assert.deepEqual(rows.map((r) => r.name).sort(), ['pg1', 'pgpw']);
+    assert.deepEqual(rows.map((r) => r.name).filter((n) => n !== 'pglocal').sort(), ['pg1', 'pgpw']);
     assert.deepEqual(rows.find((r) => r.name === 'pg1'), { ...rows.find((r) => r.name === 'pg1'), protocol: 'postgres', labels: { env: 'dev' }, logged_in: true });
     const text = await psh(['db', 'ls']);
     assert.match(text.stdout, /> pg1\s+postgres\s+env=dev\s+db-host\s+online/);
@@ -235,6 +241,21 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
     const result = await run('psql', [conninfo('pgpw'), '-X', '-At', '-c', 'select current_user']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'pwuser\n');
+  });
+
+  test('the machine\'s PostgreSQL at 127.0.0.1:5432 (no TLS there, as Debian installs it): the agent says so', async (t) => {
+    if (!machinePg) return t.skip('no PostgreSQL listens on 127.0.0.1:5432 (Debian package postgresql runs one)');
+    const login = await psh(['db', 'login', 'pglocal', '--db-user', 'alice', '--db-name', 'app']);
+    assert.equal(login.code, 0, login.stderr);
+    const result = await run('psql', [conninfo('pglocal'), '-X', '-c', 'select 1']);
+    assert.equal(result.code, 2);
+    // With ssl = on there, the login proceeds to the password, which the machine's server does not know.
+    assert.match(result.stderr, /FATAL:  (Postern: cannot log in to database "pglocal" at 127.0.0.1:5432: 127.0.0.1:5432 does not accept TLS \(it answered "N" to SSLRequest\); turn ssl on in postgresql.conf|password authentication failed|.*no pg_hba.conf entry)/);
+    const failed = await until('the failure audit', async () => {
+      const events = await audit('db.session.failed');
+      return events.some((e) => e.resource?.name === 'pglocal') ? events : undefined;
+    });
+    assert.ok(failed.length > 0);
   });
 
   test('refusals reach psql as FATAL errors and are audited: db user, db name, labels, no certificate', async () => {
