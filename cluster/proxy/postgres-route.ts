@@ -24,7 +24,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
 import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
-import { readStartupPacket, PostgresProtocolError, type StartupPacket } from '../../protocols/postgres/startup.ts';
+import { readStartupPacket, type StartupPacket } from '../../protocols/postgres/startup.ts';
 import { encodeErrorResponse } from '../../protocols/postgres/messages.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
@@ -193,4 +193,3 @@ function _refuse(socket: Duplex, refusal: DbRouteRefusal, options: PostgresRoute
   setTimeout(() => socket.destroy(), 2_000).unref();
 }
 
-export { PostgresProtocolError };
