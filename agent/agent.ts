@@ -18,6 +18,7 @@ import os from 'node:os';
 import type { PosternConfig } from '../cluster/common/config.ts';
 import type { Logger } from '../cluster/common/logger.ts';
 import { versionInfo } from '../cluster/common/version.ts';
+import { parseDuration } from '../cluster/common/duration.ts';
 import { BadInputError } from '../protocols/errors.ts';
 import type { TunnelOptions } from '../protocols/tunnel/index.ts';
 import { AgentIdentity, agentIdentityPath, loadAgentIdentity } from './identity/agent-identity.ts';
@@ -89,8 +90,8 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     services.register('ssh', ssh.serviceHandler);
   }
   let db: DbService | undefined;
-  if (agent.db.databases.length > 0) {
-    db = new DbService({ databases: agent.db.databases, auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log });
+  if (agent.db.databases.length > 0 || agent.db.resources.length > 0) {
+    db = new DbService({ databases: agent.db.databases, resourceSelectors: agent.db.resources.map((r) => r.labels), resourcePollMs: parseDuration(agent.db.poll_interval), auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log });
     db.register(services);
   }
   const tunnels = new TunnelPool({

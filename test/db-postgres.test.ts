@@ -120,6 +120,8 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
       '  node_name: db-host',
       '  ssh: { enabled: false }',
       '  db:',
+      '    resources: [{ labels: { served_by: db-host } }]',
+      '    poll_interval: 1s',
       '    databases:',
       upstream('pg1', '{ env: dev }'),
       upstream('pgprod', '{ env: prod }'),
@@ -256,6 +258,25 @@ describe('PostgreSQL through Postern with psql', { skip }, () => {
       return events.some((e) => e.resource?.name === 'pglocal') ? events : undefined;
     });
     assert.ok(failed.length > 0);
+  });
+
+  test('a db resource created with pctl is served by the agent whose selector matches, and stops being served when removed', async () => {
+    const file = path.join(work, 'db.yaml');
+    writeFileSync(file, [
+      'kind: db', 'version: v1', 'metadata: { name: pgdyn, labels: { env: dev, served_by: db-host } }', 'spec:', '  protocol: postgres', `  uri: "127.0.0.1:${pg!.port}"`,
+      `  tls: { mode: verify-full, ca_file: ${path.join(work, 'pgcerts', 'server.cas')}, server_name: localhost }`, '',
+    ].join('\n'));
+    const created = await pctl(['create', '-f', file]);
+    assert.equal(created.code, 0, created.stderr);
+    const listed = async (): Promise<string[]> => (JSON.parse((await psh(['db', 'ls', '--format', 'json'])).stdout) as Array<{ name: string }>).map((d) => d.name);
+    await until('pgdyn listed', async () => ((await listed()).includes('pgdyn') ? true : undefined));
+    const login = await psh(['db', 'login', 'pgdyn', '--db-user', 'alice', '--db-name', 'app']);
+    assert.equal(login.code, 0, login.stderr);
+    const result = await run('psql', [conninfo('pgdyn'), '-X', '-At', '-c', 'select current_user']);
+    assert.equal(result.stdout, 'alice\n', result.stderr);
+    const removed = await pctl(['rm', 'db/pgdyn']);
+    assert.equal(removed.code, 0, removed.stderr);
+    await until('pgdyn gone', async () => (!(await listed()).includes('pgdyn') ? true : undefined));
   });
 
   test('refusals reach psql as FATAL errors and are audited: db user, db name, labels, no certificate', async () => {

@@ -46,9 +46,8 @@ const proxyConfig = z.strictObject({
   tls_key_file: z.string().optional(),
 });
 
-/** One database an agent serves as `db:NAME` (docs/databases.md). */
-export const databaseConfig = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a name of lowercase letters, digits, dots, dashes and underscores'),
+/** How an agent reaches one database: shared by agent.db.databases[] and the `db` resource kind. */
+export const databaseSpecShape = {
   description: z.string().max(1024).optional(),
   protocol: z.enum(['postgres', 'mysql']),
   /** Where the database listens, host:port. */
@@ -75,6 +74,12 @@ export const databaseConfig = z.strictObject({
       }).refine((a) => (a.password_file === undefined) !== (a.password_env === undefined), 'set exactly one of password_file and password_env'),
     ])
     .default({ type: 'cert' }),
+};
+
+/** One database an agent serves as `db:NAME` (docs/databases.md). */
+export const databaseConfig = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a name of lowercase letters, digits, dots, dashes and underscores'),
+  ...databaseSpecShape,
 });
 export type DatabaseConfig = z.output<typeof databaseConfig>;
 
@@ -94,8 +99,17 @@ const agentConfig = z.strictObject({
     .default({ enabled: true, labels: {} }),
   /** Databases served through the tunnels (agent/services/db). */
   db: z
-    .strictObject({ databases: z.array(databaseConfig).default([]) })
-    .default({ databases: [] })
+    .strictObject({
+      databases: z.array(databaseConfig).default([]),
+      /** `db` resources (pctl create -f) this agent serves: those whose labels match one of these selectors. */
+      resources: z.array(z.strictObject({ labels: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])) })).default([]),
+      /** How often the `db` resources are read. */
+      poll_interval: z
+        .string()
+        .refine((text) => { try { parseDuration(text); return true; } catch { return false; } }, 'expected a duration like 30s or 5m')
+        .default('30s'),
+    })
+    .default({ databases: [], resources: [], poll_interval: '30s' })
     .superRefine((db, ctx) => {
       const seen = new Set<string>();
       for (const [index, entry] of db.databases.entries()) {
