@@ -46,6 +46,7 @@ describe('MariaDB through Postern with the mariadb client', { skip }, () => {
   let db: MariadbServer | undefined;
   let tunnel: ReturnType<typeof spawn> | undefined;
   let tunnelPort = 0;
+  let mysqlListenPort = 0;
   let home = '';
   let work = '';
   const psh = (args: string[], input?: string) => pshIn(home)(args, input);
@@ -66,7 +67,8 @@ describe('MariaDB through Postern with the mariadb client', { skip }, () => {
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-home-'));
     work = mkdtempSync(path.join(tmpdir(), 'postern-mytest-'));
-    cluster = await startClusterProcess('myc');
+    mysqlListenPort = await freePort();
+    cluster = await startClusterProcess('myc', { proxyLines: [`mysql_listen_addr: 127.0.0.1:${mysqlListenPort}`] });
     const certs = path.join(work, 'certs');
     const signed = await pctl(['auth', 'sign', '--format=db', '--host', 'localhost,127.0.0.1', '--out', certs]);
     assert.equal(signed.code, 0, signed.stderr);
@@ -170,6 +172,23 @@ describe('MariaDB through Postern with the mariadb client', { skip }, () => {
     const result = await run(process.execPath, [cliPath, 'psh', 'db', 'connect', 'mypw', '--', '--batch', '--skip-column-names', '-e', 'select current_user()'], { POSTERN_HOME: home });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, 'pwuser@%\n');
+  });
+
+  test('the proxy\'s MySQL listener: mariadb with TLS and the database certificate, no psh in between; without TLS it is told what to do', async () => {
+    const pdir = path.join(home, 'profiles', cluster!.proxy.replace(/[^A-Za-z0-9.-]/g, '_'));
+    const tlsArgs = ['--ssl', `--ssl-ca=${path.join(pdir, 'cluster-ca.pem')}`, `--ssl-cert=${path.join(pdir, 'db', 'my1.crt')}`, `--ssl-key=${path.join(pdir, 'db', 'my1.key')}`, '--ssl-verify-server-cert'];
+    const ok = await run('mariadb', ['--no-defaults', '--host=127.0.0.1', `--port=${mysqlListenPort}`, '--user=alice', ...tlsArgs, '--batch', '--skip-column-names', '-e', 'select current_user(), database()', 'app']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stdout, 'alice@%\tapp\n');
+    const bob = await run('mariadb', ['--no-defaults', '--host=127.0.0.1', `--port=${mysqlListenPort}`, '--user=bob', ...tlsArgs, '-e', 'select 1', 'app']);
+    assert.equal(bob.code, 1);
+    assert.match(bob.stderr, /ERROR 1045 \(28000\): Access to database "my1" denied: the certificate allows database user "alice"/);
+    const plain = await run('mariadb', ['--no-defaults', '--host=127.0.0.1', `--port=${mysqlListenPort}`, '--user=alice', '--skip-ssl', '-e', 'select 1', 'app']);
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /ERROR 1045 \(28000\): Postern needs TLS with your database certificate/);
+    const noCert = await run('mariadb', ['--no-defaults', '--host=127.0.0.1', `--port=${mysqlListenPort}`, '--user=alice', '--ssl', '-e', 'select 1', 'app']);
+    assert.equal(noCert.code, 1);
+    assert.match(noCert.stderr, /ERROR 1045 \(28000\): no client certificate was presented/);
   });
 
   test('refusals are MySQL errors the client prints (1045, 28000) and audited; a garbage handshake gets an error', async () => {

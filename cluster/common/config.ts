@@ -44,6 +44,8 @@ const proxyConfig = z.strictObject({
   ca_pin: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex digits> (see pctl status)').optional(),
   tls_cert_file: z.string().optional(),
   tls_key_file: z.string().optional(),
+  /** An optional dedicated MySQL listener for clients with TLS and a database certificate (docs/databases.md). */
+  mysql_listen_addr: hostPort.optional(),
 });
 
 /** How an agent reaches one database: shared by agent.db.databases[] and the `db` resource kind. */

@@ -14,8 +14,8 @@ import { checkDbCertificate, dbDialMessage, DbRouteRefusal, type PostgresRouteOp
 
 export type MysqlRouteOptions = Omit<PostgresRouteOptions, 'cancelKeys' | 'startupTimeoutMs'>;
 
-/** Serves one TLS connection that negotiated ALPN `postern-mysql`; never rejects. */
-export async function acceptMysqlRoute(socket: TLSSocket, options: MysqlRouteOptions): Promise<void> {
+/** Serves one TLS connection that negotiated ALPN `postern-mysql` (or the MySQL listener's upgraded one); never rejects. */
+export async function acceptMysqlRoute(socket: TLSSocket, options: MysqlRouteOptions & { headers?: Record<string, string>; refusalSequence?: number }): Promise<void> {
   socket.on('error', () => {});
   socket.setNoDelay(true);
   const remoteAddr = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
@@ -27,7 +27,7 @@ export async function acceptMysqlRoute(socket: TLSSocket, options: MysqlRouteOpt
     const pem = new X509Certificate(socket.getPeerCertificate().raw).toString();
     let dialed;
     try {
-      dialed = await options.dial({ service: `db:${route.service}`, identity: Buffer.from(pem).toString('base64'), headers: { 'postern-db-op': 'connect' } });
+      dialed = await options.dial({ service: `db:${route.service}`, identity: Buffer.from(pem).toString('base64'), headers: { 'postern-db-op': 'connect', ...options.headers } });
     } catch (error) {
       throw new DbRouteRefusal('db-dial-failed', dbDialMessage(route.service, error));
     }
@@ -42,7 +42,7 @@ export async function acceptMysqlRoute(socket: TLSSocket, options: MysqlRouteOpt
       options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, database: identity?.routeToDatabase?.service, reason: `${refusal.reason}: ${refusal.message}` });
     }
     const code = refusal.reason === 'db-dial-failed' ? 2003 : 1045;
-    if (!socket.destroyed && socket.writable) socket.end(encodePacket(0, encodeErrPacket(code, code === 1045 ? '28000' : 'HY000', refusal.message)));
+    if (!socket.destroyed && socket.writable) socket.end(encodePacket(options.refusalSequence ?? 0, encodeErrPacket(code, code === 1045 ? '28000' : 'HY000', refusal.message)));
     socket.resume();
     setTimeout(() => socket.destroy(), 2_000).unref();
   }

@@ -51,6 +51,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     authAddr,
     listenAddr: proxy.listen_addr,
     publicAddr: proxy.public_addr,
+    mysqlListenAddr: proxy.mysql_listen_addr,
     publicCertificate: await _publicCertificate(proxy.tls_cert_file, proxy.tls_key_file),
     logger,
     metricsRegistry: context.diag?.registry,

@@ -43,7 +43,8 @@ import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 import { readStartupPacket } from '../../protocols/postgres/startup.ts';
-import { acceptMysqlRoute } from './mysql-route.ts';
+import { acceptMysqlRoute, type MysqlRouteOptions } from './mysql-route.ts';
+import { startMysqlListener } from './mysql-listener.ts';
 import { acceptPostgresCancel, acceptPostgresRoute, PostgresCancelKeys, type DatabaseDialer, type DbRouteAuditEvent } from './postgres-route.ts';
 import { TunnelNotFoundError } from './errors.ts';
 import { NotFoundError } from '../../protocols/errors.ts';
@@ -73,6 +74,8 @@ export interface StartProxyOptions {
   tunnel?: ProxyTunnelOptions;
   /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
   syncIntervalMs?: number;
+  /** host:port of the optional dedicated MySQL listener (clients with TLS and a database certificate). */
+  mysqlListenAddr?: string;
 }
 
 /** A running proxy. */
@@ -88,6 +91,8 @@ export interface RunningProxy {
   metricsRegistry: Registry;
   credentials: ProxyCredentials;
   sync: ClusterSync;
+  /** The bound address of the MySQL listener, when one runs. */
+  mysqlAddress?: string;
   close(): Promise<void>;
 }
 
@@ -127,6 +132,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   parts.handlers.setPostgres(postgres.accept);
   parts.handlers.setPostgresCancel(postgres.acceptCancel);
   parts.handlers.setTls(ALPN.mysql, postgres.acceptMysql);
+  const mysqlListener = options.mysqlListenAddr
+    ? await startMysqlListener(options.mysqlListenAddr, { ...postgres.mysqlOptions, tls: () => credentials.routerTls() })
+    : undefined;
   let publicAddr = options.publicAddr ?? '';
   const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
   const web = new WebApi({
@@ -157,7 +165,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   void sync.start();
   return {
     address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync,
+    mysqlAddress: mysqlListener ? _formatAddress(mysqlListener.address() as AddressInfo) : undefined,
     close: async () => {
+      mysqlListener?.close();
       sync.stop();
       parts.registry.closeAll();
       web.close();
@@ -275,7 +285,7 @@ function _databaseDialer(parts: _Parts): DatabaseDialer {
 }
 
 /** Routes PostgreSQL clients (single port after SSLRequest, and ALPN postern-postgres) to database agents. */
-function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void>; acceptMysql: (socket: TLSSocket) => Promise<void> } {
+function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void>; acceptMysql: (socket: TLSSocket) => Promise<void>; mysqlOptions: MysqlRouteOptions } {
   const { logger, metrics, credentials } = parts;
   const audit = (event: DbRouteAuditEvent): void =>
     void parts.auth.current.client.emitAudit({
@@ -298,9 +308,11 @@ function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise
     audit,
     onConnected: (socket: TLSSocket) => metrics.meter(socket, 'db'),
   };
+  const mysqlOptions: MysqlRouteOptions = { ...options, logger: logger.child({ part: 'mysql' }) };
   return {
+    mysqlOptions,
     accept: (socket) => acceptPostgresRoute(socket, options),
-    acceptMysql: (socket) => acceptMysqlRoute(socket, { ...options, logger: logger.child({ part: 'mysql' }) }),
+    acceptMysql: (socket) => acceptMysqlRoute(socket, mysqlOptions),
     acceptCancel: async (socket) => {
       socket.on('error', () => {});
       try {

@@ -132,6 +132,8 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
   let identity: UserIdentity | undefined;
   let response: HandshakeResponse | undefined;
   let upstream: net.Socket | tls.TLSSocket | undefined;
+  // The sequence number an answer to the client carries: 0 instead of a greeting, then one past the client's last packet.
+  let answerSequence = dial.headers['postern-db-mysql-greeted'] === '1' ? 3 : 0;
   const audit = (event: Omit<DbAuditEvent, 'identity' | 'resource'>): void => context.access.audit({
     ...event,
     identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : {},
@@ -152,8 +154,14 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
     const greeting = parseGreeting((await server.next()).payload);
     const scramble = Buffer.from(randomBytes(20).map((b) => (b % 94) + 33));
     const offered = (greeting.capabilities & ~(CAP.ssl | CAP.compress)) >>> 0;
-    stream.write(encodePacket(0, encodeGreeting({ ...greeting, scramble, capabilities: offered, authPlugin: 'mysql_native_password' })));
+    // The proxy's MySQL listener greets the client itself (and did the TLS upgrade); then the response comes first.
+    const greeted = dial.headers['postern-db-mysql-greeted'] === '1';
+    if (!greeted) {
+      stream.write(encodePacket(0, encodeGreeting({ ...greeting, scramble, capabilities: offered, authPlugin: 'mysql_native_password' })));
+      answerSequence = 2;
+    }
     const first = await client.next();
+    answerSequence = (first.sequence + 1) & 0xff;
     if (isSslRequest(first.payload)) throw new MysqlProtocolError('this hop does not do TLS (psh proxy db carries the connection over TLS); connect without SSL, e.g. mariadb --skip-ssl');
     response = parseHandshakeResponse(first.payload);
     // A client that names no schema (mysqlslap, many drivers) starts in the one the certificate is routed to.
@@ -181,7 +189,7 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
   } catch (error) {
     upstream?.destroy();
     client.detach();
-    _refuse(stream, error, { identity, response, context, audit });
+    _refuse(stream, error, { identity, response, answerSequence, context, audit });
   }
 }
 
@@ -271,7 +279,7 @@ function _auditCommand(event: MysqlCommandEvent, audit: (event: Omit<DbAuditEven
 function _refuse(
   stream: Duplex,
   error: unknown,
-  details: { identity?: UserIdentity; response?: HandshakeResponse; context: MysqlSessionContext; audit: (event: Omit<DbAuditEvent, 'identity' | 'resource'>) => void },
+  details: { identity?: UserIdentity; response?: HandshakeResponse; answerSequence: number; context: MysqlSessionContext; audit: (event: Omit<DbAuditEvent, 'identity' | 'resource'>) => void },
 ): void {
   const { context } = details;
   const reason = error instanceof Error ? error.message : String(error);
@@ -282,8 +290,7 @@ function _refuse(
   else payload = encodeErrPacket(2013, 'HY000', `Postern: ${reason}`);
   context.logger.warn({ user: details.identity?.username, db: context.db.name, dbUser: details.response?.user, reason }, 'database session refused');
   details.audit({ type: error instanceof DbAccessRefusal ? 'access.denied' : 'db.session.failed', outcome: error instanceof DbAccessRefusal ? 'deny' : 'failure', reason: reason.slice(0, 1024), fields: {} });
-  // The client's handshake response was sequence 1 (or none came): the answer is 2.
-  if (!stream.destroyed && stream.writable) stream.end(encodePacket(details.response ? 2 : 1, payload));
+  if (!stream.destroyed && stream.writable) stream.end(encodePacket(details.answerSequence, payload));
   stream.resume();
   setTimeout(() => stream.destroy(), 2_000).unref();
 }
