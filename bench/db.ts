@@ -12,7 +12,8 @@
  *   Postern (`psh proxy db --tunnel` -> proxy -> agent -> TLS with a db-client certificate).
  *
  * The ratios and microseconds per transaction are printed last.
- * `DB_BENCH_SECONDS` shortens the -T of the 8-client runs.
+ * `DB_BENCH_SECONDS` shortens the -T of the 8-client runs; `DB_BENCH_PROFILE=DIR` writes CPU
+ * profiles of the Postern processes there.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
