@@ -10,7 +10,8 @@
  *    ├─ ssh       AgentSsh (agent.ssh.enabled): the `ssh` tunnel service, RBAC and audit from auth
  *    ├─ desktop   AgentDesktops (agent.desktops[]): `desktop:NAME` services over RDP (docs/desktops.md)
  *    ├─ apps      AgentApps (agent.apps[]): `app:NAME` services, RBAC, JWT assertions and audit from auth
- *    └─ kube      AgentKube (agent.kube.clusters[]): `kube_cluster:NAME` forwarders with impersonation
+ *    ├─ kube      AgentKube (agent.kube.clusters[]): `kube_cluster:NAME` forwarders with impersonation
+ *    └─ db        DbService (agent.db.databases): `db:NAME` tunnel services (docs/databases.md)
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
@@ -21,6 +22,7 @@ import path from 'node:path';
 import type { PosternConfig } from '../cluster/common/config.ts';
 import type { Logger } from '../cluster/common/logger.ts';
 import { versionInfo } from '../cluster/common/version.ts';
+import { parseDuration } from '../cluster/common/duration.ts';
 import { BadInputError } from '../protocols/errors.ts';
 import type { TunnelOptions } from '../protocols/tunnel/index.ts';
 import { AgentIdentity, agentIdentityPath, loadAgentIdentity } from './identity/agent-identity.ts';
@@ -41,6 +43,7 @@ import { AgentDesktops } from './services/desktop/desktop-service.ts';
 import { AgentApps } from './services/app/app-service.ts';
 import { AgentKube } from './services/kube/kube-service.ts';
 import { ClusterAccess } from './services/access/cluster-access.ts';
+import { DbService } from './services/db/db-service.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -72,6 +75,8 @@ export interface RunningAgent {
   desktops?: AgentDesktops;
   /** The app service, when agent.apps lists apps. */
   apps?: AgentApps;
+  /** The database service, when agent.db lists databases. */
+  db?: DbService;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
   readiness(): { ready: boolean; reason?: string };
   /** Refuses new sessions and waits up to `deadlineMs` for open ones; resolves with how many were still open. */
@@ -108,6 +113,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
   const kube = agent.kube.clusters.length > 0 ? new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) }) : undefined;
+  let db: DbService | undefined;
+  if (agent.db.databases.length > 0 || agent.db.resources.length > 0) {
+    db = new DbService({ databases: agent.db.databases, resourceSelectors: agent.db.resources.map((r) => r.labels), resourcePollMs: parseDuration(agent.db.poll_interval), auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log });
+    db.register(services);
+  }
   const tunnels = new TunnelPool({
     proxyAddr,
     identity: () => identity.current,
@@ -135,12 +145,12 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   });
   const supervisor = new ServiceSupervisor({ logger: log });
   void commandLabels.start();
-  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(desktops ? [desktops] : []), ...(apps ? [apps] : []), ...(kube ? [kube] : [])]) supervisor.run(service);
+  for (const service of [tunnels, heartbeat, renewer, ...(ssh ? [ssh] : []), ...(db ? [db] : []), ...(desktops ? [desktops] : []), ...(apps ? [apps] : []), ...(kube ? [kube] : [])]) supervisor.run(service);
   const readiness = (): { ready: boolean; reason?: string } => _readiness(supervisor);
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, desktops, apps, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, db, desktops, apps, readiness,
     drain: (deadlineMs) => services.drain(deadlineMs),
     reload: (next) => {
       if (!next.agent) throw new BadInputError('the new config has no agent section; removing the agent needs a restart');

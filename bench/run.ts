@@ -21,6 +21,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'tunnel-scale': () => import('./tunnel-scale.ts'),
   ssh: () => import('./ssh.ts'),
   desktop: () => import('./desktop.ts'),
+  db: () => import('./db.ts'),
 };
 
 const requested = process.argv.slice(2);

@@ -8,6 +8,7 @@ packages=(
   openssh-client openssh-server   # ssh, scp, sftp, ssh-keygen; sshd as a baseline and fixture
   openssl                         # openssl verify / x509 in PKI tests
   postgresql postgresql-client    # initdb throwaway clusters, psql, pgbench
+  pgbouncer                       # the connection-pooler baseline of npm run bench -- db
   mariadb-server mariadb-client   # mariadb-install-db throwaway servers, mariadb, mysqlslap
   curl                            # HTTP app tests
   tmux                            # interactive terminal tests

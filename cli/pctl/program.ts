@@ -139,7 +139,7 @@ export const program: Command = {
     {
       name: 'auth',
       summary: 'the cluster certificate authorities',
-      usage: 'pctl auth export ...',
+      usage: 'pctl auth export|sign ...',
       commands: [
         {
           name: 'export',
@@ -148,6 +148,24 @@ export const program: Command = {
           options: { ...connectionOptions, type: option('string', 'which CA (default all)'), format: option('string', 'openssh (default), known-hosts, pem, jwks') },
           examples: ['pctl auth export --type user > /etc/ssh/postern_user_ca.pub   # for sshd TrustedUserCAKeys', 'pctl auth export --type host --format known-hosts >> ~/.ssh/known_hosts'],
           run: async (i) => (await import('./status.ts')).authExport(i),
+        },
+        {
+          name: 'sign',
+          summary: 'write a database server certificate and the db-client CA for certificate auth',
+          usage: 'pctl auth sign --format=db --host NAME[,ALT...] --out DIR [--ttl 8760h]',
+          options: {
+            ...connectionOptions,
+            format: option('string', 'db (a PostgreSQL / MariaDB server certificate)'),
+            host: option('string', 'the database\'s host name, then further names or IP addresses, comma-separated'),
+            out: option('string', 'directory to write server.crt, server.key, server.cas and db-client-ca.crt into'),
+            ttl: option('string', 'lifetime (default and most: 2 years)'),
+          },
+          examples: [
+            'pctl auth sign --format=db --host db.internal,10.0.0.5 --out /etc/postgresql/postern',
+            '# postgresql.conf: ssl_cert_file=server.crt ssl_key_file=server.key ssl_ca_file=db-client-ca.crt; pg_hba.conf: hostssl all all 0.0.0.0/0 cert',
+            '# MariaDB: ssl_cert=server.crt ssl_key=server.key ssl_ca=db-client-ca.crt; CREATE USER alice REQUIRE SUBJECT \'/CN=alice\'',
+          ],
+          run: async (i) => (await import('./auth-sign.ts')).authSign(i),
         },
       ],
     },

@@ -17,6 +17,7 @@ export const program: Command = {
     'psh config >> ~/.ssh/config',
     'psh recordings ls',
     'psh apps ls',
+    'psh db login orders --db-user alice && psh db connect orders',
     'psh logout',
   ],
   commands: [
@@ -96,8 +97,16 @@ export const program: Command = {
     {
       name: 'proxy',
       summary: 'connection helpers for other programs',
-      usage: 'psh proxy ssh [login@]NODE[:PORT]',
+      usage: 'psh proxy ssh|db ...',
       commands: [
+        {
+          name: 'db',
+          summary: 'a local listener for a logged-in database; with --tunnel, clients need no certificates',
+          usage: 'psh proxy db DB [--port PORT] [--tunnel] [--proxy HOST:PORT]',
+          options: { proxy: proxyOption, port: option('string', 'local port on 127.0.0.1 (default: a free one, printed)'), tunnel: option('boolean', 'authenticate for the client: plain connections to 127.0.0.1:PORT reach the database') },
+          examples: ['psh proxy db orders --port 15432 --tunnel   # then: psql "host=127.0.0.1 port=15432 user=alice dbname=app"'],
+          run: async (i) => (await import('./proxy-db.ts')).proxyDb(i),
+        },
         {
           name: 'ssh',
           summary: "OpenSSH's ProxyCommand: carries stdin/stdout to a node's SSH service through the proxy",
@@ -114,6 +123,31 @@ export const program: Command = {
           examples: ['psh apps login pg-admin && psh proxy app pg-admin --port 15432'],
           run: async (i) => (await import('./apps.ts')).proxyApp(i),
         },
+      ],
+    },
+    {
+      name: 'db',
+      summary: 'databases: list, log in (a certificate routed to one), connect with its own client, log out',
+      usage: 'psh db ls|login|connect|logout ...',
+      commands: [
+        { name: 'ls', aliases: ['list'], summary: 'list the databases you can see', usage: 'psh db ls [--format text|json|yaml]', options: { proxy: proxyOption, format: option('string', 'text, json or yaml') }, run: async (i) => (await import('./db.ts')).dbLs(i) },
+        {
+          name: 'login',
+          summary: 'get a certificate routed to one database, as one database user',
+          usage: 'psh db login DB --db-user USER [--db-name NAME]',
+          options: { proxy: proxyOption, 'db-user': option('string', 'the database user (your roles\' db_users must allow it)'), 'db-name': option('string', 'the database name inside the server (default: the user\'s)') },
+          examples: ['psh db login orders --db-user alice --db-name app'],
+          run: async (i) => (await import('./db.ts')).dbLogin(i),
+        },
+        {
+          name: 'connect',
+          summary: 'run psql (PostgreSQL) or mariadb (MySQL) against a logged-in database through the proxy',
+          usage: 'psh db connect DB [--client PATH] [-- CLIENT ARGS...]',
+          options: { proxy: proxyOption, client: option('string', 'the client program (default psql, or mariadb for MySQL)') },
+          examples: ['psh db connect orders', 'psh db connect orders -- -c "select 1"'],
+          run: async (i) => (await import('./db.ts')).dbConnect(i),
+        },
+        { name: 'logout', summary: 'delete database certificates (one, or all)', usage: 'psh db logout [DB]', options: { proxy: proxyOption }, run: async (i) => (await import('./db.ts')).dbLogout(i) },
       ],
     },
     {

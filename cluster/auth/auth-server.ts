@@ -35,6 +35,7 @@ import { auditApi } from './api/audit-api.ts';
 import { certsApi } from './api/certs-api.ts';
 import { routesApi } from './api/routes-api.ts';
 import { appSessionsApi } from './api/app-sessions-api.ts';
+import { dbCertsApi } from './api/db-certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { webSessionsApi } from './api/web-sessions-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
@@ -255,6 +256,7 @@ function handlers(deps: AuthDeps) {
     ...certsApi(deps),
     ...routesApi(deps),
     ...appSessionsApi(deps),
+    ...dbCertsApi(deps),
     ...presenceApi(deps),
     ...recordingsApi(deps),
     ...webSessionsApi(deps),

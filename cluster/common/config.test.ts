@@ -30,3 +30,22 @@ test('YAML syntax errors give line and column', () => {
 test('a config that runs nothing is refused', () => {
   assert.throws(() => parseConfig('log:\n  level: info\n', 'p.yaml'), /nothing to run/);
 });
+
+test('agent.db.databases: defaults, relative files and refusals', () => {
+  const config = parseConfig([
+    'agent:',
+    '  db:',
+    '    databases:',
+    '      - { name: orders, protocol: postgres, uri: "127.0.0.1:5432", labels: { env: dev }, tls: { ca_file: ca.pem } }',
+    '      - { name: shop, protocol: mysql, uri: "db:3306", auth: { type: password, user: app, password_file: pw } }',
+    '',
+  ].join('\n'), '/srv/p/postern.yaml');
+  const [orders, shop] = config.agent!.db.databases;
+  assert.deepEqual(orders!.auth, { type: 'cert' });
+  assert.equal(orders!.tls.mode, 'verify-full');
+  assert.equal(orders!.tls.ca_file, '/srv/p/ca.pem');
+  assert.equal(shop!.auth.type === 'password' && shop!.auth.password_file, '/srv/p/pw');
+  assert.throws(() => parseConfig('agent:\n  db:\n    databases:\n      - { name: a, protocol: oracle, uri: "h:1" }\n', 'p.yaml'), /agent\.db\.databases\.0\.protocol/);
+  assert.throws(() => parseConfig('agent:\n  db:\n    databases:\n      - { name: a, protocol: mysql, uri: "h:1", auth: { type: password } }\n', 'p.yaml'), /exactly one of password_file and password_env/);
+  assert.throws(() => parseConfig('agent:\n  db:\n    databases:\n      - { name: a, protocol: mysql, uri: "h:1" }\n      - { name: a, protocol: mysql, uri: "h:2" }\n', 'p.yaml'), /database "a" is listed twice/);
+});

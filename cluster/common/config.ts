@@ -51,6 +51,8 @@ const proxyConfig = z.strictObject({
     .default('30m'),
   /** HTTP apps are served at APP.<app_domain>; default the public_addr host. The proxy's certificate covers *.<app_domain>. */
   app_domain: z.string().regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'expected a DNS name like apps.example.com').optional(),
+  /** An optional dedicated MySQL listener for clients with TLS and a database certificate (docs/databases.md). */
+  mysql_listen_addr: hostPort.optional(),
 });
 
 /** One account a desktop may be entered as; the password comes from a file or the environment, never from this file. */
@@ -108,6 +110,43 @@ export const kubeClusterConfigSchema = z
   })
   .refine((c) => (c.kubeconfig === undefined) !== (c.api_addr === undefined), 'set exactly one of kubeconfig and api_addr');
 
+/** How an agent reaches one database: shared by agent.db.databases[] and the `db` resource kind. */
+export const databaseSpecShape = {
+  description: z.string().max(1024).optional(),
+  protocol: z.enum(['postgres', 'mysql']),
+  /** Where the database listens, host:port. */
+  uri: hostPort,
+  labels: labelMap.default({}),
+  /** TLS towards the database: verify-full checks the chain and the name, verify-ca the chain only. */
+  tls: z
+    .strictObject({
+      mode: z.enum(['verify-full', 'verify-ca', 'insecure']).default('verify-full'),
+      ca_file: z.string().optional(),
+      server_name: z.string().optional(),
+    })
+    .default({ mode: 'verify-full' }),
+  /** How the agent logs in upstream: a db-client certificate (CN = database user) or a password. */
+  auth: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('cert') }),
+      z.strictObject({
+        type: z.literal('password'),
+        /** The upstream user; default the database user the client asked for. */
+        user: z.string().optional(),
+        password_file: z.string().optional(),
+        password_env: z.string().optional(),
+      }).refine((a) => (a.password_file === undefined) !== (a.password_env === undefined), 'set exactly one of password_file and password_env'),
+    ])
+    .default({ type: 'cert' }),
+};
+
+/** One database an agent serves as `db:NAME` (docs/databases.md). */
+export const databaseConfig = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a name of lowercase letters, digits, dots, dashes and underscores'),
+  ...databaseSpecShape,
+});
+export type DatabaseConfig = z.output<typeof databaseConfig>;
+
 const agentConfig = z.strictObject({
   enabled: z.boolean().default(true),
   node_name: z.string().optional(),
@@ -128,6 +167,26 @@ const agentConfig = z.strictObject({
   apps: z.array(appConfigSchema).default([]),
   /** Kubernetes API servers served through the tunnels. */
   kube: z.strictObject({ clusters: z.array(kubeClusterConfigSchema).default([]) }).default({ clusters: [] }),
+  /** Databases served through the tunnels (agent/services/db). */
+  db: z
+    .strictObject({
+      databases: z.array(databaseConfig).default([]),
+      /** `db` resources (pctl create -f) this agent serves: those whose labels match one of these selectors. */
+      resources: z.array(z.strictObject({ labels: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])) })).default([]),
+      /** How often the `db` resources are read. */
+      poll_interval: z
+        .string()
+        .refine((text) => { try { parseDuration(text); return true; } catch { return false; } }, 'expected a duration like 30s or 5m')
+        .default('30s'),
+    })
+    .default({ databases: [], resources: [], poll_interval: '30s' })
+    .superRefine((db, ctx) => {
+      const seen = new Set<string>();
+      for (const [index, entry] of db.databases.entries()) {
+        if (seen.has(entry.name)) ctx.addIssue({ code: 'custom', path: ['databases', index, 'name'], message: `database "${entry.name}" is listed twice` });
+        seen.add(entry.name);
+      }
+    }),
 });
 
 export const configSchema = z.strictObject({
@@ -156,9 +215,14 @@ export function parseConfig(text: string, source: string): PosternConfig {
     throw error;
   }
   const config = parseWith(configSchema, raw, source);
-  config.data_dir = path.resolve(path.dirname(path.resolve(source)), config.data_dir);
+  const base = path.dirname(path.resolve(source));
+  config.data_dir = path.resolve(base, config.data_dir);
   for (const desktop of config.agent?.desktops ?? []) {
-    for (const login of desktop.logins) if (login.password_file) login.password_file = path.resolve(path.dirname(path.resolve(source)), login.password_file);
+    for (const login of desktop.logins) if (login.password_file) login.password_file = path.resolve(base, login.password_file);
+  }
+  for (const db of config.agent?.db.databases ?? []) {
+    if (db.tls.ca_file) db.tls.ca_file = path.resolve(base, db.tls.ca_file);
+    if (db.auth.type === 'password' && db.auth.password_file) db.auth.password_file = path.resolve(base, db.auth.password_file);
   }
   if (!config.auth && !config.proxy && !config.agent) {
     throw new BadInputError(`${source}: (top level): nothing to run; enable at least one of auth, proxy or agent`);

@@ -29,6 +29,7 @@ export class ProtocolHandlers {
   readonly #tls = new Map<string, TlsProtocolHandler>();
   #ssh: SshHandler | undefined;
   #postgres: TlsProtocolHandler | undefined;
+  #postgresCancel: SshHandler | undefined;
   readonly #logger: Logger;
   readonly #onRefused: (reason: string) => void;
 
@@ -52,6 +53,17 @@ export class ProtocolHandlers {
   setPostgres(handler: TlsProtocolHandler): void {
     this.#postgres = handler;
   }
+
+  /** Registers the handler for plain-text PostgreSQL CancelRequests (16 bytes, unread). */
+  setPostgresCancel(handler: (socket: Socket) => void | Promise<void>): void {
+    this.#postgresCancel = handler;
+  }
+
+  /** Dispatches a plain-text PostgreSQL CancelRequest, or refuses it. */
+  readonly postgresCancel = (socket: Socket): void | Promise<void> => {
+    if (this.#postgresCancel === undefined) return this.refuse(socket, 'postgres');
+    return this.#postgresCancel(socket);
+  };
 
   /** True when a PostgreSQL handler is registered (the port answers SSLRequests only then). */
   get hasPostgres(): boolean {

@@ -11,7 +11,7 @@ import type { PortRouterStats } from '../../protocols/mux/port-router.ts';
 export type DialOutcome = 'ok' | 'rejected' | 'timeout' | 'no-tunnel' | 'error';
 
 /** Byte paths counted by {@link ProxyMetrics}. */
-export type BytePath = 'auth-passthrough' | 'tunnel' | 'ssh';
+export type BytePath = 'auth-passthrough' | 'tunnel' | 'ssh' | 'db';
 
 /** Plain counters, bumped by the proxy's parts. */
 export interface ProxyStats {

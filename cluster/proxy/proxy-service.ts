@@ -53,6 +53,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     listenAddr: proxy.listen_addr,
     publicAddr: proxy.public_addr,
     appDomain: proxy.app_domain,
+    mysqlListenAddr: proxy.mysql_listen_addr,
     publicCertificate: await _publicCertificate(proxy.tls_cert_file, proxy.tls_key_file),
     logger,
     metricsRegistry: context.diag?.registry,

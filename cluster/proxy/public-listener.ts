@@ -94,6 +94,7 @@ export class PublicListener {
         return this.#toRouter(socket);
       case 'postgres-ssl':
       case 'postgres-gssenc':
+      case 'postgres-cancel':
         if (!this.#options.handlers.hasPostgres) return this.#options.handlers.refuse(socket, 'postgres');
         return this.#toRouter(socket);
       case 'malformed-client-hello':

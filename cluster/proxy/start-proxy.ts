@@ -6,8 +6,10 @@
  * public port ─┤ ALPN postern-tunnel ──────── host cert check ─> TunnelRegistry (ProxyTunnel per agent)
  *  (peek)      ├ ALPN http/1.1, h2, postern-join ─────────────> WebApi ──gRPC as the proxy──> auth
  *              ├ ALPN postern-ssh ─────────── user cert check ─> ssh-route.ts ─> dial(host, 'ssh')
- *              ├ ALPN postern-postgres|mysql|kube|tcp ────────> ProtocolHandlers (later services)
- *              └ SSH-2.0- / PostgreSQL SSLRequest ────────────> ProtocolHandlers
+ *              ├ ALPN postern-postgres ────── user cert check ─> postgres-route.ts ─> dial(host, 'db:NAME')
+ *              ├ ALPN postern-mysql ───────── user cert check ─> mysql-route.ts ─> dial(host, 'db:NAME')
+ *              ├ ALPN postern-kube|tcp ───────────────────────> ProtocolHandlers (later services)
+ *              └ SSH-2.0- / PostgreSQL SSLRequest ────────────> ProtocolHandlers (SSLRequest: postgres-route.ts)
  *
  * user ─> proxy ─> registry.dial(hostId, service, identity) ── one HTTP/2 stream ──> agent ─> service
  * ```
@@ -16,7 +18,7 @@
  * `proxy` system role; ClusterSync heartbeats, refreshes CAs and renews the identity.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { Registry } from 'prom-client';
@@ -47,6 +49,12 @@ import { KubeWeb } from './kube-web.ts';
 import { AppSessions } from './app-sessions.ts';
 import { acceptAppTcpRoute } from './app-tcp-route.ts';
 import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
+import { readStartupPacket } from '../../protocols/postgres/startup.ts';
+import { acceptMysqlRoute, type MysqlRouteOptions } from './mysql-route.ts';
+import { startMysqlListener } from './mysql-listener.ts';
+import { acceptPostgresCancel, acceptPostgresRoute, PostgresCancelKeys, type DatabaseDialer, type DbRouteAuditEvent } from './postgres-route.ts';
+import { TunnelNotFoundError } from './errors.ts';
+import { NotFoundError } from '../../protocols/errors.ts';
 
 /** Options for {@link startProxy}. */
 export interface StartProxyOptions {
@@ -77,6 +85,8 @@ export interface StartProxyOptions {
   webIdleTimeoutSeconds?: number;
   /** HTTP apps are served at APP.<appDomain>; default the public address host when it is a DNS name. */
   appDomain?: string;
+  /** host:port of the optional dedicated MySQL listener (clients with TLS and a database certificate). */
+  mysqlListenAddr?: string;
 }
 
 /** A running proxy. */
@@ -92,6 +102,8 @@ export interface RunningProxy {
   metricsRegistry: Registry;
   credentials: ProxyCredentials;
   sync: ClusterSync;
+  /** The bound address of the MySQL listener, when one runs. */
+  mysqlAddress?: string;
   close(): Promise<void>;
 }
 
@@ -127,6 +139,14 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   };
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   parts.handlers.setSsh(_sshJump(parts).handle);
+  const postgres = _postgresRoute(parts);
+  parts.handlers.setTls(ALPN.postgres, postgres.accept);
+  parts.handlers.setPostgres(postgres.accept);
+  parts.handlers.setPostgresCancel(postgres.acceptCancel);
+  parts.handlers.setTls(ALPN.mysql, postgres.acceptMysql);
+  const mysqlListener = options.mysqlListenAddr
+    ? await startMysqlListener(options.mysqlListenAddr, { ...postgres.mysqlOptions, tls: () => credentials.routerTls() })
+    : undefined;
   let publicAddr = options.publicAddr ?? '';
   const dial = resourceDialer(new ServedCatalog(() => parts.auth.current.client), parts.registry);
   const appDomain = (): string | undefined => options.appDomain ?? _dnsHost(publicAddr);
@@ -181,7 +201,9 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   void sync.start();
   return {
     address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync,
+    mysqlAddress: mysqlListener ? _formatAddress(mysqlListener.address() as AddressInfo) : undefined,
     close: async () => {
+      mysqlListener?.close();
       sync.stop();
       parts.registry.closeAll();
       web.close();
@@ -201,7 +223,7 @@ function _routerSwitch(parts: _Parts, web: (socket: TLSSocket) => void): () => P
     router.route(ALPN.tunnel, _tunnelRoute(parts));
     for (const id of [ALPN.http1, ALPN.h2, ALPN.join]) router.route(id, web);
     for (const alpn of protocolAlpns) router.route(alpn, handlers.tls(alpn));
-    router.ssh(handlers.ssh).postgres(handlers.postgres);
+    router.ssh(handlers.ssh).postgres(handlers.postgres).postgresCancel(handlers.postgresCancel);
     metrics.addRouter(router.stats);
     return router;
   };
@@ -289,6 +311,87 @@ function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
     audit,
     onConnected: (s) => metrics.meter(s, 'ssh'),
   });
+}
+
+/** One served resource as auth lists it (getResources kind db). */
+interface _ServedRow {
+  metadata: { name: string };
+  status: { host_id: string; online: boolean };
+}
+
+/**
+ * The hosts serving `db:NAME`, from auth (cached a few seconds), and the dial to one
+ * with a tunnel here. Kept in this one function so a cluster-aware dialer (trusted
+ * clusters) can replace it.
+ */
+function _databaseDialer(parts: _Parts): DatabaseDialer {
+  const cache = new Map<string, { at: number; hosts: string[] }>();
+  const hostsServing = async (name: string): Promise<string[]> => {
+    const cached = cache.get(name);
+    if (cached && Date.now() - cached.at < 5_000) return cached.hosts;
+    const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'db', name }, { deadlineMs: 3_000 });
+    const hosts = (JSON.parse(resourcesJson) as _ServedRow[]).filter((row) => row.metadata.name === name && row.status.online).map((row) => row.status.host_id);
+    cache.set(name, { at: Date.now(), hosts });
+    return hosts;
+  };
+  return async ({ service, identity, headers, hostId }) => {
+    const name = service.slice(service.indexOf(':') + 1);
+    const candidates = hostId ? [hostId] : (await hostsServing(name)).filter((id) => parts.registry.has(id));
+    if (candidates.length === 0) {
+      cache.delete(name);
+      throw new NotFoundError(`no agent connected to this proxy serves database "${name}"; list databases with psh db ls`);
+    }
+    // Several agents may serve one database (high availability): spread sessions over them.
+    const chosen = candidates[Math.floor(Math.random() * candidates.length)]!;
+    try {
+      return { stream: await parts.registry.dial(chosen, service, identity, { headers }), hostId: chosen };
+    } catch (error) {
+      if (error instanceof TunnelNotFoundError) cache.delete(name);
+      throw error;
+    }
+  };
+}
+
+/** Routes PostgreSQL clients (single port after SSLRequest, and ALPN postern-postgres) to database agents. */
+function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void>; acceptMysql: (socket: TLSSocket) => Promise<void>; mysqlOptions: MysqlRouteOptions } {
+  const { logger, metrics, credentials } = parts;
+  const audit = (event: DbRouteAuditEvent): void =>
+    void parts.auth.current.client.emitAudit({
+      eventJson: JSON.stringify({
+        type: 'access.denied',
+        identity: { addr: event.remoteAddr.slice(0, 64), ...(event.user ? { user: event.user } : {}), ...(event.roles ? { roles: event.roles } : {}) },
+        resource: { kind: 'db', name: (event.database || 'unknown database').slice(0, 1024) },
+        outcome: 'deny',
+        reason: event.reason.slice(0, 1024),
+        fields: { protocol: 'postgres', via: 'proxy' },
+      }),
+      eventsJson: [],
+    }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a database refusal audit event to the auth service'));
+  const options = {
+    userCaPems: () => credentials.userCaPems(),
+    dial: _databaseDialer(parts),
+    cancelKeys: new PostgresCancelKeys(),
+    logger: logger.child({ part: 'postgres' }),
+    onRefused: (reason: string) => metrics.reject(reason),
+    audit,
+    onConnected: (socket: TLSSocket) => metrics.meter(socket, 'db'),
+  };
+  const mysqlOptions: MysqlRouteOptions = { ...options, logger: logger.child({ part: 'mysql' }) };
+  return {
+    mysqlOptions,
+    accept: (socket) => acceptPostgresRoute(socket, options),
+    acceptMysql: (socket) => acceptMysqlRoute(socket, mysqlOptions),
+    acceptCancel: async (socket) => {
+      socket.on('error', () => {});
+      try {
+        const { parsed } = await readStartupPacket(socket, 5_000);
+        if (parsed.kind === 'cancel') return await acceptPostgresCancel(socket, parsed, options);
+      } catch {
+        // a malformed cancel gets no answer, like PostgreSQL's
+      }
+      socket.destroy();
+    },
+  };
 }
 
 function _tunnelRegistry(metrics: ProxyMetrics): TunnelRegistry {

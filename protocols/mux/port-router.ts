@@ -101,6 +101,7 @@ export class PortRouter {
   #handshaking = 0;
   #ssh: RawRouteHandler | undefined;
   #postgres: _TlsRoute | undefined;
+  #postgresCancel: RawRouteHandler | undefined;
   #closed = false;
 
   constructor(options: PortRouterOptions) {
@@ -140,6 +141,12 @@ export class PortRouter {
   /** Answers PostgreSQL SSLRequests with 'S' and sends the TLS connection that follows to `handler`. */
   postgres(handler: TlsRouteHandler, options: RouteOptions = {}): this {
     this.#postgres = { handler, requireClientCert: options.requireClientCert ?? false };
+    return this;
+  }
+
+  /** Sends plain-text PostgreSQL CancelRequests (16 bytes, unread) to `handler`. */
+  postgresCancel(handler: RawRouteHandler): this {
+    this.#postgresCancel = handler;
     return this;
   }
 
@@ -199,6 +206,11 @@ export class PortRouter {
         if (buffered > 0) return this.#drop(socket, 'garbage');
         socket.write('S');
         return this.#startTls(this.#pgTlsServer, socket);
+      case 'postgres-cancel':
+        // A CancelRequest comes in plain text on its own connection (libpq < 17); the bytes are left for the handler.
+        if (this.#postgresCancel === undefined) return this.#drop(socket, 'postgres-unsupported');
+        this.#sniffing.delete(socket);
+        return this.#hand(socket, 'postgres-cancel', this.#postgresCancel);
       case 'timeout':
         return this.#drop(socket, 'sniff-timeout');
       case 'closed':

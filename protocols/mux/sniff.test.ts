@@ -15,6 +15,7 @@ const openings: Array<[string, Buffer, number]> = [
   ['ssh', Buffer.from('SSH-1.99-Legacy\r\n'), 9],
   ['postgres-ssl', sslRequest, 8],
   ['postgres-gssenc', gssencRequest, 8],
+  ['postgres-cancel', Buffer.from([0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 0, 0, 0, 2]), 8],
 ];
 
 describe('classify', () => {

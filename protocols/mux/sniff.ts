@@ -8,6 +8,7 @@
  * SSH identification        "SSH-2.0-" | "SSH-1.99-"
  * PostgreSQL SSLRequest     00 00 00 08 04 d2 16 2f      (length 8, code 80877103)
  * PostgreSQL GSSENCRequest  00 00 00 08 04 d2 16 30      (length 8, code 80877104)
+ * PostgreSQL CancelRequest  00 00 00 10 04 d2 16 2e      (length 16, code 80877102; sent in plain text by libpq < 17)
  * ```
  *
  * Anything else is `unknown` as soon as a byte rules every opening out, so garbage is
@@ -16,7 +17,7 @@
 import type { Socket } from 'node:net';
 
 /** What a connection's first bytes say it is. */
-export type SniffKind = 'tls' | 'ssh' | 'postgres-ssl' | 'postgres-gssenc' | 'unknown';
+export type SniffKind = 'tls' | 'ssh' | 'postgres-ssl' | 'postgres-gssenc' | 'postgres-cancel' | 'unknown';
 
 /** The result of {@link sniff}: the kind, or why no kind could be read. */
 export interface SniffResult {
@@ -34,6 +35,7 @@ export interface SniffOptions {
 const SSH_PREFIXES = [Buffer.from('SSH-2.0-'), Buffer.from('SSH-1.99-')];
 const PG_SSL = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 const PG_GSSENC = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+const PG_CANCEL = Buffer.from([0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e]);
 /** Length of a PostgreSQL SSLRequest / GSSENCRequest; {@link sniff} consumes it. */
 export const POSTGRES_REQUEST_LENGTH = 8;
 
@@ -67,7 +69,9 @@ function _classifyPostgres(head: Buffer): SniffKind | 'more' {
   if (ssl === 'match') return 'postgres-ssl';
   const gss = _matchPrefix(head, [PG_GSSENC]);
   if (gss === 'match') return 'postgres-gssenc';
-  return ssl === 'more' || gss === 'more' ? 'more' : 'unknown';
+  const cancel = _matchPrefix(head, [PG_CANCEL]);
+  if (cancel === 'match') return 'postgres-cancel';
+  return ssl === 'more' || gss === 'more' || cancel === 'more' ? 'more' : 'unknown';
 }
 
 /**

@@ -14,6 +14,9 @@ const maxSearchLimit = 10_000;
 const emittedEventSchema = auditEventSchema.omit({ id: true, time: true, cluster: true }).partial({ fields: true });
 
 /** The audit handlers. */
+/** Most events one EmitAudit call may carry. */
+export const maxEmittedEvents = 500;
+
 export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAudit'> {
   return {
     async searchAudit(request, ctx) {
@@ -33,16 +36,22 @@ export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAu
 
     async emitAudit(request, ctx) {
       await deps.authorizer.requireSystemRole(ctx, 'emit audit events', ['proxy', 'node', 'db', 'app', 'kube', 'desktop']);
-      let raw: unknown;
-      try {
-        raw = JSON.parse(request.eventJson);
-      } catch {
-        throw new BadInputError('audit event: not JSON');
-      }
-      const event = parseWith(emittedEventSchema, raw, 'audit event');
+      const texts = [...(request.eventJson ? [request.eventJson] : []), ...request.eventsJson];
+      if (texts.length === 0) throw new BadInputError('audit event: none given (event_json or events_json)');
+      if (texts.length > maxEmittedEvents) throw new BadInputError(`audit event: at most ${maxEmittedEvents} events per call, got ${texts.length}`);
+      // Every event is checked before any is stored: a bad batch stores nothing.
+      const events = texts.map((text, index) => {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(text);
+        } catch {
+          throw new BadInputError(`audit event${texts.length > 1 ? ` ${index}` : ''}: not JSON`);
+        }
+        return parseWith(emittedEventSchema, raw, 'audit event');
+      });
       // The emitting host is recorded by the auth server, not taken from the event.
       const emitter = ctx.identity?.kind === 'host' ? ctx.identity.hostId : 'unknown';
-      await deps.audit.emit({ ...event, fields: { ...event.fields, emitted_by: emitter } });
+      await deps.audit.emitMany(events.map((event) => ({ ...event, fields: { ...event.fields, emitted_by: emitter } })));
       return {};
     },
   };

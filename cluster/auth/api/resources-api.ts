@@ -41,11 +41,18 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
   return {
     async getResources(request, ctx) {
       const kind = normalizeKind(request.kind);
-      if (isServedKind(kind)) return { resourcesJson: JSON.stringify(await listServed(deps, ctx, kind, request.name)) };
+      if (isServedKind(kind) && !request.stored) return { resourcesJson: JSON.stringify(await listServed(deps, ctx, kind, request.name)) };
+      if (request.stored) {
+        if (!deps.registry.get(kind)) throw unknownKind(deps, kind);
+        // Agents read the database definitions they may be asked to serve.
+        const agentReads = kind === 'db' && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.some((r) => r === 'node' || r === 'db');
+        if (!agentReads) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
+        return { resourcesJson: JSON.stringify(request.name ? [await deps.resources.get(kind, request.name)] : await deps.resources.list(kind)) };
+      }
       // Proxies read who else is out there (discovery lists the proxies, routing the nodes).
       const proxyReadsPresence = (kind === 'proxy' || kind === 'node') && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('proxy');
-      // Agents read roles: they decide who may log in to them (the SSH service's RBAC).
-      const nodeReadsRoles = kind === 'role' && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('node');
+      // Agents read roles: they decide who may log in to them (the SSH and database services' RBAC).
+      const nodeReadsRoles = kind === 'role' && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.some((r) => r === 'node' || r === 'db');
       if (!proxyReadsPresence && !nodeReadsRoles) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
       return { resourcesJson: JSON.stringify(await list(kind, request.name)) };
     },

@@ -88,12 +88,24 @@ export type AuditEvent = z.output<typeof auditEventSchema>;
 export type AuditEventInput = Omit<AuditEvent, 'id' | 'time' | 'cluster' | 'fields'> & { fields?: Record<string, unknown> };
 
 let _sequence = 0;
+/** Random bytes drawn 4 KiB at a time: one draw per event cost ~7 us under the database query audit. */
+let _pool = Buffer.alloc(0);
+let _poolOffset = 0;
+
+function _random4(): string {
+  if (_poolOffset + 4 > _pool.length) {
+    _pool = crypto.randomBytes(4096);
+    _poolOffset = 0;
+  }
+  _poolOffset += 4;
+  return _pool.toString('hex', _poolOffset - 4, _poolOffset);
+}
 
 /** A new id for an event at `time` (see the file comment). */
 export function newAuditId(time: Date): string {
   _sequence = (_sequence + 1) % 0x1000000;
   const ms = String(time.getTime()).padStart(15, '0');
-  return `${ms}-${_sequence.toString(16).padStart(6, '0')}-${crypto.randomBytes(4).toString('hex')}`;
+  return `${ms}-${_sequence.toString(16).padStart(6, '0')}-${_random4()}`;
 }
 
 /** The first id any event at or after `time` can have is greater than this key part. */

@@ -44,6 +44,8 @@ export interface Backend {
   put(input: ItemInput): Promise<Item>;
   /** Creates only if absent (or expired); otherwise AlreadyExistsError. */
   create(input: ItemInput): Promise<Item>;
+  /** Creates several items in one transaction (all or none); AlreadyExistsError if any exists. Optional: callers fall back to create(). */
+  createMany?(inputs: ItemInput[]): Promise<Item[]>;
   /** Replaces only if the stored revision equals `expectedRevision`; otherwise CompareFailedError (NotFoundError if absent). */
   compareAndSwap(expectedRevision: number, input: ItemInput): Promise<Item>;
   /** Removes; NotFoundError if absent. */
