@@ -81,6 +81,14 @@ export const program: Command = {
       ],
     },
     {
+      name: 'clusters',
+      summary: 'leaf clusters that trust this one: online or offline, last heartbeat, labels',
+      usage: 'pctl clusters ls [--format json]\n  Remove a leaf\'s trust (cuts its users\' access at once): pctl rm remote_cluster/NAME',
+      commands: [
+        { name: 'ls', aliases: ['list'], summary: 'list leaf clusters', usage: 'pctl clusters ls [--format json]', options: { ...connectionOptions, format }, run: async (i) => (await import('./clusters.ts')).clustersList(i) },
+      ],
+    },
+    {
       name: 'inventory',
       summary: 'what runs where: OS, kernel, CPU, memory, version of agents and proxies',
       usage: 'pctl inventory ls [--format json]',

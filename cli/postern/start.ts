@@ -9,6 +9,8 @@ import { createLogger, type Logger } from '../../cluster/common/logger.ts';
 import { DiagServer } from '../../cluster/common/diag-server.ts';
 import { AuthServer } from '../../cluster/auth/auth-server.ts';
 import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
+import { rootAuthExtension } from '../../root/trust/root-auth-extension.ts';
+import { leafAuthExtension } from '../../leaf/trust/leaf-auth-extension.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -49,6 +51,8 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
         maxSessionTtl: config.auth.max_session_ttl,
         registry: diag.registry,
         logger: logger.child({ component: 'auth' }),
+        // Every cluster can be a root and a leaf of trust.
+        extensions: [rootAuthExtension(), leafAuthExtension()],
       });
       ready = true;
       const auth = daemon.auth;

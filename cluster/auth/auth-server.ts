@@ -26,6 +26,8 @@ import { ensureBuiltinRoles } from './builtin-roles.ts';
 import { StaticCertificates } from './static-certificates.ts';
 import { Authorizer } from './api/authorizer.ts';
 import type { AuthDeps } from './api/auth-deps.ts';
+import type { AuthExtension, AuthHandlers } from './api/auth-extension.ts';
+import { BadInputError } from '../../protocols/errors.ts';
 import type { CallContext } from './api/call-context.ts';
 import { statusApi } from './api/status-api.ts';
 import { resourcesApi } from './api/resources-api.ts';
@@ -56,6 +58,8 @@ export interface AuthServerOptions {
   registry?: Registry;
   /** Lower scrypt cost for tests. */
   scrypt?: { N: number; r: number; p: number; keylen: number };
+  /** Handlers and resource hooks from outside the core (root/, leaf/). */
+  extensions?: readonly AuthExtension[];
 }
 
 const adminIdentityTtlMs = 24 * 3_600_000;
@@ -85,6 +89,7 @@ export class AuthServer {
     const backend = SqliteBackend.open(path.join(options.dataDir, 'backend.sqlite'), { clock });
     try {
       const deps = await assemble(backend, options, clock);
+      for (const extension of deps.extensions) Object.assign(deps.resourceHooks, extension.resourceHooks?.(deps));
       const server = new grpc.Server({
         'grpc.max_receive_message_length': maxMessageBytes,
         'grpc.max_send_message_length': maxMessageBytes,
@@ -214,6 +219,8 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     authorizer: new Authorizer(resources, audit),
     presence: new PresenceStore(backend, clock),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
+    resourceHooks: {},
+    extensions: options.extensions ?? [],
   };
 }
 
@@ -228,7 +235,7 @@ function apiCallMetric(registry: Registry | undefined): Histogram<'method' | 'co
   });
 }
 
-function handlers(deps: AuthDeps) {
+function handlers(deps: AuthDeps): AuthHandlers {
   return {
     ...statusApi(deps),
     ...resourcesApi(deps),
@@ -237,5 +244,9 @@ function handlers(deps: AuthDeps) {
     ...auditApi(deps),
     ...certsApi(deps),
     ...presenceApi(deps),
+    async validateTrustedCluster() {
+      throw new BadInputError('this cluster does not accept trusted clusters (the root side of trust is not enabled in this build)');
+    },
+    ...(Object.assign({}, ...deps.extensions.map((extension) => extension.handlers?.(deps) ?? {})) as Partial<AuthHandlers>),
   };
 }

@@ -59,6 +59,13 @@ const loginSchema = z.strictObject({
   ttl_seconds: z.number().int().min(0).max(366 * 86_400).default(0),
 });
 
+const trustSchema = z.strictObject({
+  token: z.string().min(1, 'a trusted_cluster token is required').max(1_024),
+  leaf_cluster: name.min(1),
+  host_ca_tls_pems: z.array(pem).min(1).max(8),
+  host_ca_ssh_keys: z.array(z.string().min(1).max(8_192)).min(1).max(8),
+});
+
 const signupSchema = z.strictObject({
   token: z.string().min(1).max(1_024),
   password: z.string().min(1).max(1_024),
@@ -103,6 +110,26 @@ export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
         });
         ctx.log.hostId = joined.hostId;
         sendJson(res, 200, { host_id: joined.hostId, token_labels: joined.tokenLabels, certificates: _certificates(joined.certificates) });
+      },
+    },
+    // A leaf cluster's auth asks this (root) cluster to trust it: token and leaf host CA in, root CAs out.
+    '/v1/trusted-clusters/validate': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        _limit(deps.limits.join, 'trusted cluster join', ctx);
+        const body = await readJson(req, trustSchema, 'trusted cluster request');
+        ctx.log.leafCluster = body.leaf_cluster;
+        const answer = await deps.auth().validateTrustedCluster({
+          token: body.token,
+          leafCluster: body.leaf_cluster,
+          hostCaTlsPems: body.host_ca_tls_pems,
+          hostCaSshKeys: body.host_ca_ssh_keys,
+        });
+        sendJson(res, 200, {
+          root_cluster: answer.rootCluster,
+          user_ca: { tls_cert_pems: answer.userCaTlsPems, ssh_public_keys: answer.userCaSshKeys },
+          host_ca: { tls_cert_pems: answer.hostCaTlsPems, ssh_public_keys: answer.hostCaSshKeys },
+        });
       },
     },
     '/v1/login': {

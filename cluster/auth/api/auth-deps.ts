@@ -11,6 +11,7 @@ import type { CertAuthorities } from '../pki/authorities.ts';
 import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
+import type { AuthExtension, ResourceHooks } from './auth-extension.ts';
 
 export interface AuthDeps {
   clusterName: string;
@@ -30,6 +31,9 @@ export interface AuthDeps {
   presence: PresenceStore;
   /** Longest certificate a login may get, whatever the roles say. */
   maxSessionTtlMs: number;
+  /** Hooks by resource kind, from the extensions (trusted clusters). */
+  resourceHooks: Record<string, ResourceHooks>;
+  extensions: readonly AuthExtension[];
 }
 
 export type { CallContext } from './call-context.ts';
