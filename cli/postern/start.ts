@@ -11,6 +11,8 @@ import { AuthServer } from '../../cluster/auth/auth-server.ts';
 import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
 import { rootAuthExtension } from '../../root/trust/root-auth-extension.ts';
 import { leafAuthExtension } from '../../leaf/trust/leaf-auth-extension.ts';
+import { LeafTunnels } from '../../root/tunnel/leaf-tunnels.ts';
+import { RootTunnels } from '../../leaf/tunnel/root-tunnels.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -59,7 +61,7 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
       stops.push(() => auth.close());
     }
     if (config.proxy?.enabled) {
-      const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth }));
+      const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth, extensions: [new LeafTunnels(), new RootTunnels()] }));
       stops.push(() => proxy.close());
     }
     if (config.agent?.enabled) {

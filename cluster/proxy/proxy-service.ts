@@ -7,6 +7,7 @@ import type { Logger } from '../common/logger.ts';
 import { splitHostPort } from '../common/diag-server.ts';
 import { joinedProxyIdentity, localProxyIdentity, proxyIdentityPath, proxyNames, renewProxyIdentity, type LocalAuth } from './proxy-identity.ts';
 import type { PublicCertificate } from './proxy-credentials.ts';
+import type { ProxyExtension } from './proxy-extension.ts';
 import { startProxy, type RunningProxy } from './start-proxy.ts';
 import { connectAuth } from '../api/auth-client.ts';
 import { writeIdentityFile, type IdentityFile } from '../api/identity-file.ts';
@@ -17,6 +18,8 @@ export interface ProxyServiceContext {
   diag?: DiagServer;
   /** The auth server of this process, when `auth` is enabled too. */
   localAuth?: LocalAuth;
+  /** Trusted clusters (root/, leaf/) and other additions from outside the core. */
+  extensions?: readonly ProxyExtension[];
 }
 
 /**
@@ -55,6 +58,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     logger,
     metricsRegistry: context.diag?.registry,
     diag: context.diag,
+    extensions: context.extensions,
   });
 }
 

@@ -4,14 +4,15 @@
  *
  * ```
  * psh   -> proxy  TLS, ALPN postern-ssh, the user's X.509 certificate (profile tls.crt)
- * psh   -> proxy  {"node":"web-1","port":22,"login":"alice"}\n     (one JSON line)
+ * psh   -> proxy  {"node":"web-1","port":22,"login":"alice","cluster":"leaf"}\n  (one JSON line; cluster optional)
  * proxy -> psh    ok\n                                              then raw SSH bytes both ways
  *              |  error <reason>\n                                  then the connection closes
- * proxy -> agent  registry.dial(hostId, 'ssh', base64(user certificate PEM))
+ * proxy -> agent  dialer.dial({ cluster, host: node, service: 'ssh', identity: base64(user certificate PEM) })
  * ```
  *
- * The proxy checks only that the caller holds a current user certificate of this
- * cluster: whether that user may log in as that login on that node is the agent's
+ * The cluster is the request's `cluster`, else the certificate's route-to-cluster; a
+ * leaf is reached through its tunnel (service-dialer.ts). The proxy checks only that
+ * the caller holds a current user certificate of this cluster: whether that user may log in as that login on that node is the agent's
  * decision, from the SSH certificate inside the SSH session. The node is named by host
  * id or by node name; a name several hosts share is refused with their ids. The port
  * is informational: an agent serves one SSH service. Refusals are logged and counted,
@@ -20,11 +21,12 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
-import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
+import { pipeBidirectional } from '../../protocols/tunnel/index.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import type { Logger } from '../common/logger.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import { ServiceDialError, type ServiceDialFailure } from './errors.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 
 /** The service name agents serve SSH under. */
 export const sshService = 'ssh';
@@ -36,17 +38,26 @@ export interface SshRouteRequest {
   node: string;
   port?: number;
   login?: string;
+  /** A leaf cluster; default the certificate's route-to-cluster. */
+  cluster?: string;
 }
 
-/** One host as the auth service lists it (getResources kind node). */
-export interface KnownNode {
-  host_id: string;
-  node_name: string;
-  online: boolean;
-}
+export type { KnownHost as KnownNode } from './service-dialer.ts';
 
 /** Why a connection was refused; also the metrics label. */
-export type SshRefusal = 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed';
+export type SshRefusal =
+  | 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed'
+  | 'ssh-unknown-cluster' | 'ssh-cluster-offline' | 'ssh-cluster-denied';
+
+const refusalOf: Record<ServiceDialFailure, SshRefusal> = {
+  'unknown-host': 'ssh-unknown-node',
+  'ambiguous-host': 'ssh-ambiguous-node',
+  'host-offline': 'ssh-node-offline',
+  'dial-failed': 'ssh-dial-failed',
+  'unknown-cluster': 'ssh-unknown-cluster',
+  'cluster-offline': 'ssh-cluster-offline',
+  'cluster-denied': 'ssh-cluster-denied',
+};
 
 /** A refusal worth an audit event: the caller presented a certificate. */
 export interface SshRouteAuditEvent {
@@ -55,16 +66,15 @@ export interface SshRouteAuditEvent {
   roles?: string[];
   node?: string;
   login?: string;
+  cluster?: string;
   reason: string;
 }
 
 /** What {@link acceptSshRoute} needs. */
 export interface SshRouteOptions {
-  registry: TunnelRegistry;
+  dialer: ServiceDialer;
   /** The user CA certificates (read at each connection). */
   userCaPems: () => readonly string[];
-  /** Nodes the auth service knows by that host id or name; a failure falls back to this proxy's tunnels. */
-  findNodes?: (target: string) => Promise<KnownNode[]>;
   logger: Logger;
   onRefused?: (reason: SshRefusal) => void;
   audit?: (event: SshRouteAuditEvent) => void;
@@ -93,24 +103,25 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     const { identity: checked, pem } = _checkCertificate(socket, options);
     identity = checked;
     request = _parseRequest(await _readLine(socket, options.requestTimeoutMs ?? 10_000));
-    const hostId = await _resolve(request.node, options);
+    const cluster = request.cluster || identity.routeToCluster;
     let stream;
     try {
-      stream = await options.registry.dial(hostId, sshService, Buffer.from(pem).toString('base64'));
+      stream = await options.dialer.dial({ cluster, host: request.node, service: sshService, identity: Buffer.from(pem).toString('base64') });
     } catch (error) {
-      throw new _Refusal('ssh-dial-failed', _dialMessage(request.node, hostId, error));
+      if (error instanceof ServiceDialError) throw new _Refusal(refusalOf[error.reason], error.message);
+      throw error;
     }
     socket.write('ok\n');
     options.onConnected?.(socket);
-    options.logger.info({ remoteAddr, user: identity.username, node: request.node, hostId, login: request.login }, 'ssh connection routed to a node');
+    options.logger.info({ remoteAddr, user: identity.username, node: request.node, cluster, login: request.login }, 'ssh connection routed to a node');
     const result = await pipeBidirectional(socket, stream);
-    options.logger.debug({ remoteAddr, user: identity.username, hostId, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
+    options.logger.debug({ remoteAddr, user: identity.username, node: request.node, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
   } catch (error) {
     const refusal = error instanceof _Refusal ? error : new _Refusal('ssh-bad-request', error instanceof Error ? error.message : String(error));
     options.logger.warn({ remoteAddr, reason: refusal.reason, why: refusal.message, user: identity?.username, node: request?.node }, 'ssh connection refused');
     options.onRefused?.(refusal.reason);
     if (identity !== undefined || refusal.reason === 'ssh-bad-certificate') {
-      options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, node: request?.node, login: request?.login, reason: `${refusal.reason}: ${refusal.message}` });
+      options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, node: request?.node, login: request?.login, cluster: request?.cluster || identity?.routeToCluster, reason: `${refusal.reason}: ${refusal.message}` });
     }
     _refuse(socket, refusal.message);
   }
@@ -144,42 +155,8 @@ function _parseRequest(line: string): SshRouteRequest {
     throw new _Refusal('ssh-bad-request', `port ${JSON.stringify(request.port)} is not a TCP port`);
   }
   if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new _Refusal('ssh-bad-request', 'login must be a short string');
-  return { node: request.node, port: request.port, login: request.login };
-}
-
-/** The host id `target` names: a connected host id, else a unique node name among online hosts. */
-async function _resolve(target: string, options: SshRouteOptions): Promise<string> {
-  if (options.registry.has(target)) return target;
-  let known: KnownNode[] | undefined;
-  try {
-    known = await options.findNodes?.(target);
-  } catch (error) {
-    options.logger.warn({ err: error, node: target }, 'cannot ask the auth service for nodes; resolving among this proxy\'s tunnels only');
-  }
-  const candidates = new Map<string, { name: string; online: boolean }>();
-  for (const node of known ?? []) {
-    if (node.host_id === target || node.node_name === target) candidates.set(node.host_id, { name: node.node_name, online: node.online || options.registry.has(node.host_id) });
-  }
-  for (const info of options.registry.list()) {
-    if (info.nodeName === target) candidates.set(info.hostId, { name: info.nodeName, online: true });
-  }
-  if (candidates.size === 0) throw new _Refusal('ssh-unknown-node', `no node is named "${target}" or has that host id; list nodes with psh ls`);
-  const online = [...candidates].filter(([, c]) => c.online);
-  if (online.length === 1) return online[0]![0];
-  if (online.length > 1) {
-    throw new _Refusal('ssh-ambiguous-node', `${online.length} online nodes are named "${target}" (host ids ${online.map(([id]) => id).join(', ')}); connect by host id`);
-  }
-  const ids = [...candidates.keys()];
-  throw new _Refusal('ssh-node-offline', `node "${target}" (host id ${ids.join(', ')}) is offline; its agent is not connected`);
-}
-
-function _dialMessage(target: string, hostId: string, error: unknown): string {
-  if (error instanceof TunnelRejectedError) return `node "${target}" (${hostId}) refused the SSH connection: ${error.message}`;
-  if (error instanceof TunnelDialTimeoutError) return `node "${target}" (${hostId}) did not answer in time`;
-  if (error instanceof PosternError && error.code === 'PST_TUNNEL_NOT_FOUND') {
-    return `node "${target}" (${hostId}) is online but has no tunnel to this proxy; connect through the proxy it is attached to`;
-  }
-  return `cannot reach node "${target}" (${hostId}): ${error instanceof Error ? error.message : String(error)}`;
+  if (request.cluster !== undefined && (typeof request.cluster !== 'string' || request.cluster.length > 253)) throw new _Refusal('ssh-bad-request', 'cluster must be a cluster name');
+  return { node: request.node, port: request.port, login: request.login, cluster: request.cluster };
 }
 
 /** Reads one `\n`-terminated line, then pauses the socket with any further bytes put back. */

@@ -40,6 +40,8 @@ import { auditTunnel, type TunnelAuditEvent } from './tunnel-audit.ts';
 import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
+import { ServiceDialer } from './service-dialer.ts';
+import type { ProxyExtension } from './proxy-extension.ts';
 
 /** Options for {@link startProxy}. */
 export interface StartProxyOptions {
@@ -66,6 +68,8 @@ export interface StartProxyOptions {
   tunnel?: ProxyTunnelOptions;
   /** Time between heartbeats until the auth service says otherwise. Default 10 s. */
   syncIntervalMs?: number;
+  /** Trusted clusters (root/, leaf/) and other additions from outside the core. */
+  extensions?: readonly ProxyExtension[];
 }
 
 /** A running proxy. */
@@ -81,6 +85,8 @@ export interface RunningProxy {
   metricsRegistry: Registry;
   credentials: ProxyCredentials;
   sync: ClusterSync;
+  /** Reaches services in this cluster and its leaves; every protocol route should dial through it. */
+  dialer: ServiceDialer;
   close(): Promise<void>;
 }
 
@@ -99,6 +105,7 @@ interface _Parts {
   registry: TunnelRegistry;
   handlers: ProtocolHandlers;
   auth: _AuthLink;
+  dialer: ServiceDialer;
 }
 
 /** Starts the proxy: binds the public port, connects to auth and starts heartbeating. */
@@ -108,15 +115,27 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const hostId = options.identity.host_id ?? randomUUID();
   const metricsRegistry = options.metricsRegistry ?? new Registry();
   const metrics = new ProxyMetrics(metricsRegistry);
+  const registry = _tunnelRegistry(metrics);
+  const auth = _authLink(options.authAddr, credentials);
+  const extensions = options.extensions ?? [];
+  const dialer = new ServiceDialer({
+    clusterName: () => credentials.identity.cluster,
+    registry,
+    findHosts: async (target) => JSON.parse((await auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 })).resourcesJson) as KnownNode[],
+    listLocal: async (kind) => JSON.parse((await auth.current.client.getResources({ kind, name: '' }, { deadlineMs: 5_000 })).resourcesJson) as unknown[],
+    remote: () => extensions.find((e) => e.remoteClusters)?.remoteClusters?.(),
+    logger: logger.child({ part: 'dialer' }),
+  });
   const parts: _Parts = {
-    options, logger, credentials, metrics,
-    registry: _tunnelRegistry(metrics),
+    options, logger, credentials, metrics, registry, auth, dialer,
     handlers: new ProtocolHandlers(logger, (reason) => metrics.reject(reason)),
-    auth: _authLink(options.authAddr, credentials),
   };
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   let publicAddr = options.publicAddr ?? '';
-  const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
+  const sync = new ClusterSync({
+    auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs,
+    connectedClusters: () => extensions.flatMap((e) => e.connectedClusters?.() ?? []),
+  });
   const web = new WebApi({
     auth: () => parts.auth.current.client,
     discovery: (): Discovery => ({
@@ -143,9 +162,16 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   options.diag?.addReadinessCheck('proxy', () => (sync.connected ? { ready: true } : { ready: false, reason: 'cannot reach the auth service' }));
   logger.info({ addr: address, publicAddr, hostId, cluster: credentials.identity.cluster }, 'proxy listening');
   void sync.start();
+  for (const extension of extensions) {
+    await extension.start({
+      hostId, clusterName: () => credentials.identity.cluster, auth: () => parts.auth.current.client, credentials, registry, dialer, logger, tunnel: options.tunnel,
+      beat: () => void sync.beat(),
+    });
+  }
   return {
-    address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync,
+    address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync, dialer,
     close: async () => {
+      for (const extension of extensions) await extension.close().catch((error: unknown) => logger.warn({ err: error }, 'closing a proxy extension failed'));
       sync.stop();
       parts.registry.closeAll();
       web.close();
@@ -190,7 +216,9 @@ function _tunnelRoute(parts: _Parts): (socket: TLSSocket) => void {
     metrics.meter(socket, 'tunnel');
     audit({ outcome: 'allow', remoteAddr: info.remoteAddr, hostId: info.hostId, roles: info.systemRoles });
   };
-  return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel });
+  const extensions = parts.options.extensions ?? [];
+  const acceptForeign = (socket: TLSSocket, certificate: Buffer): boolean => extensions.some((e) => e.acceptForeignTunnel?.(socket, certificate));
+  return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel, acceptForeign });
 }
 
 /** Routes users' SSH (ALPN postern-ssh) to agents; refusals by a certificate holder are audited. */
@@ -204,18 +232,13 @@ function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
         resource: { kind: 'node', name: (event.node || 'unknown node').slice(0, 1024) },
         outcome: 'deny',
         reason: event.reason.slice(0, 1024),
-        fields: { protocol: 'ssh', via: 'proxy', ...(event.login ? { login: event.login } : {}) },
+        fields: { protocol: 'ssh', via: 'proxy', ...(event.login ? { login: event.login } : {}), ...(event.cluster ? { cluster: event.cluster } : {}) },
       }),
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send an ssh refusal audit event to the auth service'));
-  const findNodes = async (target: string): Promise<KnownNode[]> => {
-    const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 });
-    return JSON.parse(resourcesJson) as KnownNode[];
-  };
   const sshLogger = logger.child({ part: 'ssh' });
   return (socket) => acceptSshRoute(socket, {
-    registry,
+    dialer: parts.dialer,
     userCaPems: () => credentials.userCaPems(),
-    findNodes,
     logger: sshLogger,
     onRefused: (reason) => metrics.reject(reason),
     audit,

@@ -11,7 +11,10 @@ import type { CertAuthorities } from '../pki/authorities.ts';
 import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
-import type { AuthExtension, ResourceHooks } from './auth-extension.ts';
+import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
+import type { ServiceHandlers } from '../../api/grpc-glue.ts';
+import type { Resource } from '../../access/resources/resource.ts';
+import type { CallContext } from './call-context.ts';
 
 export interface AuthDeps {
   clusterName: string;
@@ -37,3 +40,25 @@ export interface AuthDeps {
 }
 
 export type { CallContext } from './call-context.ts';
+
+/* Extensions (root/, leaf/): see auth-extension.ts. Defined here so the two files form no cycle. */
+
+export type AuthHandlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
+
+/** Hooks for one resource kind; each runs after the caller was authorized. */
+export interface ResourceHooks {
+  /** Before a write: check and act (e.g. exchange CAs); returns what to store. Throw to refuse. */
+  beforeWrite?(resource: Resource, context: { upsert: boolean; ctx: CallContext }): Promise<Resource>;
+  /** After a delete. */
+  afterDelete?(name: string, ctx: CallContext): Promise<void>;
+  /** What readers see of a stored resource (e.g. without secrets, with status). */
+  view?(resources: Resource[], ctx: CallContext): Promise<unknown[]>;
+}
+
+/** One extension of the Auth Service. */
+export interface AuthExtension {
+  handlers?(deps: AuthDeps): Partial<AuthHandlers>;
+  resourceHooks?(deps: AuthDeps): Record<string, ResourceHooks>;
+  /** Extra fields for a proxy's heartbeat (root: connected leaf clusters). */
+  onHeartbeat?(deps: AuthDeps, beat: { hostId: string; connectedClusters: string[] }): Promise<void>;
+}
