@@ -21,12 +21,14 @@ function _quote(word: string): string {
 }
 
 /** The OpenSSH client configuration for the profile of `proxy` (or the current one). */
-export async function sshConfig(options: { proxy?: string; hosts?: string }): Promise<string> {
+export async function sshConfig(options: { proxy?: string; hosts?: string; cluster?: string }): Promise<string> {
   const profile = await loadProfile(options.proxy);
   const dir = profileDir(profile.proxy);
-  const proxyCommand = [...pshCommand(), 'proxy', 'ssh', '--proxy', profile.proxy, '%r@%h:%p'].map(_quote).join(' ');
+  const cluster = options.cluster ? ['--cluster', options.cluster] : [];
+  const proxyCommand = [...pshCommand(), 'proxy', 'ssh', '--proxy', profile.proxy, ...cluster, '%r@%h:%p'].map(_quote).join(' ');
+  const where = options.cluster ?? profile.route;
   return [
-    `# Postern: nodes of ${profile.proxy} for ${profile.username} (psh config)`,
+    `# Postern: nodes of ${where ? `cluster ${where} via ` : ''}${profile.proxy} for ${profile.username} (psh config)`,
     `Host ${options.hosts ?? '*'}`,
     `    ProxyCommand ${proxyCommand}`,
     `    IdentityFile ${_quote(path.join(dir, profileFiles.sshKey))}`,
@@ -39,7 +41,7 @@ export async function sshConfig(options: { proxy?: string; hosts?: string }): Pr
 }
 
 export async function config(invocation: Invocation): Promise<number> {
-  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts') }));
+  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts'), cluster: stringOption(invocation, 'cluster') }));
   return 0;
 }
 
@@ -49,7 +51,7 @@ export async function ssh(invocation: Invocation): Promise<number> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'psh-ssh-'));
   try {
     const file = path.join(dir, 'ssh_config');
-    await writeFile(file, await sshConfig({ proxy: stringOption(invocation, 'proxy') }), { mode: 0o600 });
+    await writeFile(file, await sshConfig({ proxy: stringOption(invocation, 'proxy'), cluster: stringOption(invocation, 'cluster') }), { mode: 0o600 });
     const args = ['-F', file, ...(invocation.options.tty ? ['-t'] : []), target, ...(command.length ? ['--', ...command] : [])];
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(stringOption(invocation, 'ssh-binary') ?? 'ssh', args, { stdio: 'inherit' });

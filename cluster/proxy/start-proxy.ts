@@ -41,6 +41,10 @@ import { WebApi } from './web-api.ts';
 import { acceptSshRoute, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
 import type { Discovery } from './web-routes.ts';
 import { ServiceDialer } from './service-dialer.ts';
+import { ServiceDialError } from './errors.ts';
+import { X509Certificate } from 'node:crypto';
+import { AccessDeniedError, AuthenticationError, BadInputError } from '../../protocols/errors.ts';
+import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { ProxyExtension } from './proxy-extension.ts';
 
 /** Options for {@link startProxy}. */
@@ -145,6 +149,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       ca_pins: credentials.caPins(),
     }),
     limits: _limiters(options.rateLimits),
+    listResources: (certificate, cluster, kind) => _listResources(parts, certificate, cluster, kind),
     logger: logger.child({ part: 'web' }),
   });
   const listener = new PublicListener({
@@ -244,6 +249,25 @@ function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
     audit,
     onConnected: (s) => metrics.meter(s, 'ssh'),
   });
+}
+
+/** Lists resources for a user certificate holder, here or in a leaf (the leaf filters by its own rules). */
+async function _listResources(parts: _Parts, certificate: Buffer | undefined, cluster: string, kind: string): Promise<unknown[]> {
+  if (!certificate) throw new AuthenticationError('listing resources needs your user certificate; log in with psh login');
+  let pem: string;
+  try {
+    verifyCertificateChain(certificate, { trustedCaCerts: parts.credentials.userCaPems(), expectedKind: 'user', usage: 'client' });
+    pem = new X509Certificate(certificate).toString();
+  } catch (error) {
+    throw new AuthenticationError(`your certificate is not accepted here: ${(error as Error).message}; log in again with psh login`);
+  }
+  if (parts.dialer.isLocal(cluster)) throw new BadInputError('list this cluster\'s resources through the auth API (psh ls without --cluster)');
+  try {
+    return await parts.dialer.list(cluster, kind, Buffer.from(pem).toString('base64'));
+  } catch (error) {
+    if (error instanceof ServiceDialError) throw new AccessDeniedError(error.message);
+    throw error;
+  }
 }
 
 function _tunnelRegistry(metrics: ProxyMetrics): TunnelRegistry {

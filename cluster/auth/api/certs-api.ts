@@ -59,8 +59,7 @@ export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join' | 'rei
         outcome: 'success',
         fields: { route_to_cluster: route, expires: caller.expires.toISOString() },
       });
-      const remoteHost = route === deps.clusterName ? undefined : await deps.authorities.getRemote(route, 'host');
-      const hostKeys = [...deps.authorities.publicAuthority('host').sshPublicKeys, ...(remoteHost ? publicAuthorityOf(remoteHost).sshPublicKeys : [])];
+      const hostKeys = [...deps.authorities.publicAuthority('host').sshPublicKeys, ...(await reachableLeafHostKeys(deps, checker))];
       return {
         sshCertificate: pair.sshCertificate,
         tlsCertificatePem: pair.tlsCertPem,
@@ -110,7 +109,8 @@ export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join' | 'rei
         sshCertificate: pair.sshCertificate,
         tlsCertificatePem: pair.tlsCertPem,
         tlsCaPems: deps.authorities.trustedTlsCerts('host'),
-        sshHostCaKeys: deps.authorities.publicAuthority('host').sshPublicKeys,
+        // Leaves this user may reach too, so the OpenSSH config checks their nodes' host certificates.
+        sshHostCaKeys: [...deps.authorities.publicAuthority('host').sshPublicKeys, ...(await reachableLeafHostKeys(deps, checker))],
         expires: expires.toISOString(),
         username: user.name,
         roles: user.roles,
@@ -162,6 +162,17 @@ export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join' | 'rei
       };
     },
   };
+}
+
+/** The SSH host CA keys of the leaves whose labels the user's cluster_labels reach. */
+async function reachableLeafHostKeys(deps: AuthDeps, checker: AccessChecker): Promise<string[]> {
+  const keys: string[] = [];
+  for (const leaf of await deps.resources.list('remote_cluster')) {
+    if (!checker.checkCluster({ name: leaf.metadata.name, labels: leaf.metadata.labels ?? {} }).allowed) continue;
+    const host = await deps.authorities.getRemote(leaf.metadata.name, 'host');
+    if (host) keys.push(...publicAuthorityOf(host).sshPublicKeys);
+  }
+  return keys;
 }
 
 /** Refuses (and audits) a route to a leaf that is not trusted or that the user's cluster_labels do not reach. */
