@@ -50,7 +50,8 @@ export function rootAuthExtension(): AuthExtension {
           const identity = ctx.identity;
           if (identity?.kind === 'user') {
             const checker = await deps.authorizer.checkerFor(identity);
-            if (!checker.checkResource('remote_cluster', 'list').allowed) {
+            // Reading the records is not reaching the leaves: only admins (delete rights) see every leaf.
+            if (!checker.checkResource('remote_cluster', 'delete').allowed) {
               visible = resources.filter((r) => checker.checkCluster({ name: r.metadata.name, labels: r.metadata.labels ?? {} }).allowed);
             }
           }
