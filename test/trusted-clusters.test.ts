@@ -12,7 +12,12 @@ import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { stopAll } from './fixtures/processes.ts';
+import { formatCertificate, signCertificate } from '../protocols/ssh/certificate.ts';
+import { formatOpenSshPrivateKey } from '../protocols/ssh/private-key.ts';
+import { sshUserExtensions } from '../cluster/api/ssh-identity.ts';
+import { createCaCertificate, issueCertificate } from '../cluster/auth/pki/x509.ts';
 import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type RoleMapEntry, type TrustedPair } from './fixtures/cluster-process.ts';
 
 const skip = (() => {
@@ -221,6 +226,42 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     // Erin's leaf certificate straight at the root proxy.
     const dir = path.join(homes.erin!, 'profiles', pair.leaf.proxy.replace(/[^A-Za-z0-9.-]/g, '_'));
     const answer = await sshRequest(pair.root.proxy, readFileSync(path.join(dir, 'tls.key')), readFileSync(path.join(dir, 'tls.crt')), { node: 'root-node' });
+    assert.match(answer, /^error /);
+  });
+
+  test('certificates forged by a third cluster\'s CA are refused: SSH at the leaf agent, X.509 at the root proxy', async () => {
+    const thirdCa = generateKeyPairSync('ed25519').privateKey;
+    const user = generateKeyPairSync('ed25519');
+    const identity = { username: 'alice', roles: ['leaf-admin'], traits: { logins: ['root'] }, cluster: 'root', routeToCluster: 'leaf' };
+    const forged = formatCertificate(signCertificate({
+      type: 'user', publicKey: user.publicKey, keyId: 'alice', principals: ['root'], validAfter: new Date(Date.now() - 60_000),
+      validBefore: new Date(Date.now() + 3_600_000), extensions: sshUserExtensions(identity, { pty: true, portForwarding: false, agentForwarding: false }),
+    }, thirdCa), 'alice');
+    const dir = mkdtempSync(path.join(tmpdir(), 'postern-forged-'));
+    try {
+      writeFileSync(path.join(dir, 'id'), formatOpenSshPrivateKey(user.privateKey), { mode: 0o600 });
+      writeFileSync(path.join(dir, 'id-cert.pub'), `${forged}\n`);
+      const config = (await psh('alice', ['config', '--cluster', 'leaf'])).stdout
+        .replace(/IdentityFile \S+/, `IdentityFile ${path.join(dir, 'id')}`)
+        .replace(/CertificateFile \S+/, `CertificateFile ${path.join(dir, 'id-cert.pub')}`);
+      writeFileSync(path.join(dir, 'config'), config);
+      const refused = await run('ssh', ['-F', path.join(dir, 'config'), '-o', 'BatchMode=yes', 'root@leaf-node', 'true'], { POSTERN_HOME: homes.alice! });
+      assert.equal(refused.code, 255);
+      assert.match(refused.stderr, /Permission denied/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // An X.509 user certificate for alice from a CA that calls itself "root".
+    const ca = createCaCertificate({ clusterName: 'root', kind: 'user' });
+    const tlsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const cert = issueCertificate({
+      ca: { certPem: ca.certPem, keyPem: ca.keyPem },
+      publicKey: tlsKey.publicKey,
+      identity: { kind: 'user', ...identity, logins: ['root'], mfaVerified: false, bot: false, expires: new Date(Date.now() + 3_600_000) },
+      notAfter: new Date(Date.now() + 3_600_000),
+      usage: 'client',
+    });
+    const answer = await sshRequest(pair.root.proxy, tlsKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as unknown as Buffer, Buffer.from(cert), { node: 'leaf-node', cluster: 'leaf' });
     assert.match(answer, /^error /);
   });
 
