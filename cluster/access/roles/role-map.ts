@@ -20,7 +20,7 @@ export function mapRoles(roleMap: readonly RoleMapEntry[], remoteRoles: readonly
         for (const local of entry.local) {
           const name = local.replace(/\$(\d)/g, (_, digit: string) => match[Number(digit)] ?? '');
           // A capture may expand to nothing or to a name no role can have: drop it.
-          if (/^[A-Za-z0-9._-]+$/.test(name)) out.add(name);
+          if (/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(name)) out.add(name);
         }
       }
     }
