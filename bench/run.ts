@@ -17,6 +17,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
     };
   },
   'tunnel-scale': () => import('./tunnel-scale.ts'),
+  trust: () => import('./trust.ts'),
 };
 
 const requested = process.argv.slice(2);
