@@ -175,6 +175,23 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     assert.ok(audit);
   });
 
+  test('the leaf\'s audit events about root users reach the root once each (pctl audit search --cluster leaf)', async () => {
+    const search = async () => JSON.parse((await pair.root.pctl(['audit', 'search', '--cluster', 'leaf', '--limit', '1000', '--format', 'json'])).stdout || '[]') as Array<{ type: string; identity: { user?: string }; reason?: string; fields: Record<string, unknown> }>;
+    const forwarded = await until('carol\'s leaf denial and alice\'s leaf session at the root', async () => {
+      const events = await search();
+      const carol = events.some((e) => e.identity.user === 'carol' && e.reason?.includes('no roles mapped for remote user carol from cluster root'));
+      const alice = events.some((e) => e.identity.user === 'alice' && e.type === 'session.start');
+      return carol && alice ? events : undefined;
+    }, 20_000);
+    assert.ok(forwarded.every((e) => e.fields['leaf_cluster'] === 'leaf' && e.fields['user_cluster'] === 'root'), 'only events about root users, marked with the leaf');
+    // A few pulls later nothing has been stored twice.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    const ids = (await search()).map((e) => String(e.fields['leaf_event_id']));
+    assert.equal(new Set(ids).size, ids.length, 'no leaf event is stored twice');
+    const local = JSON.parse((await pair.leaf.pctl(['audit', 'search', '--user', 'carol', '--format', 'json'])).stdout) as unknown[];
+    assert.ok(local.length > 0, 'the leaf keeps its own copy');
+  });
+
   test('regex and wildcard role maps with captures; a changed map applies to new connections without restarts', async () => {
     assert.ok(await fails('dan'));
     await pair.writeTrust({ roleMap: [...baseMap, { remote: '^team-(.*)$', local: ['$1'] }] });

@@ -247,6 +247,9 @@ function handlers(deps: AuthDeps): AuthHandlers {
     async validateTrustedCluster() {
       throw new BadInputError('this cluster does not accept trusted clusters (the root side of trust is not enabled in this build)');
     },
+    async forwardLeafAudit() {
+      throw new BadInputError('this cluster does not accept trusted clusters (the root side of trust is not enabled in this build)');
+    },
     ...(Object.assign({}, ...deps.extensions.map((extension) => extension.handlers?.(deps) ?? {})) as Partial<AuthHandlers>),
   };
 }

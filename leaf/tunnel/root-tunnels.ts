@@ -33,6 +33,10 @@ import type { Discovery } from '../../cluster/proxy/web-routes.ts';
 /** Header naming the target host on a stream from the root (root/tunnel/leaf-tunnels.ts). */
 const HEADER_HOST = 'postern-host';
 const LIST_PREFIX = 'list:';
+/** The root proxy pulls audit events about its users with this service. */
+const AUDIT_PULL_SERVICE = 'audit:pull';
+const HEADER_AUDIT_FROM = 'postern-audit-from';
+const AUDIT_BATCH = 500;
 /** Kinds a root user may list in this leaf (the leaf's agents still decide access). */
 const listableKinds = new Set(['node', 'db', 'app', 'kube_cluster', 'desktop']);
 
@@ -125,6 +129,7 @@ export class RootTunnels implements ProxyExtension {
     const ctx = this.#context();
     const root = this.#roots.get(rootName);
     if (!root) throw new TunnelRejectedError(403, `this cluster no longer trusts ${rootName}`, { service: dial.service });
+    if (dial.service === AUDIT_PULL_SERVICE) return this.#auditPull(root, dial);
     let identity: UserIdentity;
     try {
       const pem = Buffer.from(dial.identity, 'base64').toString('utf8');
@@ -145,6 +150,22 @@ export class RootTunnels implements ProxyExtension {
     }
     ctx.logger.info({ root: rootName, user: identity.username, host, service: dial.service }, 'root user routed to a leaf service');
     void pipeBidirectional(dial.stream, upstream);
+  }
+
+  /** A root proxy pulls this leaf's audit events about its users, from a time on (the root dedupes by id). */
+  async #auditPull(root: _Root, dial: IncomingDial): Promise<void> {
+    try {
+      const pem = Buffer.from(dial.identity, 'base64').toString('utf8');
+      const peer = verifyCertificateChain(pem, { trustedCaCerts: root.hostCaPems, expectedKind: 'host' }) as HostIdentity;
+      if (peer.cluster !== root.name || !peer.systemRoles.includes('proxy')) throw new Error(`${peer.hostId} is not a proxy of ${root.name}`);
+    } catch (error) {
+      throw new TunnelRejectedError(403, `only a proxy of ${root.name} may pull audit events: ${(error as Error).message}`, { service: dial.service });
+    }
+    const from = dial.headers[HEADER_AUDIT_FROM] ?? '';
+    const { eventsJson } = await this.#context().auth().searchAudit({ from, order: 'asc', limit: AUDIT_BATCH }, { deadlineMs: 10_000 });
+    const about = eventsJson.filter((text) => (JSON.parse(text) as { fields?: Record<string, unknown> }).fields?.['user_cluster'] === root.name);
+    // A full batch (before filtering) tells the root to ask again at once.
+    setImmediate(() => dial.stream.end(JSON.stringify({ events: about, more: eventsJson.length === AUDIT_BATCH, last: _lastTime(eventsJson) })));
   }
 
   async #list(dial: IncomingDial, kind: string): Promise<void> {
@@ -276,6 +297,11 @@ class RootMesh {
       });
     });
   }
+}
+
+function _lastTime(eventsJson: string[]): string {
+  const last = eventsJson.at(-1);
+  return last ? (JSON.parse(last) as { time: string }).time : '';
 }
 
 function _splitPems(text: string): string[] {

@@ -13,7 +13,8 @@
  * host CA too, so its tunnel is refused and its users' routes end. Root proxies
  * report which leaves are connected in their heartbeats; the view adds that status.
  */
-import { BadInputError } from '../../protocols/errors.ts';
+import { AlreadyExistsError, BadInputError } from '../../protocols/errors.ts';
+import { auditEventSchema } from '../../cluster/auth/audit/audit-event.ts';
 import type { AuthDeps } from '../../cluster/auth/api/auth-deps.ts';
 import type { AuthExtension, AuthHandlers } from '../../cluster/auth/api/auth-extension.ts';
 import { auditIdentity } from '../../cluster/auth/api/authorizer.ts';
@@ -22,6 +23,11 @@ import type { Resource } from '../../cluster/access/resources/resource.ts';
 import type { RemoteCluster } from '../../cluster/access/resources/trusted-cluster.ts';
 
 const tunnelsPrefix = '/trust/proxy_tunnels/';
+const auditCursorPrefix = '/trust/audit_cursor/';
+const auditSeenPrefix = '/trust/audit_seen/';
+/** How long a forwarded leaf event id is remembered (re-pulls come from the cursor, minutes back at most). */
+const auditSeenTtlMs = 7 * 86_400_000;
+const leafEventSchema = auditEventSchema;
 const seenPrefix = '/trust/cluster_seen/';
 /** A proxy's report is trusted this long; proxies beat every 10 s and on every tunnel change. */
 const reportTtlMs = 35_000;
@@ -34,7 +40,7 @@ interface _TunnelReport {
 /** Adds ValidateTrustedCluster, the remote_cluster hooks and leaf presence to the root's auth. */
 export function rootAuthExtension(): AuthExtension {
   return {
-    handlers: (deps) => ({ validateTrustedCluster: validateHandler(deps) }),
+    handlers: (deps) => ({ validateTrustedCluster: validateHandler(deps), forwardLeafAudit: forwardAuditHandler(deps) }),
     resourceHooks: (deps) => ({
       remote_cluster: {
         async beforeWrite() {
@@ -111,6 +117,41 @@ function validateHandler(deps: AuthDeps): AuthHandlers['validateTrustedCluster']
       hostCaTlsPems: host.tlsCertPems,
       hostCaSshKeys: host.sshPublicKeys,
     };
+  };
+}
+
+/**
+ * Stores events a root proxy pulled from a leaf: each leaf event id once (a marker key
+ * is created first; losing that race means another proxy stored it), with the leaf's
+ * id and time in `fields`, so `pctl audit search --cluster LEAF` finds them. The cursor
+ * (the newest leaf time stored) lets the next pull start where this one ended.
+ */
+function forwardAuditHandler(deps: AuthDeps): AuthHandlers['forwardLeafAudit'] {
+  return async (request, ctx) => {
+    await deps.authorizer.requireSystemRole(ctx, 'forward leaf audit events', ['proxy']);
+    const leaf = request.leafCluster;
+    await deps.resources.get('remote_cluster', leaf); // NotFound: not a leaf of this root
+    const cursorKey = `${auditCursorPrefix}${leaf}`;
+    let cursor = (await deps.backend.get(cursorKey))?.value ?? '';
+    let stored = 0;
+    for (const text of request.eventsJson.slice(0, 1000)) {
+      const event = leafEventSchema.safeParse(JSON.parse(text));
+      if (!event.success || event.data.cluster !== leaf) continue;
+      const { id, time, cluster: _cluster, fields, ...rest } = event.data;
+      try {
+        await deps.backend.create({ key: `${auditSeenPrefix}${leaf}/${id}`, value: time, expires: new Date(deps.clock.now().getTime() + auditSeenTtlMs) });
+      } catch (error) {
+        if (error instanceof AlreadyExistsError) continue;
+        throw error;
+      }
+      await deps.audit.emit({ ...rest, fields: { ...fields, leaf_cluster: leaf, leaf_event_id: id, leaf_time: time } });
+      stored++;
+      if (time > cursor) cursor = time;
+    }
+    // Reads are inclusive of the cursor time, so moving it to the scanned time loses nothing at that instant.
+    if (request.scannedTo && !Number.isNaN(Date.parse(request.scannedTo)) && request.scannedTo > cursor) cursor = request.scannedTo;
+    if (cursor !== ((await deps.backend.get(cursorKey))?.value ?? '')) await deps.backend.put({ key: cursorKey, value: cursor });
+    return { stored, cursor };
   };
 }
 

@@ -53,9 +53,43 @@ export class LeafTunnels implements ProxyExtension, RemoteClusters {
   readonly #tunnels = new Map<string, _LeafTunnel[]>();
   #roles: { at: number; byName: Map<string, Role> } | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #auditTimer: NodeJS.Timeout | undefined;
+  readonly #auditMs: number;
+  readonly #pulling = new Set<string>();
 
-  constructor(options: { refreshMs?: number } = {}) {
+  constructor(options: { refreshMs?: number; auditPullMs?: number } = {}) {
     this.#refreshMs = options.refreshMs ?? 2_000;
+    this.#auditMs = options.auditPullMs ?? 3_000;
+  }
+
+  /**
+   * Pulls each connected leaf's audit events about this root's users into this root's
+   * audit log. The cursor lives at the root's auth (the newest leaf time stored), the
+   * events at the leaf: a broken link or a restart resumes from the cursor, and the
+   * root's auth stores each leaf event id once, so nothing is lost or doubled.
+   */
+  async #pullAudit(): Promise<void> {
+    const ctx = this.#context();
+    for (const cluster of this.connectedClusters()) {
+      if (this.#pulling.has(cluster)) continue;
+      this.#pulling.add(cluster);
+      try {
+        for (let batch = 0; batch < 20; batch++) {
+          const { cursor } = await ctx.auth().forwardLeafAudit({ leafCluster: cluster, eventsJson: [] }, { deadlineMs: 5_000 });
+          const me = Buffer.from(ctx.credentials.identity.cert_pem).toString('base64');
+          const stream = await this.#onTunnel(cluster, (tunnel) => tunnel.dial('audit:pull', me, { headers: { 'postern-audit-from': cursor } }));
+          const answer = JSON.parse((await _readAll(stream, 64 * 1024 * 1024)).toString('utf8')) as { events: string[]; more: boolean; last: string };
+          if (answer.events.length > 0 || answer.last) {
+            await ctx.auth().forwardLeafAudit({ leafCluster: cluster, eventsJson: answer.events, scannedTo: answer.last }, { deadlineMs: 10_000 });
+          }
+          if (!answer.more) break;
+        }
+      } catch (error) {
+        ctx.logger.debug({ err: error, cluster }, 'pulling audit events from the leaf failed; retrying later');
+      } finally {
+        this.#pulling.delete(cluster);
+      }
+    }
   }
 
   async start(context: ProxyExtensionContext): Promise<void> {
@@ -66,10 +100,13 @@ export class LeafTunnels implements ProxyExtension, RemoteClusters {
       this.#timer.unref();
     };
     loop();
+    this.#auditTimer = setInterval(() => void this.#pullAudit(), this.#auditMs);
+    this.#auditTimer.unref();
   }
 
   async close(): Promise<void> {
     clearTimeout(this.#timer);
+    clearInterval(this.#auditTimer);
     for (const entries of this.#tunnels.values()) for (const entry of entries) entry.tunnel.destroy();
     this.#tunnels.clear();
   }
@@ -235,6 +272,20 @@ export class LeafTunnels implements ProxyExtension, RemoteClusters {
     if (!this.#ctx) throw new Error('LeafTunnels used before start()');
     return this.#ctx;
   }
+}
+
+async function _readAll(stream: Duplex, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > max) {
+      stream.destroy();
+      throw new Error(`the leaf sent more than ${max} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 function _splitPems(text: string): string[] {

@@ -80,7 +80,7 @@ export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAud
     connection_id: event.connectionId,
     agent_time: event.time.toISOString(),
   };
-  for (const key of ['keyId', 'kind', 'command', 'exitCode', 'signal', 'durationMs'] as const) {
+  for (const key of ['keyId', 'kind', 'command', 'exitCode', 'signal', 'durationMs', 'userCluster'] as const) {
     if (event[key] !== undefined) fields[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = event[key];
   }
   const user = event.user ? event.user.slice(0, 253) : undefined;

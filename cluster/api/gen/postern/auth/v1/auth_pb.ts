@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file postern/auth/v1/auth.proto.
  */
 export const file_postern_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSJAChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIWCg5pbmNsdWRlX3JlbW90ZRgCIAEoCCJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiaQoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIiYKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJtChBIZWFydGJlYXRSZXF1ZXN0EhYKDmludmVudG9yeV9qc29uGAEgASgJEhAKCHNlcnZpY2VzGAIgAygJEhMKC3B1YmxpY19hZGRyGAMgASgJEhoKEmNvbm5lY3RlZF9jbHVzdGVycxgEIAMoCSJ4Ch1WYWxpZGF0ZVRydXN0ZWRDbHVzdGVyUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIUCgxsZWFmX2NsdXN0ZXIYAiABKAkSGAoQaG9zdF9jYV90bHNfcGVtcxgDIAMoCRIYChBob3N0X2NhX3NzaF9rZXlzGAQgAygJIp4BCh5WYWxpZGF0ZVRydXN0ZWRDbHVzdGVyUmVzcG9uc2USFAoMcm9vdF9jbHVzdGVyGAEgASgJEhgKEHVzZXJfY2FfdGxzX3BlbXMYAiADKAkSGAoQdXNlcl9jYV9zc2hfa2V5cxgDIAMoCRIYChBob3N0X2NhX3Rsc19wZW1zGAQgAygJEhgKEGhvc3RfY2Ffc3NoX2tleXMYBSADKAkiagoeUmVpc3N1ZVVzZXJDZXJ0aWZpY2F0ZXNSZXF1ZXN0EhYKDnNzaF9wdWJsaWNfa2V5GAEgASgJEhYKDnRsc19wdWJsaWNfa2V5GAIgASgJEhgKEHJvdXRlX3RvX2NsdXN0ZXIYAyABKAkiLQoRSGVhcnRiZWF0UmVzcG9uc2USGAoQaW50ZXJ2YWxfc2Vjb25kcxgBIAEoAzKMDQoLQXV0aFNlcnZpY2USSQoGU3RhdHVzEh4ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1JlcXVlc3QaHy5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVzcG9uc2USagoRRXhwb3J0QXV0aG9yaXRpZXMSKS5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXF1ZXN0GioucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVzcG9uc2USWAoMR2V0UmVzb3VyY2VzEiQucG9zdGVybi5hdXRoLnYxLkdldFJlc291cmNlc1JlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzb3VyY2VzUmVzcG9uc2USZAoPQ3JlYXRlUmVzb3VyY2VzEicucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1JlcXVlc3QaKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVzcG9uc2USUAoORGVsZXRlUmVzb3VyY2USJi5wb3N0ZXJuLmF1dGgudjEuRGVsZXRlUmVzb3VyY2VSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElUKCkNyZWF0ZVVzZXISIi5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlElIKCVJlc2V0VXNlchIhLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlc3BvbnNlEmEKDkNvbXBsZXRlU2lnbnVwEiYucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVxdWVzdBonLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlc3BvbnNlElUKCkVucm9sbFRvdHASIi5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlc3BvbnNlEkoKC0NvbmZpcm1Ub3RwEiMucG9zdGVybi5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJPCghBZGRUb2tlbhIgLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QaIS5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXNwb25zZRJKCgtSZW1vdmVUb2tlbhIjLnBvc3Rlcm4uYXV0aC52MS5SZW1vdmVUb2tlblJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSWAoLU2VhcmNoQXVkaXQSIy5wb3N0ZXJuLmF1dGgudjEuU2VhcmNoQXVkaXRSZXF1ZXN0GiQucG9zdGVybi5hdXRoLnYxLkF1ZGl0RXZlbnRzUmVzcG9uc2USRgoJRW1pdEF1ZGl0EiEucG9zdGVybi5hdXRoLnYxLkVtaXRBdWRpdFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSRQoFTG9naW4SHS5wb3N0ZXJuLmF1dGgudjEuTG9naW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJDCgRKb2luEhwucG9zdGVybi5hdXRoLnYxLkpvaW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZRJSCglIZWFydGJlYXQSIS5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXNwb25zZRJ5ChZWYWxpZGF0ZVRydXN0ZWRDbHVzdGVyEi4ucG9zdGVybi5hdXRoLnYxLlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXF1ZXN0Gi8ucG9zdGVybi5hdXRoLnYxLlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXNwb25zZRJpChdSZWlzc3VlVXNlckNlcnRpZmljYXRlcxIvLnBvc3Rlcm4uYXV0aC52MS5SZWlzc3VlVXNlckNlcnRpZmljYXRlc1JlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzYgZwcm90bzM");
+  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSJAChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIWCg5pbmNsdWRlX3JlbW90ZRgCIAEoCCJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IjEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJIisKEVJlc291cmNlc1Jlc3BvbnNlEhYKDnJlc291cmNlc19qc29uGAEgASgJIkYKFkNyZWF0ZVJlc291cmNlc1JlcXVlc3QSDAoEdGV4dBgBIAEoCRIOCgZ1cHNlcnQYAiABKAgSDgoGc291cmNlGAMgASgJIioKF0NyZWF0ZVJlc291cmNlc1Jlc3BvbnNlEg8KB2NyZWF0ZWQYASADKAkiMwoVRGVsZXRlUmVzb3VyY2VSZXF1ZXN0EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCSJVChFDcmVhdGVVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEg4KBmxvZ2lucxgEIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USFAoMc2lnbnVwX3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiIAoQUmVzZXRVc2VyUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKEVJlc2V0VXNlclJlc3BvbnNlEhMKC3Jlc2V0X3Rva2VuGAEgASgJEg8KB2V4cGlyZXMYAiABKAkiTQoVQ29tcGxldGVTaWdudXBSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhMKC2Vucm9sbF90b3RwGAMgASgIIjwKFkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USEAoIdXNlcm5hbWUYASABKAkSEAoIdG90cF91cmkYAiABKAkiQgoSQ29uZmlybVRvdHBSZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSDAoEY29kZRgDIAEoCSIzChFFbnJvbGxUb3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKEkVucm9sbFRvdHBSZXNwb25zZRIQCgh0b3RwX3VyaRgBIAEoCSK2AQoPQWRkVG9rZW5SZXF1ZXN0Eg0KBXJvbGVzGAEgAygJEhMKC3R0bF9zZWNvbmRzGAIgASgDEjwKBmxhYmVscxgDIAMoCzIsLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QuTGFiZWxzRW50cnkSEgoKc2luZ2xlX3VzZRgEIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj4KEEFkZFRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSCgoCaWQYAiABKAkSDwoHZXhwaXJlcxgDIAEoCSIgChJSZW1vdmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiegoSU2VhcmNoQXVkaXRSZXF1ZXN0EgwKBGZyb20YASABKAkSCgoCdG8YAiABKAkSDQoFdHlwZXMYAyADKAkSDAoEdXNlchgEIAEoCRINCgVsaW1pdBgFIAEoBRINCgVvcmRlchgGIAEoCRIPCgdjbHVzdGVyGAcgASgJIlgKF0ZvcndhcmRMZWFmQXVkaXRSZXF1ZXN0EhQKDGxlYWZfY2x1c3RlchgBIAEoCRITCgtldmVudHNfanNvbhgCIAMoCRISCgpzY2FubmVkX3RvGAMgASgJIjoKGEZvcndhcmRMZWFmQXVkaXRSZXNwb25zZRIOCgZzdG9yZWQYASABKAUSDgoGY3Vyc29yGAIgASgJIioKE0F1ZGl0RXZlbnRzUmVzcG9uc2USEwoLZXZlbnRzX2pzb24YASADKAkiJgoQRW1pdEF1ZGl0UmVxdWVzdBISCgpldmVudF9qc29uGAEgASgJIqABCgxMb2dpblJlcXVlc3QSDAoEdXNlchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIRCgl0b3RwX2NvZGUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEwoLdHRsX3NlY29uZHMYBiABKAMSGAoQcm91dGVfdG9fY2x1c3RlchgHIAEoCSK1AQoMQ2VydGlmaWNhdGVzEhcKD3NzaF9jZXJ0aWZpY2F0ZRgBIAEoCRIbChN0bHNfY2VydGlmaWNhdGVfcGVtGAIgASgJEhMKC3Rsc19jYV9wZW1zGAMgAygJEhgKEHNzaF9ob3N0X2NhX2tleXMYBCADKAkSDwoHZXhwaXJlcxgFIAEoCRIQCgh1c2VybmFtZRgGIAEoCRINCgVyb2xlcxgHIAMoCRIOCgZsb2dpbnMYCCADKAkikgEKC0pvaW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEg0KBXJvbGVzGAIgAygJEhEKCW5vZGVfbmFtZRgDIAEoCRIWCg5zc2hfcHVibGljX2tleRgEIAEoCRIWCg50bHNfcHVibGljX2tleRgFIAEoCRIRCglhZGRyZXNzZXMYBiADKAkSDwoHaG9zdF9pZBgHIAEoCSLOAQoMSm9pblJlc3BvbnNlEg8KB2hvc3RfaWQYASABKAkSMwoMY2VydGlmaWNhdGVzGAIgASgLMh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJECgx0b2tlbl9sYWJlbHMYAyADKAsyLi5wb3N0ZXJuLmF1dGgudjEuSm9pblJlc3BvbnNlLlRva2VuTGFiZWxzRW50cnkaMgoQVG9rZW5MYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIm0KEEhlYXJ0YmVhdFJlcXVlc3QSFgoOaW52ZW50b3J5X2pzb24YASABKAkSEAoIc2VydmljZXMYAiADKAkSEwoLcHVibGljX2FkZHIYAyABKAkSGgoSY29ubmVjdGVkX2NsdXN0ZXJzGAQgAygJIngKHVZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhQKDGxlYWZfY2x1c3RlchgCIAEoCRIYChBob3N0X2NhX3Rsc19wZW1zGAMgAygJEhgKEGhvc3RfY2Ffc3NoX2tleXMYBCADKAkingEKHlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXNwb25zZRIUCgxyb290X2NsdXN0ZXIYASABKAkSGAoQdXNlcl9jYV90bHNfcGVtcxgCIAMoCRIYChB1c2VyX2NhX3NzaF9rZXlzGAMgAygJEhgKEGhvc3RfY2FfdGxzX3BlbXMYBCADKAkSGAoQaG9zdF9jYV9zc2hfa2V5cxgFIAMoCSJqCh5SZWlzc3VlVXNlckNlcnRpZmljYXRlc1JlcXVlc3QSFgoOc3NoX3B1YmxpY19rZXkYASABKAkSFgoOdGxzX3B1YmxpY19rZXkYAiABKAkSGAoQcm91dGVfdG9fY2x1c3RlchgDIAEoCSItChFIZWFydGJlYXRSZXNwb25zZRIYChBpbnRlcnZhbF9zZWNvbmRzGAEgASgDMvUNCgtBdXRoU2VydmljZRJJCgZTdGF0dXMSHi5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVxdWVzdBofLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXNwb25zZRJqChFFeHBvcnRBdXRob3JpdGllcxIpLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1JlcXVlc3QaKi5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXNwb25zZRJYCgxHZXRSZXNvdXJjZXMSJC5wb3N0ZXJuLmF1dGgudjEuR2V0UmVzb3VyY2VzUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNvdXJjZXNSZXNwb25zZRJkCg9DcmVhdGVSZXNvdXJjZXMSJy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXNwb25zZRJQCg5EZWxldGVSZXNvdXJjZRImLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVSZXNvdXJjZVJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSVQoKQ3JlYXRlVXNlchIiLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUgoJUmVzZXRVc2VyEiEucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVzcG9uc2USYQoOQ29tcGxldGVTaWdudXASJi5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXF1ZXN0GicucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVzcG9uc2USVQoKRW5yb2xsVG90cBIiLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVxdWVzdBojLnBvc3Rlcm4uYXV0aC52MS5FbnJvbGxUb3RwUmVzcG9uc2USSgoLQ29uZmlybVRvdHASIy5wb3N0ZXJuLmF1dGgudjEuQ29uZmlybVRvdHBSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5Ek8KCEFkZFRva2VuEiAucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVxdWVzdBohLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlc3BvbnNlEkoKC1JlbW92ZVRva2VuEiMucG9zdGVybi5hdXRoLnYxLlJlbW92ZVRva2VuUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJYCgtTZWFyY2hBdWRpdBIjLnBvc3Rlcm4uYXV0aC52MS5TZWFyY2hBdWRpdFJlcXVlc3QaJC5wb3N0ZXJuLmF1dGgudjEuQXVkaXRFdmVudHNSZXNwb25zZRJGCglFbWl0QXVkaXQSIS5wb3N0ZXJuLmF1dGgudjEuRW1pdEF1ZGl0UmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJFCgVMb2dpbhIdLnBvc3Rlcm4uYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEkMKBEpvaW4SHC5wb3N0ZXJuLmF1dGgudjEuSm9pblJlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuSm9pblJlc3BvbnNlElIKCUhlYXJ0YmVhdBIhLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEnkKFlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXISLi5wb3N0ZXJuLmF1dGgudjEuVmFsaWRhdGVUcnVzdGVkQ2x1c3RlclJlcXVlc3QaLy5wb3N0ZXJuLmF1dGgudjEuVmFsaWRhdGVUcnVzdGVkQ2x1c3RlclJlc3BvbnNlEmkKF1JlaXNzdWVVc2VyQ2VydGlmaWNhdGVzEi8ucG9zdGVybi5hdXRoLnYxLlJlaXNzdWVVc2VyQ2VydGlmaWNhdGVzUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSZwoQRm9yd2FyZExlYWZBdWRpdBIoLnBvc3Rlcm4uYXV0aC52MS5Gb3J3YXJkTGVhZkF1ZGl0UmVxdWVzdBopLnBvc3Rlcm4uYXV0aC52MS5Gb3J3YXJkTGVhZkF1ZGl0UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message postern.auth.v1.Empty
@@ -642,6 +642,13 @@ export type SearchAuditRequest = Message<"postern.auth.v1.SearchAuditRequest"> &
    * @generated from field: string order = 6;
    */
   order: string;
+
+  /**
+   * A leaf cluster: only the events forwarded from it (a root's view of its leaves' audit).
+   *
+   * @generated from field: string cluster = 7;
+   */
+  cluster: string;
 };
 
 /**
@@ -650,6 +657,64 @@ export type SearchAuditRequest = Message<"postern.auth.v1.SearchAuditRequest"> &
  */
 export const SearchAuditRequestSchema: GenMessage<SearchAuditRequest> = /*@__PURE__*/
   messageDesc(file_postern_auth_v1_auth, 24);
+
+/**
+ * A root proxy hands events it pulled from a leaf to the root's auth; the auth stores
+ * each leaf event once (by its id), whichever proxy forwards it and however often.
+ *
+ * @generated from message postern.auth.v1.ForwardLeafAuditRequest
+ */
+export type ForwardLeafAuditRequest = Message<"postern.auth.v1.ForwardLeafAuditRequest"> & {
+  /**
+   * @generated from field: string leaf_cluster = 1;
+   */
+  leafCluster: string;
+
+  /**
+   * JSON of the leaf's audit events, oldest first. Empty: only ask for the cursor.
+   *
+   * @generated from field: repeated string events_json = 2;
+   */
+  eventsJson: string[];
+
+  /**
+   * RFC 3339: the leaf's log was read up to this time (events about other users skipped).
+   *
+   * @generated from field: string scanned_to = 3;
+   */
+  scannedTo: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ForwardLeafAuditRequest.
+ * Use `create(ForwardLeafAuditRequestSchema)` to create a new message.
+ */
+export const ForwardLeafAuditRequestSchema: GenMessage<ForwardLeafAuditRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 25);
+
+/**
+ * @generated from message postern.auth.v1.ForwardLeafAuditResponse
+ */
+export type ForwardLeafAuditResponse = Message<"postern.auth.v1.ForwardLeafAuditResponse"> & {
+  /**
+   * @generated from field: int32 stored = 1;
+   */
+  stored: number;
+
+  /**
+   * RFC 3339 time of the newest event stored from this leaf; the next pull starts there.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ForwardLeafAuditResponse.
+ * Use `create(ForwardLeafAuditResponseSchema)` to create a new message.
+ */
+export const ForwardLeafAuditResponseSchema: GenMessage<ForwardLeafAuditResponse> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 26);
 
 /**
  * @generated from message postern.auth.v1.AuditEventsResponse
@@ -668,7 +733,7 @@ export type AuditEventsResponse = Message<"postern.auth.v1.AuditEventsResponse">
  * Use `create(AuditEventsResponseSchema)` to create a new message.
  */
 export const AuditEventsResponseSchema: GenMessage<AuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 25);
+  messageDesc(file_postern_auth_v1_auth, 27);
 
 /**
  * @generated from message postern.auth.v1.EmitAuditRequest
@@ -685,7 +750,7 @@ export type EmitAuditRequest = Message<"postern.auth.v1.EmitAuditRequest"> & {
  * Use `create(EmitAuditRequestSchema)` to create a new message.
  */
 export const EmitAuditRequestSchema: GenMessage<EmitAuditRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 26);
+  messageDesc(file_postern_auth_v1_auth, 28);
 
 /**
  * @generated from message postern.auth.v1.LoginRequest
@@ -736,7 +801,7 @@ export type LoginRequest = Message<"postern.auth.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 27);
+  messageDesc(file_postern_auth_v1_auth, 29);
 
 /**
  * @generated from message postern.auth.v1.Certificates
@@ -788,7 +853,7 @@ export type Certificates = Message<"postern.auth.v1.Certificates"> & {
  * Use `create(CertificatesSchema)` to create a new message.
  */
 export const CertificatesSchema: GenMessage<Certificates> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 28);
+  messageDesc(file_postern_auth_v1_auth, 30);
 
 /**
  * @generated from message postern.auth.v1.JoinRequest
@@ -839,7 +904,7 @@ export type JoinRequest = Message<"postern.auth.v1.JoinRequest"> & {
  * Use `create(JoinRequestSchema)` to create a new message.
  */
 export const JoinRequestSchema: GenMessage<JoinRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 29);
+  messageDesc(file_postern_auth_v1_auth, 31);
 
 /**
  * @generated from message postern.auth.v1.JoinResponse
@@ -866,7 +931,7 @@ export type JoinResponse = Message<"postern.auth.v1.JoinResponse"> & {
  * Use `create(JoinResponseSchema)` to create a new message.
  */
 export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 30);
+  messageDesc(file_postern_auth_v1_auth, 32);
 
 /**
  * A host announces itself: agents with their inventory and services, proxies with
@@ -909,7 +974,7 @@ export type HeartbeatRequest = Message<"postern.auth.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 31);
+  messageDesc(file_postern_auth_v1_auth, 33);
 
 /**
  * A leaf cluster asks the root (through the root proxy's web API) to trust it.
@@ -947,7 +1012,7 @@ export type ValidateTrustedClusterRequest = Message<"postern.auth.v1.ValidateTru
  * Use `create(ValidateTrustedClusterRequestSchema)` to create a new message.
  */
 export const ValidateTrustedClusterRequestSchema: GenMessage<ValidateTrustedClusterRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 32);
+  messageDesc(file_postern_auth_v1_auth, 34);
 
 /**
  * @generated from message postern.auth.v1.ValidateTrustedClusterResponse
@@ -984,7 +1049,7 @@ export type ValidateTrustedClusterResponse = Message<"postern.auth.v1.ValidateTr
  * Use `create(ValidateTrustedClusterResponseSchema)` to create a new message.
  */
 export const ValidateTrustedClusterResponseSchema: GenMessage<ValidateTrustedClusterResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 33);
+  messageDesc(file_postern_auth_v1_auth, 35);
 
 /**
  * A logged-in user asks for new certificates for the same identity, routed to another cluster.
@@ -1015,7 +1080,7 @@ export type ReissueUserCertificatesRequest = Message<"postern.auth.v1.ReissueUse
  * Use `create(ReissueUserCertificatesRequestSchema)` to create a new message.
  */
 export const ReissueUserCertificatesRequestSchema: GenMessage<ReissueUserCertificatesRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 34);
+  messageDesc(file_postern_auth_v1_auth, 36);
 
 /**
  * @generated from message postern.auth.v1.HeartbeatResponse
@@ -1034,7 +1099,7 @@ export type HeartbeatResponse = Message<"postern.auth.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 35);
+  messageDesc(file_postern_auth_v1_auth, 37);
 
 /**
  * @generated from service postern.auth.v1.AuthService
@@ -1191,6 +1256,14 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ReissueUserCertificatesRequestSchema;
     output: typeof CertificatesSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.ForwardLeafAudit
+   */
+  forwardLeafAudit: {
+    methodKind: "unary";
+    input: typeof ForwardLeafAuditRequestSchema;
+    output: typeof ForwardLeafAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_postern_auth_v1_auth, 0);
