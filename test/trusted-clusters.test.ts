@@ -282,8 +282,17 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     assert.match(answer, /^error /);
   });
 
-  test('killing the root: leaf users keep working; root users are back within 10 s of the restart', async () => {
+  test('killing the root: leaf users keep working; root users are back within 10 s of the restart; leaf audit events from the outage catch up', async () => {
+    // A root user's session that the outage cuts: its end is audited on the leaf while the root is down.
+    const cut = psh('alice', ['ssh', '--cluster', 'leaf', 'root@leaf-node', 'sleep', '60']);
+    const since = new Date().toISOString();
+    await until('alice\'s long session to start on the leaf', async () => {
+      const events = JSON.parse((await pair.leaf.pctl(['audit', 'search', '--user', 'alice', '--type', 'session.start', '--from', since, '--format', 'json'])).stdout || '[]') as unknown[];
+      return events.length > 0 ? events : undefined;
+    });
     await pair.root.daemon.kill();
+    const killedAt = new Date().toISOString();
+    assert.notEqual((await cut).code, 0);
     const local = await psh('erin', ['ssh', 'root@leaf-node', 'echo', 'still-here']);
     assert.equal(local.code, 0, local.stderr);
     await pair.root.daemon.restart();
@@ -291,6 +300,11 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     const started = Date.now();
     await until('root access back', () => works('alice'), 10_000);
     assert.ok(Date.now() - started <= 10_000);
+    const caughtUp = await until('the session end from the outage at the root', async () => {
+      const events = JSON.parse((await pair.root.pctl(['audit', 'search', '--cluster', 'leaf', '--user', 'alice', '--type', 'session.end', '--format', 'json'])).stdout || '[]') as Array<{ fields: Record<string, unknown> }>;
+      return events.find((e) => String(e.fields['leaf_time']) >= killedAt);
+    });
+    assert.ok(caughtUp);
   });
 });
 
