@@ -135,7 +135,9 @@ export class RootTunnels implements ProxyExtension {
       const pem = Buffer.from(dial.identity, 'base64').toString('utf8');
       identity = verifyCertificateChain(pem, { trustedCaCerts: root.userCaPems, expectedKind: 'user', usage: 'client' }) as UserIdentity;
     } catch (error) {
-      throw new TunnelRejectedError(403, `the caller is not a user of ${rootName}: ${(error as PosternError).message}`, { service: dial.service });
+      const reason = `the caller is not a user of ${rootName}: ${(error as PosternError).message}`;
+      this.#auditDenied(rootName, dial, reason);
+      throw new TunnelRejectedError(403, reason, { service: dial.service });
     }
     if (dial.service.startsWith(LIST_PREFIX)) return this.#list(dial, dial.service.slice(LIST_PREFIX.length));
     const host = dial.headers[HEADER_HOST];
@@ -166,6 +168,21 @@ export class RootTunnels implements ProxyExtension {
     const about = eventsJson.filter((text) => (JSON.parse(text) as { fields?: Record<string, unknown> }).fields?.['user_cluster'] === root.name);
     // A full batch (before filtering) tells the root to ask again at once.
     setImmediate(() => dial.stream.end(JSON.stringify({ events: about, more: eventsJson.length === AUDIT_BATCH, last: _lastTime(eventsJson) })));
+  }
+
+  /** A refusal here is an access decision of this cluster: audited at its auth, in the background. */
+  #auditDenied(rootName: string, dial: IncomingDial, reason: string): void {
+    const ctx = this.#context();
+    void ctx.auth().emitAudit({
+      eventJson: JSON.stringify({
+        type: 'access.denied',
+        identity: {},
+        resource: { kind: 'cluster', name: rootName },
+        outcome: 'deny',
+        reason: reason.slice(0, 1024),
+        fields: { via: 'leaf proxy', service: dial.service.slice(0, 255), host: (dial.headers[HEADER_HOST] ?? '').slice(0, 253) },
+      }),
+    }, { deadlineMs: 5_000 }).catch((error: unknown) => ctx.logger.warn({ err: error }, 'cannot audit a refused root stream'));
   }
 
   async #list(dial: IncomingDial, kind: string): Promise<void> {
