@@ -214,6 +214,24 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     assert.ok(await works('alice'), 'the refused writes changed nothing');
   });
 
+  test('joins are refused with a reason: bad token, wrong pin, a name that is not the root\'s, no token the first time; remote_cluster is not written by hand', async () => {
+    const text = (name: string, pin: string, token?: string) =>
+      `kind: trusted_cluster\nversion: v1\nmetadata: { name: ${name} }\nspec:\n  proxy_addr: ${pair.root.proxy}\n  ca_pin: ${pin}\n${token ? `  token: ${token}\n` : ''}  role_map: [{ remote: admin, local: [access] }]\n`;
+    const badToken = await createResource(pair.leaf, text('root', pair.root.pin, 'f'.repeat(64)), true);
+    assert.notEqual(badToken.code, 0);
+    assert.match(badToken.stderr, /the root at .* refused the join: .*token/i);
+    const wrongPin = await createResource(pair.leaf, text('root', `sha256:${'0'.repeat(64)}`, 'f'.repeat(64)), true);
+    assert.match(wrongPin.stderr, /cannot verify the root proxy .*does not match/);
+    const token = JSON.parse((await pair.root.pctl(['tokens', 'add', '--type=trusted_cluster', '--format', 'json'])).stdout) as { token: string };
+    const wrongName = await createResource(pair.leaf, text('other', pair.root.pin, token.token), true);
+    assert.match(wrongName.stderr, /is named "root"; name the resource after it/);
+    const noToken = await createResource(pair.leaf, text('never-joined', pair.root.pin), true);
+    assert.match(noToken.stderr, /spec\.token is required to join the root the first time/);
+    const byHand = await createResource(pair.root, 'kind: remote_cluster\nversion: v1\nmetadata: { name: fake }\nspec: {}\n');
+    assert.match(byHand.stderr, /remote_cluster records are made when a leaf joins/);
+    assert.ok(await works('alice'), 'the refusals changed nothing');
+  });
+
   test('disabling trust cuts root access and drops the tunnel; enabling restores it', async () => {
     await pair.writeTrust({ enabled: false, roleMap: baseMap });
     await until('access to fail while disabled', () => fails('alice'), 15_000);

@@ -88,6 +88,13 @@ async function join(deps: AuthDeps, trusted: TrustedCluster, timeoutMs: number):
   } catch (error) {
     throw new BadInputError(`${where}: cannot verify the root proxy ${trusted.spec.proxy_addr}: ${(error as Error).message}`);
   }
+  // The name first, so a misnamed resource does not spend the token.
+  const discovery = await callWebApi<{ cluster_name: string }>(address, 'GET', '/v1/discovery', { caPems: [rootHostCa], timeoutMs }).catch((error: unknown) => {
+    throw new BadInputError(`${where}: cannot read the root proxy's discovery at ${trusted.spec.proxy_addr}: ${(error as Error).message}`);
+  });
+  if (discovery.cluster_name !== name) {
+    throw new BadInputError(`${where}: the root at ${trusted.spec.proxy_addr} is named "${discovery.cluster_name}"; name the resource after it (metadata.name: ${discovery.cluster_name})`);
+  }
   const host = deps.authorities.publicAuthority('host');
   let answer: RootCas;
   try {
