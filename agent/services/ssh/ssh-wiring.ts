@@ -27,9 +27,8 @@ import { parseAuthorizedKey } from '../../../protocols/ssh/public-key.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
-import { mapRoles } from '../../../cluster/access/roles/role-map.ts';
 import { timingSafeEqual } from 'node:crypto';
-import { TrustedRoots } from './trusted-roots.ts';
+import { TrustedRoots, type RemoteRoles } from '../../trust/trusted-roots.ts';
 import { SshService, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
 
 export interface AgentSshOptions {
@@ -250,24 +249,15 @@ export class AgentSsh implements SupervisedService {
     return { allowed: decision.allowed, reason: decision.reason };
   }
 
-  /** A root user's leaf roles through the role map, or the refusal. */
-  async #mapRemote(request: SshAuthorizationRequest): Promise<{ allowed: false; reason: string } | { allowed: true; reason: string; roles: string[] }> {
-    const { username, cluster: root } = request.identity;
-    let roots;
-    try {
-      roots = await this.#roots.get();
-    } catch (error) {
-      return { allowed: false, reason: `this node cannot read the trusted clusters from the auth server (${(error as Error).message}); try again later` };
-    }
-    const trusted = roots.get(root);
-    if (!trusted) return { allowed: false, reason: `the certificate was issued by cluster "${root}", which cluster ${this.#options.identity.current.cluster} does not trust` };
-    if (trusted.userCaKeys.length === 0) return { allowed: false, reason: `trust in cluster "${root}" is disabled on ${this.#options.identity.current.cluster}` };
-    if (!_hasKey(trusted.userCaKeys, request.certificate.signatureKey.blob)) {
+  /** A root user's leaf roles through the role map, or the refusal; the certificate must come from that root's CA. */
+  async #mapRemote(request: SshAuthorizationRequest): Promise<RemoteRoles> {
+    const { username, cluster: root, roles } = request.identity;
+    const keys = (await this.#roots.get().catch(() => undefined))?.get(root)?.userCaKeys ?? [];
+    if (keys.length > 0 && !_hasKey(keys, request.certificate.signatureKey.blob)) {
       return { allowed: false, reason: `the certificate claims cluster "${root}" but was not signed by that cluster's user CA; refusing it` };
     }
-    const roles = mapRoles(trusted.roleMap, request.identity.roles);
-    if (roles.length === 0) return { allowed: false, reason: `no roles mapped for remote user ${username} from cluster ${root}` };
-    return { allowed: true, reason: `remote user ${username} from cluster ${root} maps to ${roles.join(', ')}`, roles };
+    // No keys: not trusted, disabled or unreadable; remoteRoles says which.
+    return this.#roots.remoteRoles(root, username, roles);
   }
 
   async #rolesByName(): Promise<Map<string, Role>> {
