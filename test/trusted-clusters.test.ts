@@ -241,7 +241,7 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     });
     assert.ok(offline);
     await pair.writeTrust({ enabled: true, roleMap: baseMap });
-    assert.ok(await until('access back after enabling', () => works('alice'), 20_000));
+    assert.ok(await until('access back after enabling', () => works('alice'), 30_000));
   });
 
   test('deleting the remote_cluster on the root cuts access; re-creating trust with a new token recovers', async () => {
@@ -249,7 +249,7 @@ describe('trusted clusters: root users reach leaf nodes through the root proxy',
     assert.equal(removed.code, 0, removed.stderr);
     await until('access to fail after the delete', () => fails('alice'), 15_000);
     await pair.writeTrust({ roleMap: baseMap, join: true });
-    assert.ok(await until('access back after re-joining', () => works('alice'), 20_000));
+    assert.ok(await until('access back after re-joining', () => works('alice'), 30_000));
   });
 
   test('trust is one-way: a leaf user cannot reach the root', async () => {

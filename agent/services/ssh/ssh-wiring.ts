@@ -155,8 +155,9 @@ export class AgentSsh implements SupervisedService {
     this.#options.identity.on('change', this.#onIdentity);
     // Not awaited: a cluster briefly out of reach must not keep the agent from starting; logins are refused until the CAs are known.
     void this.#refreshCAs();
-    // Trusted roots change without notice (enable/disable, a new root): keep their keys fresh for the first check.
-    this.#rootsTimer = setInterval(() => void this.#roots.get().catch(() => undefined), 3_000);
+    // Trusted roots change without notice (enable/disable, a new root): keep their keys fresh for the first
+    // check. Every login re-reads them (2 s cache), so a stale copy only delays a newly trusted root.
+    this.#rootsTimer = setInterval(() => void this.#roots.get().catch(() => undefined), 5_000);
     this.#rootsTimer.unref();
     this.#scheduleAudit(0);
   }
