@@ -22,6 +22,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   ssh: () => import('./ssh.ts'),
   desktop: () => import('./desktop.ts'),
   db: () => import('./db.ts'),
+  trust: () => import('./trust.ts'),
 };
 
 const requested = process.argv.slice(2);

@@ -55,7 +55,7 @@ describe('psh ls, config and proxy ssh against a running cluster', () => {
   test('psh proxy ssh prints the proxy\'s refusal and exits 1', async () => {
     const refused = await psh(['proxy', 'ssh', 'dave@nowhere:22']);
     assert.equal(refused.code, 1);
-    assert.equal(refused.stderr, 'psh: no node is named "nowhere" or has that host id; list nodes with psh ls\n');
+    assert.equal(refused.stderr, 'psh: no node is named "nowhere" or has that host id in cluster people; list nodes with psh ls\n');
     assert.equal(refused.stdout, '');
   });
 });

@@ -23,6 +23,7 @@ export async function auditSearch(invocation: Invocation): Promise<number> {
       user: stringOption(invocation, 'user') ?? '',
       limit: Number(stringOption(invocation, 'limit') ?? 100),
       order: stringOption(invocation, 'order') ?? 'desc',
+      cluster: stringOption(invocation, 'cluster') ?? '',
     });
     if (format === 'jsonl') {
       for (const line of response.eventsJson) process.stdout.write(line + '\n');

@@ -81,6 +81,14 @@ export const program: Command = {
       ],
     },
     {
+      name: 'clusters',
+      summary: 'leaf clusters that trust this one: online or offline, last heartbeat, labels',
+      usage: 'pctl clusters ls [--format json]\n  Remove a leaf\'s trust (cuts its users\' access at once): pctl rm remote_cluster/NAME',
+      commands: [
+        { name: 'ls', aliases: ['list'], summary: 'list leaf clusters', usage: 'pctl clusters ls [--format json]', options: { ...connectionOptions, format }, run: async (i) => (await import('./clusters.ts')).clustersList(i) },
+      ],
+    },
+    {
       name: 'inventory',
       summary: 'what runs where: OS, kernel, CPU, memory, version of agents and proxies',
       usage: 'pctl inventory ls [--format json]',
@@ -120,13 +128,14 @@ export const program: Command = {
         {
           name: 'search',
           summary: 'events by time, type and user (newest first)',
-          usage: 'pctl audit search [--from 2h|RFC3339] [--to ...] [--type T] [--user U] [--limit N] [--format text|json|yaml|jsonl]',
+          usage: 'pctl audit search [--from 2h|RFC3339] [--to ...] [--type T] [--user U] [--cluster LEAF] [--limit N] [--format text|json|yaml|jsonl]',
           options: {
             ...connectionOptions,
             from: option('string', 'start: an age such as 2h, or an RFC 3339 time'),
             to: option('string', 'end (exclusive)'),
             type: option('string', 'event type, e.g. user.login or session.* (repeatable)', { multiple: true }),
             user: option('string', 'only events of this user'),
+            cluster: option('string', 'on a root: only the events forwarded from this leaf cluster (its events about root users)'),
             limit: option('string', 'at most N events (default 100)'),
             order: option('string', 'desc (default) or asc'),
             format: option('string', 'text, json, yaml or jsonl (for export)'),

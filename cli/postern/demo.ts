@@ -1,7 +1,8 @@
 /**
  * `postern demo` (what `npm start` runs): a local cluster on the embedded backend —
  * auth and proxy in one process, plus an agent that joins through the proxy with a
- * token and the CA pin, exactly as a remote host would. State lives in `.data/demo/`
+ * token and the CA pin, exactly as a remote host would; and a leaf cluster that trusts
+ * it, with its own agent (demo-trust.ts). State lives in `.data/demo/`
  * and is reused between runs; delete the folder to start afresh.
  */
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { createLogger } from '../../cluster/common/logger.ts';
 import { caPin } from '../../cluster/auth/pki/ca-pin.ts';
 import { NotFoundError } from '../../protocols/errors.ts';
 import { startDaemon, type RunningDaemon } from './start.ts';
+import { demoLeafName, ensureLeavesRole, leafNodeName, leavesRole, startDemoLeaf } from './demo-trust.ts';
 
 const clusterConfig = (dataDir: string) => `# The demo cluster: auth and proxy (written by postern demo).
 version: v1
@@ -67,6 +69,9 @@ export async function demo(invocation: Invocation): Promise<number> {
       await writeFile(agentPath, agentConfig(path.join(dir, 'agent'), secret, pin), { mode: 0o600 });
     }
     daemons.push(await startDaemon(await loadConfig(agentPath), logger));
+    await ensureLeavesRole(auth);
+    const leaf = await startDemoLeaf(dir, auth, logger);
+    daemons.push(...leaf.daemons);
     const invite = await inviteAlice(auth.deps.users);
     printWelcome(dir, clusterPath, pin, invite);
     await new Promise<void>((resolve) => {
@@ -87,7 +92,7 @@ async function inviteAlice(users: { get(name: string): Promise<unknown>; create(
   } catch (error) {
     if (!(error instanceof NotFoundError)) throw error;
   }
-  await users.create('alice', { roles: ['access', 'editor'], traits: { logins: [os.userInfo().username] } });
+  await users.create('alice', { roles: ['access', 'editor', leavesRole], traits: { logins: [os.userInfo().username] } });
   return (await users.createResetToken('alice', { purpose: 'invite' })).token;
 }
 
@@ -103,6 +108,7 @@ function printWelcome(dir: string, clusterPath: string, pin: string, invite: str
     `  agent:       ${os.hostname()} (joined through the proxy with a token and the CA pin)`,
     '  diagnostics: http://127.0.0.1:3000/healthz /readyz /metrics (cluster), :3001 (agent)',
     `  CA pin:      ${pin}`,
+    `  leaf:        cluster ${demoLeafName} at localhost:3180, trusting demo; its agent ${leafNodeName()}`,
     '',
     'Administer it from another terminal:',
     `  ${pctl} status`,
@@ -114,13 +120,19 @@ function printWelcome(dir: string, clusterPath: string, pin: string, invite: str
   ];
   if (invite) {
     lines.push(
-      'Become the user alice (roles access, editor):',
+      'Become the user alice (roles access, editor, leaves):',
       `  npx postern psh signup --proxy localhost:3080 --ca-pin ${pin} --token ${invite}`,
       '  npx postern psh login --proxy localhost:3080 --user alice',
       '  npx postern psh status',
       '  npx postern psh ls',
       `  npx postern psh ssh ${os.userInfo().username}@${os.hostname()} uptime`,
       '  npx postern psh config >> ~/.ssh/config   # then plain ssh works too',
+      '',
+      `Reach the leaf cluster's node through the root proxy (role map on the leaf: access -> access):`,
+      '  npx postern psh clusters',
+      `  npx postern psh ls --cluster ${demoLeafName}`,
+      `  npx postern psh ssh --cluster ${demoLeafName} ${os.userInfo().username}@${leafNodeName()} uptime`,
+      `  npx postern psh login ${demoLeafName}    # make the leaf your default route; psh login demo goes back`,
     );
   } else {
     lines.push('alice exists from an earlier run; a new sign-up token for her:', `  ${pctl} users reset alice`, '  npx postern psh login --proxy localhost:3080 --user alice');

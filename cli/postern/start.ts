@@ -11,6 +11,10 @@ import { DiagServer } from '../../cluster/common/diag-server.ts';
 import { AuthServer } from '../../cluster/auth/auth-server.ts';
 import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
 import { drainTimeoutMs, levelControl, reloadConfig } from './lifecycle.ts';
+import { rootAuthExtension } from '../../root/trust/root-auth-extension.ts';
+import { leafAuthExtension } from '../../leaf/trust/leaf-auth-extension.ts';
+import { LeafTunnels } from '../../root/tunnel/leaf-tunnels.ts';
+import { RootTunnels } from '../../leaf/tunnel/root-tunnels.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -56,13 +60,15 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
         maxSessionTtl: config.auth.max_session_ttl,
         registry: diag.registry,
         logger: logger.child({ component: 'auth' }),
+        // Every cluster can be a root and a leaf of trust.
+        extensions: [rootAuthExtension(), leafAuthExtension()],
       });
       ready = true;
       const auth = daemon.auth;
       stops.push(() => auth.close());
     }
     if (config.proxy?.enabled) {
-      const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth }));
+      const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth, extensions: [new LeafTunnels(), new RootTunnels()] }));
       stops.push(() => proxy.close());
     }
     if (config.agent?.enabled) {

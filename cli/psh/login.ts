@@ -20,6 +20,8 @@ interface LoginResponse extends WebCertificates {
 }
 
 export async function login(invocation: Invocation): Promise<number> {
+  const [cluster] = invocation.positionals;
+  if (cluster && !stringOption(invocation, 'user')) return (await import('./clusters.ts')).loginCluster(invocation, cluster);
   const proxy = stringOption(invocation, 'proxy', true);
   const user = stringOption(invocation, 'user') ?? process.env.USER;
   if (!user) throw new UsageError('--user is required');

@@ -20,6 +20,8 @@ export interface Profile {
   /** The host CA the proxy's certificate must chain to. */
   caPems: string[];
   sshHostCaKeys: string[];
+  /** The cluster the certificates route to (psh login LEAF); empty or absent: the proxy's own. */
+  route?: string;
 }
 
 export function posternHome(): string {

@@ -2,6 +2,7 @@
 import { option, type Command } from '../command.ts';
 
 const proxyOption = option('string', 'proxy address host:port');
+const clusterOption = option('string', 'a leaf cluster (psh clusters); default: where psh login routed you');
 const caPin = option('string', 'sha256:... pin of the cluster CA (first contact with a proxy)');
 
 export const program: Command = {
@@ -31,7 +32,7 @@ export const program: Command = {
     {
       name: 'login',
       summary: 'log in and store short-lived certificates under ~/.postern',
-      usage: 'psh login --proxy HOST:PORT [--user NAME] [--otp CODE | --ask-otp] [--ttl 8h] [--ca-pin sha256:...]',
+      usage: 'psh login --proxy HOST:PORT [--user NAME] [--otp CODE | --ask-otp] [--ttl 8h] [--ca-pin sha256:...]\n       psh login CLUSTER   (logged in already: route to a leaf cluster, or back to the root)',
       options: {
         proxy: proxyOption,
         user: option('string', 'user name (default $USER)'),
@@ -40,7 +41,7 @@ export const program: Command = {
         ttl: option('string', 'certificate lifetime to ask for (roles may shorten it)'),
         'ca-pin': caPin,
       },
-      examples: ['psh login --proxy localhost:3080 --user alice --ca-pin sha256:...', 'echo "$PASSWORD" | psh login --proxy p:3080 --user ci-bot'],
+      examples: ['psh login --proxy localhost:3080 --user alice --ca-pin sha256:...', 'echo "$PASSWORD" | psh login --proxy p:3080 --user ci-bot', 'psh login leaf-eu   # then psh ls, psh ssh reach leaf-eu'],
       run: async (i) => (await import('./login.ts')).login(i),
     },
     {
@@ -51,25 +52,33 @@ export const program: Command = {
       run: async (i) => (await import('./status.ts')).status(i),
     },
     {
+      name: 'clusters',
+      summary: 'the cluster you logged in to and the leaf clusters your roles reach',
+      usage: 'psh clusters [--proxy HOST:PORT] [--format json]',
+      options: { proxy: proxyOption, format: option('string', 'text, json or yaml') },
+      run: async (i) => (await import('./clusters.ts')).clusters(i),
+    },
+    {
       name: 'ls',
       summary: 'list the nodes you can reach',
-      usage: 'psh ls [--proxy HOST:PORT] [--format json]',
-      options: { proxy: proxyOption, format: option('string', 'text, json or yaml') },
+      usage: 'psh ls [--proxy HOST:PORT] [--cluster LEAF] [--format json]',
+      options: { proxy: proxyOption, cluster: clusterOption, format: option('string', 'text, json or yaml') },
       run: async (i) => (await import('./ls.ts')).ls(i),
     },
     {
       name: 'ssh',
       summary: 'run the system ssh to a node through the proxy',
-      usage: 'psh ssh [--proxy HOST:PORT] [-t] [-A] [-L [BIND:]PORT:HOST:HOSTPORT]... [login@]NODE [COMMAND...]',
+      usage: 'psh ssh [--proxy HOST:PORT] [--cluster LEAF] [-t] [-A] [-L [BIND:]PORT:HOST:HOSTPORT]... [login@]NODE [COMMAND...]',
       options: {
         proxy: proxyOption,
+        cluster: clusterOption,
         tty: option('boolean', 'force a terminal (ssh -t)', { short: 't' }),
         'forward-agent': option('boolean', 'forward your ssh-agent (ssh -A; a role must set options.permit_agent_forwarding: true)', { short: 'A' }),
         local: option('string', 'forward a local port to HOST:HOSTPORT as seen from the node (ssh -L; a role must set options.permit_port_forwarding: true); repeatable', { short: 'L', multiple: true }),
         'no-command': option('boolean', 'run no command, only forward ports (ssh -N)', { short: 'N' }),
         'ssh-binary': option('string', 'the ssh program (default ssh)'),
       },
-      examples: ['psh ssh alice@web-1', 'psh ssh ubuntu@web-1 uptime', 'psh ssh -N -L 5433:localhost:5432 ubuntu@db-1', 'psh ssh -A alice@web-1 git pull'],
+      examples: ['psh ssh alice@web-1', 'psh ssh ubuntu@web-1 uptime', 'psh ssh -N -L 5433:localhost:5432 ubuntu@db-1', 'psh ssh -A alice@web-1 git pull', 'psh ssh --cluster leaf-eu root@db-1 uptime'],
       verbatimAfter: 1,
       run: async (i) => (await import('./ssh.ts')).ssh(i),
     },
@@ -85,9 +94,10 @@ export const program: Command = {
     {
       name: 'config',
       summary: 'print an OpenSSH configuration that reaches nodes through the proxy',
-      usage: 'psh config [--proxy HOST:PORT] [--hosts PATTERN] [--jump]',
+      usage: 'psh config [--proxy HOST:PORT] [--cluster LEAF] [--hosts PATTERN] [--jump]',
       options: {
         proxy: proxyOption,
+        cluster: clusterOption,
         hosts: option('string', 'the Host pattern the block applies to (default *)'),
         jump: option('boolean', "reach nodes with ProxyJump through the proxy's SSH jump server instead of ProxyCommand psh (no psh needed at connect time)"),
       },
@@ -110,8 +120,8 @@ export const program: Command = {
         {
           name: 'ssh',
           summary: "OpenSSH's ProxyCommand: carries stdin/stdout to a node's SSH service through the proxy",
-          usage: 'psh proxy ssh [--proxy HOST:PORT] [login@]NODE[:PORT]',
-          options: { proxy: proxyOption },
+          usage: 'psh proxy ssh [--proxy HOST:PORT] [--cluster LEAF] [login@]NODE[:PORT]',
+          options: { proxy: proxyOption, cluster: clusterOption },
           examples: ['ssh -o "ProxyCommand=psh proxy ssh %r@%h:%p" alice@web-1'],
           run: async (i) => (await import('./proxy-ssh.ts')).proxySsh(i),
         },

@@ -51,7 +51,9 @@ export async function proxySsh(invocation: Invocation): Promise<number> {
     ALPNProtocols: ['postern-ssh'],
     servername: /^[\d.]+$|:/.test(address.host) ? undefined : address.host,
   });
-  const rest = await _answer(socket, JSON.stringify({ node: target.node, port: target.port, ...(target.login ? { login: target.login } : {}) }) + '\n', profile.proxy);
+  const cluster = stringOption(invocation, 'cluster');
+  const request = { node: target.node, port: target.port, ...(target.login ? { login: target.login } : {}), ...(cluster ? { cluster } : {}) };
+  const rest = await _answer(socket, JSON.stringify(request) + '\n', profile.proxy);
   if (rest.length > 0) process.stdout.write(rest);
   return new Promise((resolve) => {
     socket.on('error', (error) => {

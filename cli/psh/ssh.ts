@@ -27,7 +27,7 @@ function _quote(word: string): string {
 }
 
 /** The OpenSSH client configuration for the profile of `proxy` (or the current one). */
-export async function sshConfig(options: { proxy?: string; hosts?: string; jump?: boolean }): Promise<string> {
+export async function sshConfig(options: { proxy?: string; hosts?: string; jump?: boolean; cluster?: string }): Promise<string> {
   const profile = await loadProfile(options.proxy);
   const dir = profileDir(profile.proxy);
   const keys = [
@@ -38,6 +38,8 @@ export async function sshConfig(options: { proxy?: string; hosts?: string; jump?
     '    IdentitiesOnly yes',
   ];
   if (options.jump) {
+    // The jump server routes within the proxy's own cluster only.
+    if (options.cluster) throw new UsageError('--jump reaches nodes of the proxy\'s own cluster only; leave out --jump for --cluster');
     // The proxy's own SSH port is its public port; the first block keeps the hop to it from jumping to itself.
     const { host, port } = splitProxy(profile.proxy);
     return [
@@ -51,9 +53,11 @@ export async function sshConfig(options: { proxy?: string; hosts?: string; jump?
       '',
     ].join('\n');
   }
-  const proxyCommand = [...pshCommand(), 'proxy', 'ssh', '--proxy', profile.proxy, '%r@%h:%p'].map(_quote).join(' ');
+  const cluster = options.cluster ? ['--cluster', options.cluster] : [];
+  const proxyCommand = [...pshCommand(), 'proxy', 'ssh', '--proxy', profile.proxy, ...cluster, '%r@%h:%p'].map(_quote).join(' ');
+  const where = options.cluster ?? profile.route;
   return [
-    `# Postern: nodes of ${profile.proxy} for ${profile.username} (psh config)`,
+    `# Postern: nodes of ${where ? `cluster ${where} via ` : ''}${profile.proxy} for ${profile.username} (psh config)`,
     `Host ${options.hosts ?? '*'}`,
     `    ProxyCommand ${proxyCommand}`,
     `    IdentityFile ${_quote(path.join(dir, profileFiles.sshKey))}`,
@@ -66,7 +70,7 @@ export async function sshConfig(options: { proxy?: string; hosts?: string; jump?
 }
 
 export async function config(invocation: Invocation): Promise<number> {
-  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts'), jump: invocation.options.jump === true }));
+  process.stdout.write(await sshConfig({ proxy: stringOption(invocation, 'proxy'), hosts: stringOption(invocation, 'hosts'), jump: invocation.options.jump === true, cluster: stringOption(invocation, 'cluster') }));
   return 0;
 }
 
@@ -76,7 +80,7 @@ export async function ssh(invocation: Invocation): Promise<number> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'psh-ssh-'));
   try {
     const file = path.join(dir, 'ssh_config');
-    await writeFile(file, await sshConfig({ proxy: stringOption(invocation, 'proxy') }), { mode: 0o600 });
+    await writeFile(file, await sshConfig({ proxy: stringOption(invocation, 'proxy'), cluster: stringOption(invocation, 'cluster') }), { mode: 0o600 });
     const forwards = (invocation.options.local as string[] | undefined) ?? [];
     for (const spec of forwards) {
       if (!/^(?:(?:\[[^\]]+\]|[^:\s]+):)?\d{1,5}:(?:\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(spec)) throw new UsageError(`-L ${spec}: expected [BIND:]PORT:HOST:HOSTPORT, e.g. -L 8080:localhost:80`);

@@ -19,7 +19,7 @@ export function parseProxyAddress(text: string): ProxyAddress {
 }
 
 /** Calls the web API; resolves with the parsed JSON body or throws the server's error. */
-export function callWebApi<T>(proxy: ProxyAddress, method: 'GET' | 'POST', path: string, options: { caPems: string[]; body?: unknown; timeoutMs?: number }): Promise<T> {
+export function callWebApi<T>(proxy: ProxyAddress, method: 'GET' | 'POST', path: string, options: { caPems: string[]; body?: unknown; timeoutMs?: number; clientCert?: { keyPem: string; certPem: string } }): Promise<T> {
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
   return new Promise((resolve, reject) => {
     const requestOptions: https.RequestOptions & { ALPNProtocols: string[] } = {
@@ -28,6 +28,7 @@ export function callWebApi<T>(proxy: ProxyAddress, method: 'GET' | 'POST', path:
         method,
         path,
         ca: options.caPems,
+        ...(options.clientCert ? { key: options.clientCert.keyPem, cert: options.clientCert.certPem } : {}),
         // Proxy certificates name localhost and the public address; an IP literal is checked against IP SANs.
         servername: /^[\d.]+$|:/.test(proxy.host) ? undefined : proxy.host,
         headers: payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {},

@@ -26,6 +26,8 @@ import { ensureBuiltinRoles } from './builtin-roles.ts';
 import { StaticCertificates } from './static-certificates.ts';
 import { Authorizer } from './api/authorizer.ts';
 import type { AuthDeps } from './api/auth-deps.ts';
+import type { AuthExtension, AuthHandlers } from './api/auth-extension.ts';
+import { BadInputError } from '../../protocols/errors.ts';
 import type { CallContext } from './api/call-context.ts';
 import { statusApi } from './api/status-api.ts';
 import { resourcesApi } from './api/resources-api.ts';
@@ -64,6 +66,8 @@ export interface AuthServerOptions {
   registry?: Registry;
   /** Lower scrypt cost for tests. */
   scrypt?: { N: number; r: number; p: number; keylen: number };
+  /** Handlers and resource hooks from outside the core (root/, leaf/). */
+  extensions?: readonly AuthExtension[];
 }
 
 const adminIdentityTtlMs = 24 * 3_600_000;
@@ -93,6 +97,7 @@ export class AuthServer {
     const backend = SqliteBackend.open(path.join(options.dataDir, 'backend.sqlite'), { clock });
     try {
       const deps = await assemble(backend, options, clock);
+      for (const extension of deps.extensions) Object.assign(deps.resourceHooks, extension.resourceHooks?.(deps));
       const server = new grpc.Server({
         'grpc.max_receive_message_length': maxMessageBytes,
         'grpc.max_send_message_length': maxMessageBytes,
@@ -232,6 +237,8 @@ async function assemble(backend: Backend, options: AuthServerOptions, clock: Clo
     presence: new PresenceStore(backend, clock),
     recordings: new RecordingStore(backend, path.join(options.dataDir, 'recordings')),
     maxSessionTtlMs: parseDuration(options.maxSessionTtl ?? '12h'),
+    resourceHooks: {},
+    extensions: options.extensions ?? [],
   };
 }
 
@@ -246,7 +253,7 @@ function apiCallMetric(registry: Registry | undefined): Histogram<'method' | 'co
   });
 }
 
-function handlers(deps: AuthDeps) {
+function handlers(deps: AuthDeps): AuthHandlers {
   return {
     ...statusApi(deps),
     ...resourcesApi(deps),
@@ -260,5 +267,12 @@ function handlers(deps: AuthDeps) {
     ...presenceApi(deps),
     ...recordingsApi(deps),
     ...webSessionsApi(deps),
+    async validateTrustedCluster() {
+      throw new BadInputError('this cluster does not accept trusted clusters (the root side of trust is not enabled in this build)');
+    },
+    async forwardLeafAudit() {
+      throw new BadInputError('this cluster does not accept trusted clusters (the root side of trust is not enabled in this build)');
+    },
+    ...(Object.assign({}, ...deps.extensions.map((extension) => extension.handlers?.(deps) ?? {})) as Partial<AuthHandlers>),
   };
 }

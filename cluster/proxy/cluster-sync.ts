@@ -28,6 +28,8 @@ export interface ClusterSyncOptions {
   logger: Logger;
   /** Time between beats until the auth service says otherwise. Default 10 s. */
   intervalMs?: number;
+  /** Leaf clusters whose tunnels are connected here now (root proxies report them). */
+  connectedClusters?: () => string[];
 }
 
 /** Runs the beat every interval until {@link ClusterSync.stop}. */
@@ -70,7 +72,7 @@ export class ClusterSync {
   /** One beat: heartbeat, peers, CAs, renewal. Never throws. */
   async beat(): Promise<void> {
     await this.#step('heartbeat', async () => {
-      const answer = await this.#options.auth().heartbeat({ publicAddr: this.#options.publicAddr() }, { deadlineMs: 5_000 });
+      const answer = await this.#options.auth().heartbeat({ publicAddr: this.#options.publicAddr(), connectedClusters: this.#options.connectedClusters?.() ?? [] }, { deadlineMs: 5_000 });
       if (answer.intervalSeconds > 0n) this.#intervalMs = Number(answer.intervalSeconds) * 1000;
     });
     this.#lastBeatOk = !this.#failing.has('heartbeat');

@@ -30,3 +30,16 @@ export class ProxyIdentityError extends PosternError {
     super('PST_PROXY_IDENTITY', message, options);
   }
 }
+
+/** Why a ServiceDialer could not connect (also a metrics label suffix). */
+export type ServiceDialFailure = 'unknown-host' | 'ambiguous-host' | 'host-offline' | 'dial-failed' | 'unknown-cluster' | 'cluster-offline' | 'cluster-denied';
+
+/** A dial through the ServiceDialer failed; `reason` says at which step, the message says what to do. */
+export class ServiceDialError extends PosternError {
+  readonly reason: ServiceDialFailure;
+
+  constructor(reason: ServiceDialFailure, message: string, options?: { cause?: unknown }) {
+    super('PST_SERVICE_DIAL', message, options);
+    this.reason = reason;
+  }
+}

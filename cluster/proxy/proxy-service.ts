@@ -8,6 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import { splitHostPort } from '../common/diag-server.ts';
 import { joinedProxyIdentity, localProxyIdentity, proxyIdentityPath, proxyNames, renewProxyIdentity, type LocalAuth } from './proxy-identity.ts';
 import type { PublicCertificate } from './proxy-credentials.ts';
+import type { ProxyExtension } from './proxy-extension.ts';
 import { startProxy, type RunningProxy } from './start-proxy.ts';
 import { connectAuth } from '../api/auth-client.ts';
 import { writeIdentityFile, type IdentityFile } from '../api/identity-file.ts';
@@ -18,6 +19,8 @@ export interface ProxyServiceContext {
   diag?: DiagServer;
   /** The auth server of this process, when `auth` is enabled too. */
   localAuth?: LocalAuth;
+  /** Trusted clusters (root/, leaf/) and other additions from outside the core. */
+  extensions?: readonly ProxyExtension[];
 }
 
 /**
@@ -59,6 +62,7 @@ export async function startProxyService(config: PosternConfig, context: ProxySer
     metricsRegistry: context.diag?.registry,
     diag: context.diag,
     webIdleTimeoutSeconds: parseDuration(proxy.web_idle_timeout) / 1000,
+    extensions: context.extensions,
   });
 }
 

@@ -127,7 +127,7 @@ describe('ssh route (ALPN postern-ssh)', () => {
     // Checked against the user CA only, a host certificate has no trusted issuer.
     assert.match(host.line, /^error certificate "O=node, CN=sneaky-host" .*was issued by "O=Postern, OU=host, CN=alpha", which is not a CA trusted here/);
     const unknown = await _route(JSON.stringify({ node: 'nowhere', port: 22, login: 'alice' }), { identity: user });
-    assert.equal(unknown.line, 'error no node is named "nowhere" or has that host id; list nodes with psh ls');
+    assert.equal(unknown.line, 'error no node is named "nowhere" or has that host id in cluster alpha; list nodes with psh ls');
     const bad = await _route('not json', { identity: user });
     assert.match(bad.line, /^error the request must be one JSON line/);
     for (const r of [noCert, host, unknown, bad]) r.socket.destroy();

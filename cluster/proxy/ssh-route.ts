@@ -4,14 +4,15 @@
  *
  * ```
  * psh   -> proxy  TLS, ALPN postern-ssh, the user's X.509 certificate (profile tls.crt)
- * psh   -> proxy  {"node":"web-1","port":22,"login":"alice"}\n     (one JSON line)
+ * psh   -> proxy  {"node":"web-1","port":22,"login":"alice","cluster":"leaf"}\n  (one JSON line; cluster optional)
  * proxy -> psh    ok\n                                              then raw SSH bytes both ways
  *              |  error <reason>\n                                  then the connection closes
- * proxy -> agent  registry.dial(hostId, 'ssh', base64(user certificate PEM))
+ * proxy -> agent  dialer.dial({ cluster, host: node, service: 'ssh', identity: base64(user certificate PEM) })
  * ```
  *
- * The proxy checks only that the caller holds a current user certificate of this
- * cluster: whether that user may log in as that login on that node is the agent's
+ * The cluster is the request's `cluster`, else the certificate's route-to-cluster; a
+ * leaf is reached through its tunnel (service-dialer.ts). The proxy checks only that
+ * the caller holds a current user certificate of this cluster: whether that user may log in as that login on that node is the agent's
  * decision, from the SSH certificate inside the SSH session. The node is named by host
  * id or by node name; a name several hosts share is refused with their ids. The port
  * is informational: an agent serves one SSH service. Refusals are logged and counted,
@@ -22,10 +23,13 @@ import type { TLSSocket } from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
 import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
 import { HEADER_CLIENT_ADDRESS } from '../../protocols/tunnel/headers.ts';
+import type { TunnelRegistry } from './tunnel-registry.ts';
+import type { KnownHost } from './service-dialer.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import type { Logger } from '../common/logger.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import { ServiceDialError, type ServiceDialFailure } from './errors.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 
 /** The service name agents serve SSH under. */
 export const sshService = 'ssh';
@@ -37,17 +41,26 @@ export interface SshRouteRequest {
   node: string;
   port?: number;
   login?: string;
+  /** A leaf cluster; default the certificate's route-to-cluster. */
+  cluster?: string;
 }
 
-/** One host as the auth service lists it (getResources kind node). */
-export interface KnownNode {
-  host_id: string;
-  node_name: string;
-  online: boolean;
-}
+export type { KnownHost as KnownNode } from './service-dialer.ts';
 
 /** Why a connection was refused; also the metrics label. */
-export type SshRefusal = 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed';
+export type SshRefusal =
+  | 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed'
+  | 'ssh-unknown-cluster' | 'ssh-cluster-offline' | 'ssh-cluster-denied';
+
+const refusalOf: Record<ServiceDialFailure, SshRefusal> = {
+  'unknown-host': 'ssh-unknown-node',
+  'ambiguous-host': 'ssh-ambiguous-node',
+  'host-offline': 'ssh-node-offline',
+  'dial-failed': 'ssh-dial-failed',
+  'unknown-cluster': 'ssh-unknown-cluster',
+  'cluster-offline': 'ssh-cluster-offline',
+  'cluster-denied': 'ssh-cluster-denied',
+};
 
 /** A refusal worth an audit event: the caller presented a certificate. */
 export interface SshRouteAuditEvent {
@@ -56,16 +69,15 @@ export interface SshRouteAuditEvent {
   roles?: string[];
   node?: string;
   login?: string;
+  cluster?: string;
   reason: string;
 }
 
 /** What {@link acceptSshRoute} needs. */
 export interface SshRouteOptions {
-  registry: TunnelRegistry;
+  dialer: ServiceDialer;
   /** The user CA certificates (read at each connection). */
   userCaPems: () => readonly string[];
-  /** Nodes the auth service knows by that host id or name; a failure falls back to this proxy's tunnels. */
-  findNodes?: (target: string) => Promise<KnownNode[]>;
   logger: Logger;
   onRefused?: (reason: SshRefusal) => void;
   audit?: (event: SshRouteAuditEvent) => void;
@@ -76,7 +88,7 @@ export interface SshRouteOptions {
   now?: () => Date;
 }
 
-/** A refused route: the reason (a metrics label) and the message for the user. */
+/** A refused SSH route, with its metrics label (the jump server refuses with it too). */
 export class SshRouteRefusal extends Error {
   readonly reason: SshRefusal;
   constructor(reason: SshRefusal, message: string) {
@@ -95,24 +107,25 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     const { identity: checked, pem } = _checkCertificate(socket, options);
     identity = checked;
     request = _parseRequest(await _readLine(socket, options.requestTimeoutMs ?? 10_000));
-    const hostId = await resolveSshNode(request.node, options);
+    const cluster = request.cluster || identity.routeToCluster;
     let stream;
     try {
-      stream = await options.registry.dial(hostId, sshService, Buffer.from(pem).toString('base64'), { headers: clientAddressHeader(socket.remoteAddress) });
+      stream = await options.dialer.dial({ cluster, host: request.node, service: sshService, identity: Buffer.from(pem).toString('base64'), headers: clientAddressHeader(socket.remoteAddress) });
     } catch (error) {
-      throw new SshRouteRefusal('ssh-dial-failed', sshDialMessage(request.node, hostId, error));
+      if (error instanceof ServiceDialError) throw new SshRouteRefusal(refusalOf[error.reason], error.message);
+      throw error;
     }
     socket.write('ok\n');
     options.onConnected?.(socket);
-    options.logger.info({ remoteAddr, user: identity.username, node: request.node, hostId, login: request.login }, 'ssh connection routed to a node');
+    options.logger.info({ remoteAddr, user: identity.username, node: request.node, cluster, login: request.login }, 'ssh connection routed to a node');
     const result = await pipeBidirectional(socket, stream);
-    options.logger.debug({ remoteAddr, user: identity.username, hostId, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
+    options.logger.debug({ remoteAddr, user: identity.username, node: request.node, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'ssh connection closed');
   } catch (error) {
     const refusal = error instanceof SshRouteRefusal ? error : new SshRouteRefusal('ssh-bad-request', error instanceof Error ? error.message : String(error));
     options.logger.warn({ remoteAddr, reason: refusal.reason, why: refusal.message, user: identity?.username, node: request?.node }, 'ssh connection refused');
     options.onRefused?.(refusal.reason);
     if (identity !== undefined || refusal.reason === 'ssh-bad-certificate') {
-      options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, node: request?.node, login: request?.login, reason: `${refusal.reason}: ${refusal.message}` });
+      options.audit?.({ remoteAddr, user: identity?.username, roles: identity?.roles, node: request?.node, login: request?.login, cluster: request?.cluster || identity?.routeToCluster, reason: `${refusal.reason}: ${refusal.message}` });
     }
     _refuse(socket, refusal.message);
   }
@@ -146,13 +159,18 @@ function _parseRequest(line: string): SshRouteRequest {
     throw new SshRouteRefusal('ssh-bad-request', `port ${JSON.stringify(request.port)} is not a TCP port`);
   }
   if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new SshRouteRefusal('ssh-bad-request', 'login must be a short string');
-  return { node: request.node, port: request.port, login: request.login };
+  if (request.cluster !== undefined && (typeof request.cluster !== 'string' || request.cluster.length > 253)) throw new SshRouteRefusal('ssh-bad-request', 'cluster must be a cluster name');
+  return { node: request.node, port: request.port, login: request.login, cluster: request.cluster };
 }
 
+/**
+ * The jump server and the web terminal still resolve and dial in this cluster only
+ * (they do not go through the cluster-aware dialer yet).
+ */
 /** The host id `target` names: a connected host id, else a unique node name among online hosts. */
-export async function resolveSshNode(target: string, options: Pick<SshRouteOptions, 'registry' | 'findNodes' | 'logger'>): Promise<string> {
+export async function resolveSshNode(target: string, options: { registry: TunnelRegistry; findNodes?: (target: string) => Promise<KnownHost[]>; logger: Logger }): Promise<string> {
   if (options.registry.has(target)) return target;
-  let known: KnownNode[] | undefined;
+  let known: KnownHost[] | undefined;
   try {
     known = await options.findNodes?.(target);
   } catch (error) {

@@ -55,6 +55,12 @@ import { startMysqlListener } from './mysql-listener.ts';
 import { acceptPostgresCancel, acceptPostgresRoute, PostgresCancelKeys, type DatabaseDialer, type DbRouteAuditEvent } from './postgres-route.ts';
 import { TunnelNotFoundError } from './errors.ts';
 import { NotFoundError } from '../../protocols/errors.ts';
+import { ServiceDialer } from './service-dialer.ts';
+import { ServiceDialError } from './errors.ts';
+import { X509Certificate } from 'node:crypto';
+import { AccessDeniedError, AuthenticationError, BadInputError } from '../../protocols/errors.ts';
+import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
+import type { ProxyExtension } from './proxy-extension.ts';
 
 /** Options for {@link startProxy}. */
 export interface StartProxyOptions {
@@ -87,6 +93,8 @@ export interface StartProxyOptions {
   appDomain?: string;
   /** host:port of the optional dedicated MySQL listener (clients with TLS and a database certificate). */
   mysqlListenAddr?: string;
+  /** Trusted clusters (root/, leaf/) and other additions from outside the core. */
+  extensions?: readonly ProxyExtension[];
 }
 
 /** A running proxy. */
@@ -104,6 +112,8 @@ export interface RunningProxy {
   sync: ClusterSync;
   /** The bound address of the MySQL listener, when one runs. */
   mysqlAddress?: string;
+  /** Reaches services in this cluster and its leaves; every protocol route should dial through it. */
+  dialer: ServiceDialer;
   close(): Promise<void>;
 }
 
@@ -122,6 +132,7 @@ interface _Parts {
   registry: TunnelRegistry;
   handlers: ProtocolHandlers;
   auth: _AuthLink;
+  dialer: ServiceDialer;
 }
 
 /** Starts the proxy: binds the public port, connects to auth and starts heartbeating. */
@@ -131,11 +142,20 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const hostId = options.identity.host_id ?? randomUUID();
   const metricsRegistry = options.metricsRegistry ?? new Registry();
   const metrics = new ProxyMetrics(metricsRegistry);
+  const registry = _tunnelRegistry(metrics);
+  const auth = _authLink(options.authAddr, credentials);
+  const extensions = options.extensions ?? [];
+  const dialer = new ServiceDialer({
+    clusterName: () => credentials.identity.cluster,
+    registry,
+    findHosts: async (target) => JSON.parse((await auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 })).resourcesJson) as KnownNode[],
+    listLocal: async (kind) => JSON.parse((await auth.current.client.getResources({ kind, name: '' }, { deadlineMs: 5_000 })).resourcesJson) as unknown[],
+    remote: () => extensions.find((e) => e.remoteClusters)?.remoteClusters?.(),
+    logger: logger.child({ part: 'dialer' }),
+  });
   const parts: _Parts = {
-    options, logger, credentials, metrics,
-    registry: _tunnelRegistry(metrics),
+    options, logger, credentials, metrics, registry, auth, dialer,
     handlers: new ProtocolHandlers(logger, (reason) => metrics.reject(reason)),
-    auth: _authLink(options.authAddr, credentials),
   };
   parts.handlers.setTls(ALPN.ssh, _sshRoute(parts));
   parts.handlers.setSsh(_sshJump(parts).handle);
@@ -160,7 +180,10 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
   parts.handlers.setTls(ALPN.kube, kube.accept);
   parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
-  const sync = new ClusterSync({ auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs });
+  const sync = new ClusterSync({
+    auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs,
+    connectedClusters: () => extensions.flatMap((e) => e.connectedClusters?.() ?? []),
+  });
   const web = new WebApi({
     auth: () => parts.auth.current.client,
     discovery: (): Discovery => ({
@@ -172,6 +195,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     }),
     limits,
     jwks: _jwks(parts),
+    listResources: (certificate, cluster, kind) => _listResources(parts, certificate, cluster, kind),
     logger: logger.child({ part: 'web' }),
     ui: createWebUi({
       proxyAuth: () => parts.auth.current.client,
@@ -199,10 +223,17 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   options.diag?.addReadinessCheck('proxy', () => (sync.connected ? { ready: true } : { ready: false, reason: 'cannot reach the auth service' }));
   logger.info({ addr: address, publicAddr, hostId, cluster: credentials.identity.cluster }, 'proxy listening');
   void sync.start();
+  for (const extension of extensions) {
+    await extension.start({
+      hostId, clusterName: () => credentials.identity.cluster, auth: () => parts.auth.current.client, credentials, registry, dialer, logger, tunnel: options.tunnel,
+      beat: () => void sync.beat(),
+    });
+  }
   return {
-    address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync,
+    address, publicAddr, hostId, registry: parts.registry, handlers: parts.handlers, metrics, metricsRegistry, credentials, sync, dialer,
     mysqlAddress: mysqlListener ? _formatAddress(mysqlListener.address() as AddressInfo) : undefined,
     close: async () => {
+      for (const extension of extensions) await extension.close().catch((error: unknown) => logger.warn({ err: error }, 'closing a proxy extension failed'));
       mysqlListener?.close();
       sync.stop();
       parts.registry.closeAll();
@@ -250,7 +281,9 @@ function _tunnelRoute(parts: _Parts): (socket: TLSSocket) => void {
     metrics.meter(socket, 'tunnel');
     audit({ outcome: 'allow', remoteAddr: info.remoteAddr, hostId: info.hostId, roles: info.systemRoles });
   };
-  return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel });
+  const extensions = parts.options.extensions ?? [];
+  const acceptForeign = (socket: TLSSocket, certificate: Buffer): boolean => extensions.some((e) => e.acceptForeignTunnel?.(socket, certificate));
+  return (socket) => acceptTunnel(socket, { registry, hostCaPems: () => credentials.hostCaPems(), logger, onRefused, onAccepted, tunnel: parts.options.tunnel, acceptForeign });
 }
 
 /** Sends an SSH refusal to the audit log (in the background: a slow auth never holds a connection). */
@@ -264,7 +297,7 @@ function _sshAudit(parts: _Parts, via: 'proxy' | 'jump'): (event: SshRouteAuditE
         resource: { kind: 'node', name: (event.node || 'unknown node').slice(0, 1024) },
         outcome: 'deny',
         reason: event.reason.slice(0, 1024),
-        fields: { protocol: 'ssh', via, ...(event.login ? { login: event.login } : {}) },
+        fields: { protocol: 'ssh', via, ...(event.login ? { login: event.login } : {}), ...(event.cluster ? { cluster: event.cluster } : {}) },
       }),
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send an ssh refusal audit event to the auth service'));
 }
@@ -298,14 +331,12 @@ function _sshJump(parts: _Parts): SshJumpServer {
 
 /** Routes users' SSH (ALPN postern-ssh) to agents; refusals by a certificate holder are audited. */
 function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
-  const { logger, metrics, credentials, registry } = parts;
+  const { logger, metrics, credentials } = parts;
   const audit = _sshAudit(parts, 'proxy');
-  const findNodes = _findNodes(parts);
   const sshLogger = logger.child({ part: 'ssh' });
   return (socket) => acceptSshRoute(socket, {
-    registry,
+    dialer: parts.dialer,
     userCaPems: () => credentials.userCaPems(),
-    findNodes,
     logger: sshLogger,
     onRefused: (reason) => metrics.reject(reason),
     audit,
@@ -392,6 +423,25 @@ function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise
       socket.destroy();
     },
   };
+}
+
+/** Lists resources for a user certificate holder, here or in a leaf (the leaf filters by its own rules). */
+async function _listResources(parts: _Parts, certificate: Buffer | undefined, cluster: string, kind: string): Promise<unknown[]> {
+  if (!certificate) throw new AuthenticationError('listing resources needs your user certificate; log in with psh login');
+  let pem: string;
+  try {
+    verifyCertificateChain(certificate, { trustedCaCerts: parts.credentials.userCaPems(), expectedKind: 'user', usage: 'client' });
+    pem = new X509Certificate(certificate).toString();
+  } catch (error) {
+    throw new AuthenticationError(`your certificate is not accepted here: ${(error as Error).message}; log in again with psh login`);
+  }
+  if (parts.dialer.isLocal(cluster)) throw new BadInputError('list this cluster\'s resources through the auth API (psh ls without --cluster)');
+  try {
+    return await parts.dialer.list(cluster, kind, Buffer.from(pem).toString('base64'));
+  } catch (error) {
+    if (error instanceof ServiceDialError) throw new AccessDeniedError(error.message);
+    throw error;
+  }
 }
 
 function _tunnelRegistry(metrics: ProxyMetrics): TunnelRegistry {

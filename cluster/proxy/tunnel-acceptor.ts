@@ -24,6 +24,8 @@ export interface TunnelAcceptorOptions {
   onAccepted?: (info: TunnelInfo, socket: TLSSocket) => void;
   tunnel?: ProxyTunnelOptions;
   now?: () => Date;
+  /** A certificate that is not from this cluster's host CA (a leaf proxy's): true when the callee took the socket. */
+  acceptForeign?: (socket: TLSSocket, certificate: Buffer) => boolean;
 }
 
 /**
@@ -50,6 +52,7 @@ export function acceptTunnel(socket: TLSSocket, options: TunnelAcceptorOptions):
       now: options.now?.(),
     }) as HostIdentity;
   } catch (error) {
+    if (options.acceptForeign?.(socket, raw)) return;
     const message = error instanceof PosternError ? error.message : `certificate check failed: ${String(error)}`;
     return refuse('tunnel-bad-certificate', message, true);
   }

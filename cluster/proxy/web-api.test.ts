@@ -168,6 +168,16 @@ describe('web API: join', () => {
     _assertError(await post('/v1/join', _joinBody('x'), { 'content-type': 'text/plain' }), 415, 'PST_UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('checks a trusted-cluster join before calling auth, and says when this cluster takes no leaves', async () => {
+    const ca = t.auth.server.deps.authorities.publicAuthority('host');
+    const body = { token: 'f'.repeat(64), leaf_cluster: 'leaf', host_ca_tls_pems: ca.tlsCertPems, host_ca_ssh_keys: ca.sshPublicKeys };
+    const { token: _token, ...noToken } = body;
+    _assertError(await post('/v1/trusted-clusters/validate', noToken), 400, 'PST_BAD_INPUT', /trusted cluster request: token: /);
+    _assertError(await post('/v1/trusted-clusters/validate', { ...body, host_ca_tls_pems: [] }), 400, 'PST_BAD_INPUT', /host_ca_tls_pems/);
+    // This test auth runs without the root extension (root/trust): the refusal says so.
+    _assertError(await post('/v1/trusted-clusters/validate', body), 400, 'PST_BAD_INPUT', /does not accept trusted clusters/);
+  });
+
   it('refuses a body over 64 KiB with 413', async () => {
     const answer = await post('/v1/join', { ..._joinBody('x'), node_name: 'n'.repeat(70 * 1024) });
     _assertError(answer, 413, 'PST_REQUEST_TOO_LARGE', /65536 bytes/);

@@ -3,7 +3,9 @@
  * makes before it has a certificate (join, login, sign-up), each validated here and
  * relayed to the auth service with the proxy's own identity.
  */
+import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
+import { PosternError } from '../../protocols/errors.ts';
 import type { AuthClient } from '../api/auth-client.ts';
 import type { Certificates } from '../api/gen/postern/auth/v1/auth_pb.ts';
 import { RateLimitedError } from './errors.ts';
@@ -40,6 +42,8 @@ export interface WebRouteDeps {
   limits: { join: RateLimiter; login: RateLimiter; signup: RateLimiter };
   /** The JWKS (JSON text) app upstreams verify assertions with. */
   jwks?: () => Promise<string>;
+  /** Resources of a kind in this cluster or a leaf, for the holder of a user certificate (DER); see service-dialer.ts. */
+  listResources?: (certificate: Buffer | undefined, cluster: string, kind: string) => Promise<unknown[]>;
 }
 
 const pem = z.string().min(1).max(16_384);
@@ -61,6 +65,18 @@ const loginSchema = z.strictObject({
   ssh_public_key: z.string().min(1).max(16_384),
   tls_public_key: pem,
   ttl_seconds: z.number().int().min(0).max(366 * 86_400).default(0),
+});
+
+const trustSchema = z.strictObject({
+  token: z.string().min(1, 'a trusted_cluster token is required').max(1_024),
+  leaf_cluster: name.min(1),
+  host_ca_tls_pems: z.array(pem).min(1).max(8),
+  host_ca_ssh_keys: z.array(z.string().min(1).max(8_192)).min(1).max(8),
+});
+
+const listSchema = z.strictObject({
+  cluster: name.default(''),
+  kind: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'expected a resource kind such as node'),
 });
 
 const signupSchema = z.strictObject({
@@ -119,6 +135,38 @@ export function webRoutes(deps: WebRouteDeps): Record<string, WebRoute> {
         }, { clientAddr: _clientAddr(req) });
         ctx.log.hostId = joined.hostId;
         sendJson(res, 200, { host_id: joined.hostId, token_labels: joined.tokenLabels, certificates: _certificates(joined.certificates) });
+      },
+    },
+    // A leaf cluster's auth asks this (root) cluster to trust it: token and leaf host CA in, root CAs out.
+    '/v1/trusted-clusters/validate': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        _limit(deps.limits.join, 'trusted cluster join', ctx);
+        const body = await readJson(req, trustSchema, 'trusted cluster request');
+        ctx.log.leafCluster = body.leaf_cluster;
+        const answer = await deps.auth().validateTrustedCluster({
+          token: body.token,
+          leafCluster: body.leaf_cluster,
+          hostCaTlsPems: body.host_ca_tls_pems,
+          hostCaSshKeys: body.host_ca_ssh_keys,
+        });
+        sendJson(res, 200, {
+          root_cluster: answer.rootCluster,
+          user_ca: { tls_cert_pems: answer.userCaTlsPems, ssh_public_keys: answer.userCaSshKeys },
+          host_ca: { tls_cert_pems: answer.hostCaTlsPems, ssh_public_keys: answer.hostCaSshKeys },
+        });
+      },
+    },
+    // `psh ls --cluster leaf`: the caller's client certificate names who asks; the leaf decides what it shows.
+    '/v1/resources': {
+      method: 'POST',
+      async handle(req, res, ctx) {
+        const body = await readJson(req, listSchema, 'resource list request');
+        Object.assign(ctx.log, { cluster: body.cluster, kind: body.kind });
+        if (!deps.listResources) throw new PosternError('PST_BAD_INPUT', 'this proxy does not list resources');
+        const socket = req.socket as TLSSocket;
+        const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate()?.raw : undefined;
+        sendJson(res, 200, { resources: await deps.listResources(raw, body.cluster, body.kind) });
       },
     },
     '/v1/login': {

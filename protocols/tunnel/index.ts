@@ -42,3 +42,5 @@ export { pipeBidirectional, type PipeResult } from './pipe-bidirectional.ts';
 export { ProxyTunnel, type DialOptions, type ProxyTunnelOptions } from './proxy-tunnel.ts';
 export { DEFAULT_WINDOW_SIZE, type TunnelOptions } from './settings.ts';
 export { TunnelSession, type TunnelEvents } from './tunnel-session.ts';
+export { TunnelLink, type LinkLogger, type LinkState, type LinkStatus, type LinkTunnel, type TunnelLinkOptions } from './tunnel-link.ts';
+export { backoffCap, backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.ts';

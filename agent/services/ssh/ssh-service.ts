@@ -100,6 +100,8 @@ export interface SshAuditEvent {
   login: string;
   /** The Postern user, once the certificate decoded. */
   user?: string;
+  /** The cluster that issued the user's certificate (a root, for a root user). */
+  userCluster?: string;
   roles?: string[];
   keyId?: string;
   remoteAddress?: string;
@@ -226,7 +228,7 @@ export class SshService {
       connectionId: state.id,
       login: state.login,
       remoteAddress: state.remoteAddress,
-      ...(state.auth ? { user: state.auth.identity.username, roles: state.auth.identity.roles, keyId: state.auth.certificate.keyId } : {}),
+      ...(state.auth ? { user: state.auth.identity.username, roles: state.auth.identity.roles, keyId: state.auth.certificate.keyId, userCluster: state.auth.identity.cluster } : {}),
       ...event,
     };
     try {
@@ -276,7 +278,7 @@ export class SshService {
       return;
     }
     const deny = (reason: string, identity?: SshUserIdentity, keyId?: string): void => {
-      this.#audit(state, { event: 'ssh.auth.deny', reason, ...(identity ? { user: identity.username, roles: identity.roles } : {}), ...(keyId !== undefined ? { keyId } : {}) });
+      this.#audit(state, { event: 'ssh.auth.deny', reason, ...(identity ? { user: identity.username, roles: identity.roles, userCluster: identity.cluster } : {}), ...(keyId !== undefined ? { keyId } : {}) });
       ctx.reject(['publickey']);
       if (++state.attempts >= MAX_AUTH_ATTEMPTS) state.client.end();
     };

@@ -8,6 +8,8 @@
  *   are read from auth (`getResources({kind:'role'})`, cached ~10 s; a stale copy is
  *   used for a while when auth is unreachable, then logins are refused) and
  *   `AccessChecker.checkNode` decides with this node's current labels;
+ * - root users (trusted clusters, trusted-roots.ts): a certificate from a trusted root's
+ *   user CA gets the leaf roles the role map gives its root roles, nothing else;
  * - `audit`: every event goes to auth's `emitAudit`, buffered and retried in the
  *   background, so a session never waits for (or fails on) the audit log.
  *
@@ -25,6 +27,8 @@ import { parseAuthorizedKey } from '../../../protocols/ssh/public-key.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
+import { timingSafeEqual } from 'node:crypto';
+import { TrustedRoots, type RemoteRoles } from '../../trust/trusted-roots.ts';
 import { RecordingUploader } from './recording-uploader.ts';
 import { startRecording, type SessionRecording } from './session-recorder.ts';
 import { SshService, type SshRecordingRequest, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
@@ -85,7 +89,7 @@ export function toAuditEvent(event: SshAuditEvent, nodeName: string): EmittedAud
     connection_id: event.connectionId,
     agent_time: event.time.toISOString(),
   };
-  for (const key of ['sessionId', 'recordingId', 'keyId', 'kind', 'command', 'target', 'exitCode', 'signal', 'durationMs'] as const) {
+  for (const key of ['sessionId', 'recordingId', 'keyId', 'kind', 'command', 'target', 'exitCode', 'signal', 'durationMs', 'userCluster'] as const) {
     if (event[key] !== undefined) fields[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = event[key];
   }
   const user = event.user ? event.user.slice(0, 253) : undefined;
@@ -111,8 +115,10 @@ export class AgentSsh implements SupervisedService {
   readonly #clock: Clock;
   readonly #log: Logger;
   #userCAs: Buffer[] | undefined;
+  readonly #roots: TrustedRoots;
   #caError: string | undefined;
   #caTimer: NodeJS.Timeout | undefined;
+  #rootsTimer: NodeJS.Timeout | undefined;
   #caFailures = 0;
   #roles: { at: number; byName: Map<string, Role> } | undefined;
   #rolesInFlight: Promise<Map<string, Role>> | undefined;
@@ -137,11 +143,12 @@ export class AgentSsh implements SupervisedService {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.logger;
+    this.#roots = new TrustedRoots({ auth: options.auth, localCluster: () => options.identity.current.cluster });
     const current = options.identity.current;
     this.service = new SshService({
       hostKeyPem: current.ssh_key_pem ?? '',
       hostCertificate: current.ssh_cert ?? '',
-      trustedUserCAs: () => this.#userCAs ?? [],
+      trustedUserCAs: () => [...(this.#userCAs ?? []), ...this.#roots.knownKeys()],
       authorize: (request) => this.authorize(request),
       nodeLabels: options.labels,
       audit: (event) => this.#enqueue(toAuditEvent(event, options.nodeName)),
@@ -201,6 +208,10 @@ export class AgentSsh implements SupervisedService {
     this.#options.identity.on('change', this.#onIdentity);
     // Not awaited: a cluster briefly out of reach must not keep the agent from starting; logins are refused until the CAs are known.
     void this.#refreshCAs();
+    // Trusted roots change without notice (enable/disable, a new root): keep their keys fresh for the first
+    // check. Every login re-reads them (2 s cache), so a stale copy only delays a newly trusted root.
+    this.#rootsTimer = setInterval(() => void this.#roots.get().catch(() => undefined), 5_000);
+    this.#rootsTimer.unref();
     this.#scheduleAudit(0);
     this.#uploader?.start();
   }
@@ -209,6 +220,7 @@ export class AgentSsh implements SupervisedService {
     this.#running = false;
     this.#options.identity.off('change', this.#onIdentity);
     clearTimeout(this.#caTimer);
+    clearInterval(this.#rootsTimer);
     clearTimeout(this.#auditTimer);
     this.#uploader?.stop();
     this.service.close();
@@ -241,6 +253,8 @@ export class AgentSsh implements SupervisedService {
     }
     if (keys.length === 0) throw new Error('auth exported no user CA key');
     this.#userCAs = keys;
+    // The roots' keys too, so a root user's certificate passes the first check; authorize() re-checks freshly.
+    await this.#roots.get().catch((error: unknown) => this.#log.warn({ err: error }, 'cannot read the trusted roots; root users are refused until they are known'));
     this.#caError = undefined;
   }
 
@@ -264,8 +278,16 @@ export class AgentSsh implements SupervisedService {
   /** The RBAC decision for one login. */
   async authorize(request: SshAuthorizationRequest): Promise<SshAuthorizationDecision> {
     const cluster = this.#options.identity.current.cluster;
-    if (request.identity.cluster !== cluster) {
-      return { allowed: false, reason: `the certificate was issued by cluster "${request.identity.cluster}", and this node belongs to "${cluster}" (trusted clusters are not supported yet)` };
+    const signer = request.certificate.signatureKey.blob;
+    let roleNames = request.identity.roles;
+    if (request.identity.cluster === cluster) {
+      if (!_hasKey(this.#userCAs ?? [], signer)) {
+        return { allowed: false, reason: `the certificate claims cluster "${cluster}" but was not signed by its user CA; refusing it` };
+      }
+    } else {
+      const mapped = await this.#mapRemote(request);
+      if (!mapped.allowed) return mapped;
+      roleNames = mapped.roles;
     }
     let byName: Map<string, Role>;
     try {
@@ -275,8 +297,8 @@ export class AgentSsh implements SupervisedService {
       return { allowed: false, reason: `this node cannot read the roles from the auth server (${(error as Error).message}); try again later` };
     }
     const now = this.#clock.now();
-    const missing = request.identity.roles.filter((name) => !byName.has(name));
-    const roles = request.identity.roles.map((name) => byName.get(name)).filter((role): role is Role => role !== undefined && !isExpired(role, now));
+    const missing = roleNames.filter((name) => !byName.has(name));
+    const roles = roleNames.map((name) => byName.get(name)).filter((role): role is Role => role !== undefined && !isExpired(role, now));
     const checker = new AccessChecker(roles, request.identity.traits);
     const decision = checker.checkNode({ name: this.#options.nodeName, labels: request.nodeLabels, login: request.login });
     if (!decision.allowed && missing.length > 0) {
@@ -291,6 +313,17 @@ export class AgentSsh implements SupervisedService {
       permitPortForwarding: options.permitPortForwarding,
       permitAgentForwarding: options.permitAgentForwarding,
     };
+  }
+
+  /** A root user's leaf roles through the role map, or the refusal; the certificate must come from that root's CA. */
+  async #mapRemote(request: SshAuthorizationRequest): Promise<RemoteRoles> {
+    const { username, cluster: root, roles } = request.identity;
+    const keys = (await this.#roots.get().catch(() => undefined))?.get(root)?.userCaKeys ?? [];
+    if (keys.length > 0 && !_hasKey(keys, request.certificate.signatureKey.blob)) {
+      return { allowed: false, reason: `the certificate claims cluster "${root}" but was not signed by that cluster's user CA; refusing it` };
+    }
+    // No keys: not trusted, disabled or unreadable; remoteRoles says which.
+    return this.#roots.remoteRoles(root, username, roles);
   }
 
   async #rolesByName(): Promise<Map<string, Role>> {
@@ -375,4 +408,10 @@ export class AgentSsh implements SupervisedService {
     });
     return this.#auditFlushing;
   }
+}
+
+function _hasKey(keys: readonly Buffer[], blob: Buffer): boolean {
+  let found = false;
+  for (const key of keys) found = (key.length === blob.length && timingSafeEqual(key, blob)) || found;
+  return found;
 }

@@ -111,8 +111,8 @@ describe('parseResources', () => {
   });
 
   it('refuses unknown and missing kinds, suggesting the nearest', () => {
-    assert.match(errorOf(devRole.replace('kind: role', 'kind: rol')), /document 1: kind: unknown kind "rol"; did you mean "role"\? known kinds: db, person, role, user, widget \(line 1\)/);
-    assert.match(errorOf('version: v1\nmetadata: { name: x }\nspec: {}\n'), /document 1: kind: required; one of db, person, role, user, widget/);
+    assert.match(errorOf(devRole.replace('kind: role', 'kind: rol')), /document 1: kind: unknown kind "rol"; did you mean "role"\? known kinds: db, person, remote_cluster, role, trusted_cluster, user, widget \(line 1\)/);
+    assert.match(errorOf('version: v1\nmetadata: { name: x }\nspec: {}\n'), /document 1: kind: required; one of db, person, remote_cluster, role, trusted_cluster, user, widget/);
     assert.match(errorOf('- just\n- strings\n'), /document 1, item 1: expected a mapping with kind, version, metadata and spec/);
     assert.match(errorOf('hello\n'), /document 1: expected a mapping/);
   });
@@ -198,7 +198,7 @@ describe('formatResources', () => {
 
 describe('ResourceRegistry', () => {
   it('lists kinds and refuses registering one twice', () => {
-    assert.deepEqual(createResourceRegistry().kinds(), ['db', 'role', 'user']);
+    assert.deepEqual(createResourceRegistry().kinds(), ['db', 'remote_cluster', 'role', 'trusted_cluster', 'user']);
     assert.throws(() => new ResourceRegistry([roleKind, roleKind]), /registered twice/);
     assert.equal(registry.get('widget'), widgetKind);
     assert.equal(registry.get('nothing'), undefined);

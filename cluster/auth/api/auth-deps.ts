@@ -12,6 +12,10 @@ import type { CertIssuer } from '../pki/cert-issuer.ts';
 import type { Authorizer } from './authorizer.ts';
 import type { PresenceStore } from '../presence/presence-store.ts';
 import type { RecordingStore } from '../recordings/recording-store.ts';
+import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
+import type { ServiceHandlers } from '../../api/grpc-glue.ts';
+import type { Resource } from '../../access/resources/resource.ts';
+import type { CallContext } from './call-context.ts';
 
 export interface AuthDeps {
   clusterName: string;
@@ -33,6 +37,31 @@ export interface AuthDeps {
   recordings: RecordingStore;
   /** Longest certificate a login may get, whatever the roles say. */
   maxSessionTtlMs: number;
+  /** Hooks by resource kind, from the extensions (trusted clusters). */
+  resourceHooks: Record<string, ResourceHooks>;
+  extensions: readonly AuthExtension[];
 }
 
 export type { CallContext } from './call-context.ts';
+
+/* Extensions (root/, leaf/): see auth-extension.ts. Defined here so the two files form no cycle. */
+
+export type AuthHandlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
+
+/** Hooks for one resource kind; each runs after the caller was authorized. */
+export interface ResourceHooks {
+  /** Before a write: check and act (e.g. exchange CAs); returns what to store. Throw to refuse. */
+  beforeWrite?(resource: Resource, context: { upsert: boolean; ctx: CallContext }): Promise<Resource>;
+  /** After a delete. */
+  afterDelete?(name: string, ctx: CallContext): Promise<void>;
+  /** What readers see of a stored resource (e.g. without secrets, with status). */
+  view?(resources: Resource[], ctx: CallContext): Promise<unknown[]>;
+}
+
+/** One extension of the Auth Service. */
+export interface AuthExtension {
+  handlers?(deps: AuthDeps): Partial<AuthHandlers>;
+  resourceHooks?(deps: AuthDeps): Record<string, ResourceHooks>;
+  /** Extra fields for a proxy's heartbeat (root: connected leaf clusters). */
+  onHeartbeat?(deps: AuthDeps, beat: { hostId: string; connectedClusters: string[] }): Promise<void>;
+}

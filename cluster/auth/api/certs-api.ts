@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
 import type { ServiceHandlers } from '../../api/grpc-glue.ts';
-import { AccessDeniedError, BadInputError } from '../../../protocols/errors.ts';
+import { AccessDeniedError, BadInputError, NotFoundError } from '../../../protocols/errors.ts';
+import type { AccessChecker } from '../../access/roles/access-checker.ts';
+import { publicAuthorityOf } from '../pki/authorities.ts';
 import { LoginFailedError, AccountLockedError } from '../users/errors.ts';
 import type { TokenRole } from '../tokens/token-store.ts';
 import { systemRoles, type HostIdentity, type SystemRole, type UserIdentity } from '../pki/identity.ts';
@@ -19,12 +21,62 @@ export const hostCertTtlMs = 7 * 86_400_000;
 const joinableRoles: readonly SystemRole[] = ['node', 'proxy', 'db', 'app', 'kube', 'desktop'];
 
 /** The login and join handlers. */
-export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join'> {
+export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join' | 'reissueUserCertificates'> {
   return {
+    /** `psh login LEAF`: the same identity, no longer-lived, routed to a leaf the user's cluster_labels reach. */
+    async reissueUserCertificates(request, ctx) {
+      const caller = deps.authorizer.requireIdentity(ctx);
+      if (caller.kind !== 'user' || caller.cluster !== deps.clusterName) {
+        throw new AccessDeniedError('only a user logged in to this cluster may ask for new certificates; log in with psh login');
+      }
+      const user = await deps.users.get(caller.username);
+      const checker = await deps.authorizer.checkerFor({ roles: user.roles, traits: user.traits });
+      const route = request.routeToCluster || deps.clusterName;
+      if (route !== deps.clusterName) await checkClusterRoute(deps, ctx, checker, caller.username, route);
+      const identity: UserIdentity = {
+        kind: 'user',
+        username: user.name,
+        roles: user.roles,
+        traits: user.traits,
+        logins: checker.logins(),
+        cluster: deps.clusterName,
+        routeToCluster: route,
+        mfaVerified: caller.mfaVerified,
+        bot: caller.bot,
+        expires: caller.expires,
+      };
+      const options = checker.options();
+      const pair = deps.issuer.issueUser({
+        identity,
+        sshPublicKey: request.sshPublicKey,
+        tlsPublicKey: request.tlsPublicKey,
+        permit: { pty: true, portForwarding: options.permitPortForwarding, agentForwarding: options.permitAgentForwarding },
+      });
+      await deps.audit.emit({
+        type: 'cert.issue',
+        identity: { user: user.name, roles: user.roles, addr: ctx.peerAddr },
+        resource: { kind: 'cluster', name: route },
+        outcome: 'success',
+        fields: { route_to_cluster: route, expires: caller.expires.toISOString() },
+      });
+      const hostKeys = [...deps.authorities.publicAuthority('host').sshPublicKeys, ...(await reachableLeafHostKeys(deps, checker))];
+      return {
+        sshCertificate: pair.sshCertificate,
+        tlsCertificatePem: pair.tlsCertPem,
+        tlsCaPems: deps.authorities.trustedTlsCerts('host'),
+        sshHostCaKeys: hostKeys,
+        expires: caller.expires.toISOString(),
+        username: user.name,
+        roles: user.roles,
+        logins: identity.logins,
+      };
+    },
+
     async login(request, ctx) {
       await deps.authorizer.requireSystemRole(ctx, 'log users in', ['proxy']);
       const user = await authenticate(deps, ctx, request.user, request.password, request.totpCode);
       const checker = await deps.authorizer.checkerFor({ roles: user.roles, traits: user.traits });
+      if (request.routeToCluster && request.routeToCluster !== deps.clusterName) await checkClusterRoute(deps, ctx, checker, user.name, request.routeToCluster);
       const requestedMs = request.ttlSeconds > 0n ? Number(request.ttlSeconds) * 1000 : deps.maxSessionTtlMs;
       const ttlMs = Math.min(requestedMs, checker.maxSessionTtlMs() || deps.maxSessionTtlMs, deps.maxSessionTtlMs);
       const expires = new Date(deps.clock.now().getTime() + ttlMs);
@@ -57,7 +109,8 @@ export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join'> {
         sshCertificate: pair.sshCertificate,
         tlsCertificatePem: pair.tlsCertPem,
         tlsCaPems: deps.authorities.trustedTlsCerts('host'),
-        sshHostCaKeys: deps.authorities.publicAuthority('host').sshPublicKeys,
+        // Leaves this user may reach too, so the OpenSSH config checks their nodes' host certificates.
+        sshHostCaKeys: [...deps.authorities.publicAuthority('host').sshPublicKeys, ...(await reachableLeafHostKeys(deps, checker))],
         expires: expires.toISOString(),
         username: user.name,
         roles: user.roles,
@@ -109,6 +162,39 @@ export function certsApi(deps: AuthDeps): Pick<Handlers, 'login' | 'join'> {
       };
     },
   };
+}
+
+/** The SSH host CA keys of the leaves whose labels the user's cluster_labels reach. */
+async function reachableLeafHostKeys(deps: AuthDeps, checker: AccessChecker): Promise<string[]> {
+  const keys: string[] = [];
+  for (const leaf of await deps.resources.list('remote_cluster')) {
+    if (!checker.checkCluster({ name: leaf.metadata.name, labels: leaf.metadata.labels ?? {} }).allowed) continue;
+    const host = await deps.authorities.getRemote(leaf.metadata.name, 'host');
+    if (host) keys.push(...publicAuthorityOf(host).sshPublicKeys);
+  }
+  return keys;
+}
+
+/** Refuses (and audits) a route to a leaf that is not trusted or that the user's cluster_labels do not reach. */
+async function checkClusterRoute(deps: AuthDeps, ctx: CallContext, checker: AccessChecker, username: string, cluster: string): Promise<void> {
+  let labels: Record<string, string> | undefined;
+  try {
+    labels = (await deps.resources.get('remote_cluster', cluster)).metadata.labels ?? {};
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+  }
+  const decision = labels === undefined
+    ? { allowed: false, reason: `no leaf cluster "${cluster}" trusts ${deps.clusterName}; list them with psh clusters` }
+    : checker.checkCluster({ name: cluster, labels });
+  if (decision.allowed) return;
+  await deps.audit.emit({
+    type: 'access.denied',
+    identity: { user: username, addr: ctx.peerAddr },
+    resource: { kind: 'cluster', name: cluster },
+    outcome: 'deny',
+    reason: decision.reason,
+  });
+  throw new AccessDeniedError(`cannot route to cluster "${cluster}": ${decision.reason}`);
 }
 
 async function authenticate(deps: AuthDeps, ctx: CallContext, name: string, password: string, totp: string) {

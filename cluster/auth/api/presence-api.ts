@@ -25,6 +25,9 @@ export function presenceApi(deps: AuthDeps): Pick<Handlers, 'heartbeat'> {
         inventoryJson: request.inventoryJson,
         servedJson: request.servedJson,
       });
+      if (identity.systemRoles.includes('proxy')) {
+        for (const extension of deps.extensions) await extension.onHeartbeat?.(deps, { hostId: identity.hostId, connectedClusters: request.connectedClusters });
+      }
       return { intervalSeconds: BigInt(heartbeatIntervalMs / 1000) };
     },
   };

@@ -24,7 +24,7 @@ export function normalizeKind(kind: string): string {
 
 /** The resource handlers. */
 export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'createResources' | 'deleteResource'> {
-  const list = async (kind: string, name: string): Promise<unknown[]> => {
+  const list = async (kind: string, name: string, ctx: CallContext): Promise<unknown[]> => {
     if (kind === 'user') return (name ? [await deps.users.get(name)] : await deps.users.list()).map(userResource);
     if (kind === 'token') {
       const tokens = (await deps.tokens.list()).map(tokenResource);
@@ -35,7 +35,15 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
       return name ? hosts.filter((h) => h.host_id === name || h.node_name === name) : hosts;
     }
     if (!deps.registry.get(kind)) throw unknownKind(deps, kind);
-    return name ? [await deps.resources.get(kind, name)] : await deps.resources.list(kind);
+    const found = name ? [await deps.resources.get(kind, name)] : await deps.resources.list(kind);
+    const view = deps.resourceHooks[kind]?.view;
+    return view ? view(found, ctx) : found;
+  };
+  // Hosts read what they decide with: proxies route (nodes, proxies, roles, clusters), agents authorize (roles, role maps).
+  const hostReads: Record<string, readonly string[]> = {
+    proxy: ['proxy', 'node', 'role', 'trusted_cluster', 'remote_cluster'],
+    node: ['role', 'trusted_cluster'],
+    db: ['role', 'trusted_cluster'],
   };
 
   return {
@@ -49,12 +57,12 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
         if (!agentReads) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
         return { resourcesJson: JSON.stringify(request.name ? [await deps.resources.get(kind, request.name)] : await deps.resources.list(kind)) };
       }
-      // Proxies read who else is out there (discovery lists the proxies, routing the nodes).
-      const proxyReadsPresence = (kind === 'proxy' || kind === 'node') && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.includes('proxy');
-      // Agents read roles: they decide who may log in to them (the SSH and database services' RBAC).
-      const nodeReadsRoles = kind === 'role' && ctx.identity?.kind === 'host' && ctx.identity.systemRoles.some((r) => r === 'node' || r === 'db');
-      if (!proxyReadsPresence && !nodeReadsRoles) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
-      return { resourcesJson: JSON.stringify(await list(kind, request.name)) };
+      const identity = ctx.identity;
+      const hostMayRead = identity?.kind === 'host' && identity.systemRoles.some((role) => hostReads[role]?.includes(kind));
+      // Any user lists the leaf clusters their roles' cluster_labels reach (psh clusters); the view filters.
+      const userListsClusters = kind === 'remote_cluster' && identity?.kind === 'user';
+      if (!hostMayRead && !userListsClusters) await deps.authorizer.requireResource(ctx, kind, request.name ? 'read' : 'list');
+      return { resourcesJson: JSON.stringify(await list(kind, request.name, ctx)) };
     },
 
     async createResources(request, ctx) {
@@ -64,7 +72,8 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
         await deps.authorizer.requireResource(ctx, resource.kind, request.upsert ? 'update' : 'create');
       }
       const created: string[] = [];
-      for (const resource of resources) {
+      for (const parsed of resources) {
+        const resource = (await deps.resourceHooks[parsed.kind]?.beforeWrite?.(parsed, { upsert: request.upsert, ctx })) ?? parsed;
         await writeResource(deps, resource, request.upsert);
         created.push(`${resource.kind}/${resource.metadata.name}`);
         await deps.audit.emit({
@@ -84,6 +93,7 @@ export function resourcesApi(deps: AuthDeps): Pick<Handlers, 'getResources' | 'c
       else if (kind === 'token') await deps.tokens.remove(request.name);
       else if (deps.registry.get(kind)) await deps.resources.delete(kind, request.name);
       else throw unknownKind(deps, kind);
+      await deps.resourceHooks[kind]?.afterDelete?.(request.name, ctx);
       await deps.audit.emit({
         type: kind === 'user' ? 'user.delete' : kind === 'token' ? 'token.delete' : 'resource.delete',
         identity: auditIdentity(ctx),

@@ -3,6 +3,7 @@ import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
 import type { ServiceHandlers } from '../../api/grpc-glue.ts';
 import { BadInputError } from '../../../protocols/errors.ts';
 import { caKinds, type CaKind } from '../pki/ca-kinds.ts';
+import { publicAuthorityOf } from '../pki/authorities.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 
 type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
@@ -25,6 +26,14 @@ export function statusApi(deps: AuthDeps): Pick<Handlers, 'status' | 'exportAuth
     },
 
     async exportAuthorities(request) {
+      const remote = request.includeRemote
+        ? (await deps.authorities.listRemote())
+            .filter((ca) => !request.kind || ca.kind === request.kind)
+            .map((ca) => {
+              const pub = publicAuthorityOf(ca);
+              return { kind: ca.kind, cluster: ca.cluster, tlsCertPem: pub.tlsCertPems.join(''), sshPublicKey: pub.sshPublicKeys.join('\n'), jwksJson: '' };
+            })
+        : [];
       if (request.kind && !(caKinds as readonly string[]).includes(request.kind)) {
         throw new BadInputError(`unknown CA kind "${request.kind}"; expected one of ${caKinds.join(', ')}`);
       }
@@ -39,7 +48,7 @@ export function statusApi(deps: AuthDeps): Pick<Handlers, 'status' | 'exportAuth
             sshPublicKey: ca.sshPublicKeys.join('\n'),
             jwksJson: ca.jwks ? JSON.stringify(ca.jwks) : '',
           };
-        }),
+        }).concat(remote),
       };
     },
   };

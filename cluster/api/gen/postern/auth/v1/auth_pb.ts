@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file postern/auth/v1/auth.proto.
  */
 export const file_postern_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSIoChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCSJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IkEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnN0b3JlZBgDIAEoCCIrChFSZXNvdXJjZXNSZXNwb25zZRIWCg5yZXNvdXJjZXNfanNvbhgBIAEoCSJGChZDcmVhdGVSZXNvdXJjZXNSZXF1ZXN0EgwKBHRleHQYASABKAkSDgoGdXBzZXJ0GAIgASgIEg4KBnNvdXJjZRgDIAEoCSIqChdDcmVhdGVSZXNvdXJjZXNSZXNwb25zZRIPCgdjcmVhdGVkGAEgAygJIjMKFURlbGV0ZVJlc291cmNlUmVxdWVzdBIMCgRraW5kGAEgASgJEgwKBG5hbWUYAiABKAkiVQoRQ3JlYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVyb2xlcxgCIAMoCRITCgt0cmFpdHNfanNvbhgDIAEoCRIOCgZsb2dpbnMYBCADKAkiOwoSQ3JlYXRlVXNlclJlc3BvbnNlEhQKDHNpZ251cF90b2tlbhgBIAEoCRIPCgdleHBpcmVzGAIgASgJIiAKEFJlc2V0VXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChFSZXNldFVzZXJSZXNwb25zZRITCgtyZXNldF90b2tlbhgBIAEoCRIPCgdleHBpcmVzGAIgASgJIk0KFUNvbXBsZXRlU2lnbnVwUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtlbnJvbGxfdG90cBgDIAEoCCI8ChZDb21wbGV0ZVNpZ251cFJlc3BvbnNlEhAKCHVzZXJuYW1lGAEgASgJEhAKCHRvdHBfdXJpGAIgASgJIkIKEkNvbmZpcm1Ub3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBGNvZGUYAyABKAkiMwoRRW5yb2xsVG90cFJlcXVlc3QSDAoEdXNlchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSImChJFbnJvbGxUb3RwUmVzcG9uc2USEAoIdG90cF91cmkYASABKAkitgEKD0FkZFRva2VuUmVxdWVzdBINCgVyb2xlcxgBIAMoCRITCgt0dGxfc2Vjb25kcxgCIAEoAxI8CgZsYWJlbHMYAyADKAsyLC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnNpbmdsZV91c2UYBCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChBBZGRUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4cGlyZXMYAyABKAkiIAoSUmVtb3ZlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJImkKElNlYXJjaEF1ZGl0UmVxdWVzdBIMCgRmcm9tGAEgASgJEgoKAnRvGAIgASgJEg0KBXR5cGVzGAMgAygJEgwKBHVzZXIYBCABKAkSDQoFbGltaXQYBSABKAUSDQoFb3JkZXIYBiABKAkiKgoTQXVkaXRFdmVudHNSZXNwb25zZRITCgtldmVudHNfanNvbhgBIAMoCSI7ChBFbWl0QXVkaXRSZXF1ZXN0EhIKCmV2ZW50X2pzb24YASABKAkSEwoLZXZlbnRzX2pzb24YAiADKAkioAEKDExvZ2luUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCXRvdHBfY29kZRgDIAEoCRIWCg5zc2hfcHVibGljX2tleRgEIAEoCRIWCg50bHNfcHVibGljX2tleRgFIAEoCRITCgt0dGxfc2Vjb25kcxgGIAEoAxIYChByb3V0ZV90b19jbHVzdGVyGAcgASgJIrUBCgxDZXJ0aWZpY2F0ZXMSFwoPc3NoX2NlcnRpZmljYXRlGAEgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSEwoLdGxzX2NhX3BlbXMYAyADKAkSGAoQc3NoX2hvc3RfY2Ffa2V5cxgEIAMoCRIPCgdleHBpcmVzGAUgASgJEhAKCHVzZXJuYW1lGAYgASgJEg0KBXJvbGVzGAcgAygJEg4KBmxvZ2lucxgIIAMoCSKSAQoLSm9pblJlcXVlc3QSDQoFdG9rZW4YASABKAkSDQoFcm9sZXMYAiADKAkSEQoJbm9kZV9uYW1lGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhEKCWFkZHJlc3NlcxgGIAMoCRIPCgdob3N0X2lkGAcgASgJIs4BCgxKb2luUmVzcG9uc2USDwoHaG9zdF9pZBgBIAEoCRIzCgxjZXJ0aWZpY2F0ZXMYAiABKAsyHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEkQKDHRva2VuX2xhYmVscxgDIAMoCzIuLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2UuVG9rZW5MYWJlbHNFbnRyeRoyChBUb2tlbkxhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiZgoQSGVhcnRiZWF0UmVxdWVzdBIWCg5pbnZlbnRvcnlfanNvbhgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRITCgtwdWJsaWNfYWRkchgDIAEoCRITCgtzZXJ2ZWRfanNvbhgEIAEoCSItChFIZWFydGJlYXRSZXNwb25zZRIYChBpbnRlcnZhbF9zZWNvbmRzGAEgASgDInAKFlVwbG9hZFJlY29yZGluZ1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAMSDAoEZGF0YRgDIAEoDBINCgVmaW5hbBgEIAEoCBIVCg1tZXRhZGF0YV9qc29uGAUgASgJIj0KF1VwbG9hZFJlY29yZGluZ1Jlc3BvbnNlEhAKCHJlY2VpdmVkGAEgASgDEhAKCGNvbXBsZXRlGAIgASgIIjQKFUxpc3RSZWNvcmRpbmdzUmVxdWVzdBIMCgR1c2VyGAEgASgJEg0KBWxpbWl0GAIgASgFIi0KElJlY29yZGluZ3NSZXNwb25zZRIXCg9yZWNvcmRpbmdzX2pzb24YASADKAkiOQoTR2V0UmVjb3JkaW5nUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAyJDCg5SZWNvcmRpbmdDaHVuaxIMCgRkYXRhGAEgASgMEgwKBHNpemUYAiABKAMSFQoNbWV0YWRhdGFfanNvbhgDIAEoCSK9AgoKV2ViU2Vzc2lvbhIKCgJpZBgBIAEoCRIMCgR1c2VyGAIgASgJEg0KBXJvbGVzGAMgAygJEg4KBmxvZ2lucxgEIAMoCRITCgt0bHNfa2V5X3BlbRgFIAEoCRIbChN0bHNfY2VydGlmaWNhdGVfcGVtGAYgASgJEhcKD3NzaF9wcml2YXRlX2tleRgHIAEoCRIXCg9zc2hfY2VydGlmaWNhdGUYCCABKAkSGAoQc3NoX2hvc3RfY2Ffa2V5cxgJIAMoCRISCgpjc3JmX3Rva2VuGAogASgJEg8KB2V4cGlyZXMYCyABKAkSHAoUaWRsZV90aW1lb3V0X3NlY29uZHMYDCABKAMSDwoHY3JlYXRlZBgNIAEoCRITCgtsYXN0X2FjdGl2ZRgOIAEoCRIPCgdjbHVzdGVyGA8gASgJIkcKF0NyZWF0ZVdlYlNlc3Npb25SZXF1ZXN0EiwKB3Nlc3Npb24YASABKAsyGy5wb3N0ZXJuLmF1dGgudjEuV2ViU2Vzc2lvbiIxChRHZXRXZWJTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRINCgV0b3VjaBgCIAEoCCI1ChdEZWxldGVXZWJTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkibAoRUm91dGVDZXJ0c1JlcXVlc3QSFgoOdGxzX3B1YmxpY19rZXkYASABKAkSEAoIYXBwX25hbWUYAiABKAkSFwoPYXBwX3B1YmxpY19hZGRyGAMgASgJEhQKDGt1YmVfY2x1c3RlchgEIAEoCSJzChNTaWduQXBwVG9rZW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEhMKC3RyYWl0c19qc29uGAMgASgJEhAKCGF1ZGllbmNlGAQgASgJEhQKDGV4cGlyZXNfdW5peBgFIAEoAyIXCghBcHBUb2tlbhILCgNqd3QYASABKAkiSAoXQ3JlYXRlQXBwU2Vzc2lvblJlcXVlc3QSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCSIqChRHZXRBcHBTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIi0KF0RlbGV0ZUFwcFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkicgoKQXBwU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YAiABKAkSEAoIYXBwX25hbWUYAyABKAkSDwoHZXhwaXJlcxgEIAEoCRIQCgh1c2VybmFtZRgFIAEoCSKRAQoeU2lnbkRhdGFiYXNlQ2VydGlmaWNhdGVSZXF1ZXN0Eg8KB3B1cnBvc2UYASABKAkSDAoEbmFtZRgCIAEoCRIWCg50bHNfcHVibGljX2tleRgDIAEoCRITCgt0dGxfc2Vjb25kcxgEIAEoAxIRCglhbHRfbmFtZXMYBSADKAkSEAoIZGF0YWJhc2UYBiABKAkidgoTRGF0YWJhc2VDZXJ0aWZpY2F0ZRIbChN0bHNfY2VydGlmaWNhdGVfcGVtGAEgASgJEhYKDnNpZ25lcl9jYV9wZW1zGAIgAygJEhkKEWRiX2NsaWVudF9jYV9wZW1zGAMgAygJEg8KB2V4cGlyZXMYBCABKAkibQodUmVpc3N1ZVVzZXJDZXJ0aWZpY2F0ZVJlcXVlc3QSFgoOdGxzX3B1YmxpY19rZXkYASABKAkSEgoKZGJfc2VydmljZRgCIAEoCRIPCgdkYl91c2VyGAMgASgJEg8KB2RiX25hbWUYBCABKAky0xQKC0F1dGhTZXJ2aWNlEkkKBlN0YXR1cxIeLnBvc3Rlcm4uYXV0aC52MS5TdGF0dXNSZXF1ZXN0Gh8ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1Jlc3BvbnNlEmoKEUV4cG9ydEF1dGhvcml0aWVzEikucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVxdWVzdBoqLnBvc3Rlcm4uYXV0aC52MS5FeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlElgKDEdldFJlc291cmNlcxIkLnBvc3Rlcm4uYXV0aC52MS5HZXRSZXNvdXJjZXNSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc291cmNlc1Jlc3BvbnNlEmQKD0NyZWF0ZVJlc291cmNlcxInLnBvc3Rlcm4uYXV0aC52MS5DcmVhdGVSZXNvdXJjZXNSZXF1ZXN0GigucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1Jlc3BvbnNlElAKDkRlbGV0ZVJlc291cmNlEiYucG9zdGVybi5hdXRoLnYxLkRlbGV0ZVJlc291cmNlUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJVCgpDcmVhdGVVc2VyEiIucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJSCglSZXNldFVzZXISIS5wb3N0ZXJuLmF1dGgudjEuUmVzZXRVc2VyUmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXNwb25zZRJhCg5Db21wbGV0ZVNpZ251cBImLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlcXVlc3QaJy5wb3N0ZXJuLmF1dGgudjEuQ29tcGxldGVTaWdudXBSZXNwb25zZRJVCgpFbnJvbGxUb3RwEiIucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLkVucm9sbFRvdHBSZXNwb25zZRJKCgtDb25maXJtVG90cBIjLnBvc3Rlcm4uYXV0aC52MS5Db25maXJtVG90cFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSTwoIQWRkVG9rZW4SIC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0GiEucG9zdGVybi5hdXRoLnYxLkFkZFRva2VuUmVzcG9uc2USSgoLUmVtb3ZlVG9rZW4SIy5wb3N0ZXJuLmF1dGgudjEuUmVtb3ZlVG9rZW5SZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElgKC1NlYXJjaEF1ZGl0EiMucG9zdGVybi5hdXRoLnYxLlNlYXJjaEF1ZGl0UmVxdWVzdBokLnBvc3Rlcm4uYXV0aC52MS5BdWRpdEV2ZW50c1Jlc3BvbnNlEkYKCUVtaXRBdWRpdBIhLnBvc3Rlcm4uYXV0aC52MS5FbWl0QXVkaXRSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5EkUKBUxvZ2luEh0ucG9zdGVybi5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSQwoESm9pbhIcLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5Kb2luUmVzcG9uc2USUgoJSGVhcnRiZWF0EiEucG9zdGVybi5hdXRoLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVzcG9uc2USZAoPVXBsb2FkUmVjb3JkaW5nEicucG9zdGVybi5hdXRoLnYxLlVwbG9hZFJlY29yZGluZ1JlcXVlc3QaKC5wb3N0ZXJuLmF1dGgudjEuVXBsb2FkUmVjb3JkaW5nUmVzcG9uc2USXQoOTGlzdFJlY29yZGluZ3MSJi5wb3N0ZXJuLmF1dGgudjEuTGlzdFJlY29yZGluZ3NSZXF1ZXN0GiMucG9zdGVybi5hdXRoLnYxLlJlY29yZGluZ3NSZXNwb25zZRJVCgxHZXRSZWNvcmRpbmcSJC5wb3N0ZXJuLmF1dGgudjEuR2V0UmVjb3JkaW5nUmVxdWVzdBofLnBvc3Rlcm4uYXV0aC52MS5SZWNvcmRpbmdDaHVuaxJZChBDcmVhdGVXZWJTZXNzaW9uEigucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVdlYlNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLldlYlNlc3Npb24SUwoNR2V0V2ViU2Vzc2lvbhIlLnBvc3Rlcm4uYXV0aC52MS5HZXRXZWJTZXNzaW9uUmVxdWVzdBobLnBvc3Rlcm4uYXV0aC52MS5XZWJTZXNzaW9uElQKEERlbGV0ZVdlYlNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuRGVsZXRlV2ViU2Vzc2lvblJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSVwoSR2VuZXJhdGVSb3V0ZUNlcnRzEiIucG9zdGVybi5hdXRoLnYxLlJvdXRlQ2VydHNSZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJPCgxTaWduQXBwVG9rZW4SJC5wb3N0ZXJuLmF1dGgudjEuU2lnbkFwcFRva2VuUmVxdWVzdBoZLnBvc3Rlcm4uYXV0aC52MS5BcHBUb2tlbhJZChBDcmVhdGVBcHBTZXNzaW9uEigucG9zdGVybi5hdXRoLnYxLkNyZWF0ZUFwcFNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLkFwcFNlc3Npb24SUwoNR2V0QXBwU2Vzc2lvbhIlLnBvc3Rlcm4uYXV0aC52MS5HZXRBcHBTZXNzaW9uUmVxdWVzdBobLnBvc3Rlcm4uYXV0aC52MS5BcHBTZXNzaW9uElQKEERlbGV0ZUFwcFNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuRGVsZXRlQXBwU2Vzc2lvblJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkScAoXU2lnbkRhdGFiYXNlQ2VydGlmaWNhdGUSLy5wb3N0ZXJuLmF1dGgudjEuU2lnbkRhdGFiYXNlQ2VydGlmaWNhdGVSZXF1ZXN0GiQucG9zdGVybi5hdXRoLnYxLkRhdGFiYXNlQ2VydGlmaWNhdGUSZwoWUmVpc3N1ZVVzZXJDZXJ0aWZpY2F0ZRIuLnBvc3Rlcm4uYXV0aC52MS5SZWlzc3VlVXNlckNlcnRpZmljYXRlUmVxdWVzdBodLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXNiBnByb3RvMw");
+  fileDesc("Chpwb3N0ZXJuL2F1dGgvdjEvYXV0aC5wcm90bxIPcG9zdGVybi5hdXRoLnYxIgcKBUVtcHR5Ig8KDVN0YXR1c1JlcXVlc3QiXAoRQ2VydEF1dGhvcml0eUluZm8SDAoEa2luZBgBIAEoCRIPCgdjbHVzdGVyGAIgASgJEg8KB3Rsc19waW4YAyABKAkSFwoPc3NoX2ZpbmdlcnByaW50GAQgASgJIpEBCg5TdGF0dXNSZXNwb25zZRIUCgxjbHVzdGVyX25hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEjcKC2F1dGhvcml0aWVzGAQgAygLMiIucG9zdGVybi5hdXRoLnYxLkNlcnRBdXRob3JpdHlJbmZvEg4KBmNhbGxlchgFIAEoCSJAChhFeHBvcnRBdXRob3JpdGllc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIWCg5pbmNsdWRlX3JlbW90ZRgCIAEoCCJzChFFeHBvcnRlZEF1dGhvcml0eRIMCgRraW5kGAEgASgJEg8KB2NsdXN0ZXIYAiABKAkSFAoMdGxzX2NlcnRfcGVtGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhEKCWp3a3NfanNvbhgFIAEoCSJUChlFeHBvcnRBdXRob3JpdGllc1Jlc3BvbnNlEjcKC2F1dGhvcml0aWVzGAEgAygLMiIucG9zdGVybi5hdXRoLnYxLkV4cG9ydGVkQXV0aG9yaXR5IkEKE0dldFJlc291cmNlc1JlcXVlc3QSDAoEa2luZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnN0b3JlZBgDIAEoCCIrChFSZXNvdXJjZXNSZXNwb25zZRIWCg5yZXNvdXJjZXNfanNvbhgBIAEoCSJGChZDcmVhdGVSZXNvdXJjZXNSZXF1ZXN0EgwKBHRleHQYASABKAkSDgoGdXBzZXJ0GAIgASgIEg4KBnNvdXJjZRgDIAEoCSIqChdDcmVhdGVSZXNvdXJjZXNSZXNwb25zZRIPCgdjcmVhdGVkGAEgAygJIjMKFURlbGV0ZVJlc291cmNlUmVxdWVzdBIMCgRraW5kGAEgASgJEgwKBG5hbWUYAiABKAkiVQoRQ3JlYXRlVXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVyb2xlcxgCIAMoCRITCgt0cmFpdHNfanNvbhgDIAEoCRIOCgZsb2dpbnMYBCADKAkiOwoSQ3JlYXRlVXNlclJlc3BvbnNlEhQKDHNpZ251cF90b2tlbhgBIAEoCRIPCgdleHBpcmVzGAIgASgJIiAKEFJlc2V0VXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChFSZXNldFVzZXJSZXNwb25zZRITCgtyZXNldF90b2tlbhgBIAEoCRIPCgdleHBpcmVzGAIgASgJIk0KFUNvbXBsZXRlU2lnbnVwUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRITCgtlbnJvbGxfdG90cBgDIAEoCCI8ChZDb21wbGV0ZVNpZ251cFJlc3BvbnNlEhAKCHVzZXJuYW1lGAEgASgJEhAKCHRvdHBfdXJpGAIgASgJIkIKEkNvbmZpcm1Ub3RwUmVxdWVzdBIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBGNvZGUYAyABKAkiMwoRRW5yb2xsVG90cFJlcXVlc3QSDAoEdXNlchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSImChJFbnJvbGxUb3RwUmVzcG9uc2USEAoIdG90cF91cmkYASABKAkitgEKD0FkZFRva2VuUmVxdWVzdBINCgVyb2xlcxgBIAMoCRITCgt0dGxfc2Vjb25kcxgCIAEoAxI8CgZsYWJlbHMYAyADKAsyLC5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnNpbmdsZV91c2UYBCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI+ChBBZGRUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEgoKAmlkGAIgASgJEg8KB2V4cGlyZXMYAyABKAkiIAoSUmVtb3ZlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJInoKElNlYXJjaEF1ZGl0UmVxdWVzdBIMCgRmcm9tGAEgASgJEgoKAnRvGAIgASgJEg0KBXR5cGVzGAMgAygJEgwKBHVzZXIYBCABKAkSDQoFbGltaXQYBSABKAUSDQoFb3JkZXIYBiABKAkSDwoHY2x1c3RlchgHIAEoCSJYChdGb3J3YXJkTGVhZkF1ZGl0UmVxdWVzdBIUCgxsZWFmX2NsdXN0ZXIYASABKAkSEwoLZXZlbnRzX2pzb24YAiADKAkSEgoKc2Nhbm5lZF90bxgDIAEoCSI6ChhGb3J3YXJkTGVhZkF1ZGl0UmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEg4KBmN1cnNvchgCIAEoCSIqChNBdWRpdEV2ZW50c1Jlc3BvbnNlEhMKC2V2ZW50c19qc29uGAEgAygJIjsKEEVtaXRBdWRpdFJlcXVlc3QSEgoKZXZlbnRfanNvbhgBIAEoCRITCgtldmVudHNfanNvbhgCIAMoCSKgAQoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSEQoJdG90cF9jb2RlGAMgASgJEhYKDnNzaF9wdWJsaWNfa2V5GAQgASgJEhYKDnRsc19wdWJsaWNfa2V5GAUgASgJEhMKC3R0bF9zZWNvbmRzGAYgASgDEhgKEHJvdXRlX3RvX2NsdXN0ZXIYByABKAkitQEKDENlcnRpZmljYXRlcxIXCg9zc2hfY2VydGlmaWNhdGUYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRITCgt0bHNfY2FfcGVtcxgDIAMoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAQgAygJEg8KB2V4cGlyZXMYBSABKAkSEAoIdXNlcm5hbWUYBiABKAkSDQoFcm9sZXMYByADKAkSDgoGbG9naW5zGAggAygJIpIBCgtKb2luUmVxdWVzdBINCgV0b2tlbhgBIAEoCRINCgVyb2xlcxgCIAMoCRIRCglub2RlX25hbWUYAyABKAkSFgoOc3NoX3B1YmxpY19rZXkYBCABKAkSFgoOdGxzX3B1YmxpY19rZXkYBSABKAkSEQoJYWRkcmVzc2VzGAYgAygJEg8KB2hvc3RfaWQYByABKAkizgEKDEpvaW5SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEjMKDGNlcnRpZmljYXRlcxgCIAEoCzIdLnBvc3Rlcm4uYXV0aC52MS5DZXJ0aWZpY2F0ZXMSRAoMdG9rZW5fbGFiZWxzGAMgAygLMi4ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZS5Ub2tlbkxhYmVsc0VudHJ5GjIKEFRva2VuTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKCAQoQSGVhcnRiZWF0UmVxdWVzdBIWCg5pbnZlbnRvcnlfanNvbhgBIAEoCRIQCghzZXJ2aWNlcxgCIAMoCRITCgtwdWJsaWNfYWRkchgDIAEoCRITCgtzZXJ2ZWRfanNvbhgEIAEoCRIaChJjb25uZWN0ZWRfY2x1c3RlcnMYBSADKAkieAodVmFsaWRhdGVUcnVzdGVkQ2x1c3RlclJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbGVhZl9jbHVzdGVyGAIgASgJEhgKEGhvc3RfY2FfdGxzX3BlbXMYAyADKAkSGAoQaG9zdF9jYV9zc2hfa2V5cxgEIAMoCSKeAQoeVmFsaWRhdGVUcnVzdGVkQ2x1c3RlclJlc3BvbnNlEhQKDHJvb3RfY2x1c3RlchgBIAEoCRIYChB1c2VyX2NhX3Rsc19wZW1zGAIgAygJEhgKEHVzZXJfY2Ffc3NoX2tleXMYAyADKAkSGAoQaG9zdF9jYV90bHNfcGVtcxgEIAMoCRIYChBob3N0X2NhX3NzaF9rZXlzGAUgAygJImoKHlJlaXNzdWVVc2VyQ2VydGlmaWNhdGVzUmVxdWVzdBIWCg5zc2hfcHVibGljX2tleRgBIAEoCRIWCg50bHNfcHVibGljX2tleRgCIAEoCRIYChByb3V0ZV90b19jbHVzdGVyGAMgASgJIi0KEUhlYXJ0YmVhdFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAMicAoWVXBsb2FkUmVjb3JkaW5nUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoAxIMCgRkYXRhGAMgASgMEg0KBWZpbmFsGAQgASgIEhUKDW1ldGFkYXRhX2pzb24YBSABKAkiPQoXVXBsb2FkUmVjb3JkaW5nUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAMSEAoIY29tcGxldGUYAiABKAgiNAoVTGlzdFJlY29yZGluZ3NSZXF1ZXN0EgwKBHVzZXIYASABKAkSDQoFbGltaXQYAiABKAUiLQoSUmVjb3JkaW5nc1Jlc3BvbnNlEhcKD3JlY29yZGluZ3NfanNvbhgBIAMoCSI5ChNHZXRSZWNvcmRpbmdSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGb2Zmc2V0GAIgASgDIkMKDlJlY29yZGluZ0NodW5rEgwKBGRhdGEYASABKAwSDAoEc2l6ZRgCIAEoAxIVCg1tZXRhZGF0YV9qc29uGAMgASgJIr0CCgpXZWJTZXNzaW9uEgoKAmlkGAEgASgJEgwKBHVzZXIYAiABKAkSDQoFcm9sZXMYAyADKAkSDgoGbG9naW5zGAQgAygJEhMKC3Rsc19rZXlfcGVtGAUgASgJEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YBiABKAkSFwoPc3NoX3ByaXZhdGVfa2V5GAcgASgJEhcKD3NzaF9jZXJ0aWZpY2F0ZRgIIAEoCRIYChBzc2hfaG9zdF9jYV9rZXlzGAkgAygJEhIKCmNzcmZfdG9rZW4YCiABKAkSDwoHZXhwaXJlcxgLIAEoCRIcChRpZGxlX3RpbWVvdXRfc2Vjb25kcxgMIAEoAxIPCgdjcmVhdGVkGA0gASgJEhMKC2xhc3RfYWN0aXZlGA4gASgJEg8KB2NsdXN0ZXIYDyABKAkiRwoXQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QSLAoHc2Vzc2lvbhgBIAEoCzIbLnBvc3Rlcm4uYXV0aC52MS5XZWJTZXNzaW9uIjEKFEdldFdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg0KBXRvdWNoGAIgASgIIjUKF0RlbGV0ZVdlYlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJsChFSb3V0ZUNlcnRzUmVxdWVzdBIWCg50bHNfcHVibGljX2tleRgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRIXCg9hcHBfcHVibGljX2FkZHIYAyABKAkSFAoMa3ViZV9jbHVzdGVyGAQgASgJInMKE1NpZ25BcHBUb2tlblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSDQoFcm9sZXMYAiADKAkSEwoLdHJhaXRzX2pzb24YAyABKAkSEAoIYXVkaWVuY2UYBCABKAkSFAoMZXhwaXJlc191bml4GAUgASgDIhcKCEFwcFRva2VuEgsKA2p3dBgBIAEoCSJIChdDcmVhdGVBcHBTZXNzaW9uUmVxdWVzdBIbChN0bHNfY2VydGlmaWNhdGVfcGVtGAEgASgJEhAKCGFwcF9uYW1lGAIgASgJIioKFEdldEFwcFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiLQoXRGVsZXRlQXBwU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJyCgpBcHBTZXNzaW9uEhIKCnNlc3Npb25faWQYASABKAkSGwoTdGxzX2NlcnRpZmljYXRlX3BlbRgCIAEoCRIQCghhcHBfbmFtZRgDIAEoCRIPCgdleHBpcmVzGAQgASgJEhAKCHVzZXJuYW1lGAUgASgJIpEBCh5TaWduRGF0YWJhc2VDZXJ0aWZpY2F0ZVJlcXVlc3QSDwoHcHVycG9zZRgBIAEoCRIMCgRuYW1lGAIgASgJEhYKDnRsc19wdWJsaWNfa2V5GAMgASgJEhMKC3R0bF9zZWNvbmRzGAQgASgDEhEKCWFsdF9uYW1lcxgFIAMoCRIQCghkYXRhYmFzZRgGIAEoCSJ2ChNEYXRhYmFzZUNlcnRpZmljYXRlEhsKE3Rsc19jZXJ0aWZpY2F0ZV9wZW0YASABKAkSFgoOc2lnbmVyX2NhX3BlbXMYAiADKAkSGQoRZGJfY2xpZW50X2NhX3BlbXMYAyADKAkSDwoHZXhwaXJlcxgEIAEoCSJtCh1SZWlzc3VlVXNlckNlcnRpZmljYXRlUmVxdWVzdBIWCg50bHNfcHVibGljX2tleRgBIAEoCRISCgpkYl9zZXJ2aWNlGAIgASgJEg8KB2RiX3VzZXIYAyABKAkSDwoHZGJfbmFtZRgEIAEoCTKiFwoLQXV0aFNlcnZpY2USSQoGU3RhdHVzEh4ucG9zdGVybi5hdXRoLnYxLlN0YXR1c1JlcXVlc3QaHy5wb3N0ZXJuLmF1dGgudjEuU3RhdHVzUmVzcG9uc2USagoRRXhwb3J0QXV0aG9yaXRpZXMSKS5wb3N0ZXJuLmF1dGgudjEuRXhwb3J0QXV0aG9yaXRpZXNSZXF1ZXN0GioucG9zdGVybi5hdXRoLnYxLkV4cG9ydEF1dGhvcml0aWVzUmVzcG9uc2USWAoMR2V0UmVzb3VyY2VzEiQucG9zdGVybi5hdXRoLnYxLkdldFJlc291cmNlc1JlcXVlc3QaIi5wb3N0ZXJuLmF1dGgudjEuUmVzb3VyY2VzUmVzcG9uc2USZAoPQ3JlYXRlUmVzb3VyY2VzEicucG9zdGVybi5hdXRoLnYxLkNyZWF0ZVJlc291cmNlc1JlcXVlc3QaKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlUmVzb3VyY2VzUmVzcG9uc2USUAoORGVsZXRlUmVzb3VyY2USJi5wb3N0ZXJuLmF1dGgudjEuRGVsZXRlUmVzb3VyY2VSZXF1ZXN0GhYucG9zdGVybi5hdXRoLnYxLkVtcHR5ElUKCkNyZWF0ZVVzZXISIi5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlVXNlclJlc3BvbnNlElIKCVJlc2V0VXNlchIhLnBvc3Rlcm4uYXV0aC52MS5SZXNldFVzZXJSZXF1ZXN0GiIucG9zdGVybi5hdXRoLnYxLlJlc2V0VXNlclJlc3BvbnNlEmEKDkNvbXBsZXRlU2lnbnVwEiYucG9zdGVybi5hdXRoLnYxLkNvbXBsZXRlU2lnbnVwUmVxdWVzdBonLnBvc3Rlcm4uYXV0aC52MS5Db21wbGV0ZVNpZ251cFJlc3BvbnNlElUKCkVucm9sbFRvdHASIi5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuRW5yb2xsVG90cFJlc3BvbnNlEkoKC0NvbmZpcm1Ub3RwEiMucG9zdGVybi5hdXRoLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJPCghBZGRUb2tlbhIgLnBvc3Rlcm4uYXV0aC52MS5BZGRUb2tlblJlcXVlc3QaIS5wb3N0ZXJuLmF1dGgudjEuQWRkVG9rZW5SZXNwb25zZRJKCgtSZW1vdmVUb2tlbhIjLnBvc3Rlcm4uYXV0aC52MS5SZW1vdmVUb2tlblJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSWAoLU2VhcmNoQXVkaXQSIy5wb3N0ZXJuLmF1dGgudjEuU2VhcmNoQXVkaXRSZXF1ZXN0GiQucG9zdGVybi5hdXRoLnYxLkF1ZGl0RXZlbnRzUmVzcG9uc2USRgoJRW1pdEF1ZGl0EiEucG9zdGVybi5hdXRoLnYxLkVtaXRBdWRpdFJlcXVlc3QaFi5wb3N0ZXJuLmF1dGgudjEuRW1wdHkSRQoFTG9naW4SHS5wb3N0ZXJuLmF1dGgudjEuTG9naW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJDCgRKb2luEhwucG9zdGVybi5hdXRoLnYxLkpvaW5SZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkpvaW5SZXNwb25zZRJSCglIZWFydGJlYXQSIS5wb3N0ZXJuLmF1dGgudjEuSGVhcnRiZWF0UmVxdWVzdBoiLnBvc3Rlcm4uYXV0aC52MS5IZWFydGJlYXRSZXNwb25zZRJkCg9VcGxvYWRSZWNvcmRpbmcSJy5wb3N0ZXJuLmF1dGgudjEuVXBsb2FkUmVjb3JkaW5nUmVxdWVzdBooLnBvc3Rlcm4uYXV0aC52MS5VcGxvYWRSZWNvcmRpbmdSZXNwb25zZRJdCg5MaXN0UmVjb3JkaW5ncxImLnBvc3Rlcm4uYXV0aC52MS5MaXN0UmVjb3JkaW5nc1JlcXVlc3QaIy5wb3N0ZXJuLmF1dGgudjEuUmVjb3JkaW5nc1Jlc3BvbnNlElUKDEdldFJlY29yZGluZxIkLnBvc3Rlcm4uYXV0aC52MS5HZXRSZWNvcmRpbmdSZXF1ZXN0Gh8ucG9zdGVybi5hdXRoLnYxLlJlY29yZGluZ0NodW5rElkKEENyZWF0ZVdlYlNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlV2ViU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuV2ViU2Vzc2lvbhJTCg1HZXRXZWJTZXNzaW9uEiUucG9zdGVybi5hdXRoLnYxLkdldFdlYlNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLldlYlNlc3Npb24SVAoQRGVsZXRlV2ViU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVXZWJTZXNzaW9uUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJXChJHZW5lcmF0ZVJvdXRlQ2VydHMSIi5wb3N0ZXJuLmF1dGgudjEuUm91dGVDZXJ0c1JlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEk8KDFNpZ25BcHBUb2tlbhIkLnBvc3Rlcm4uYXV0aC52MS5TaWduQXBwVG9rZW5SZXF1ZXN0GhkucG9zdGVybi5hdXRoLnYxLkFwcFRva2VuElkKEENyZWF0ZUFwcFNlc3Npb24SKC5wb3N0ZXJuLmF1dGgudjEuQ3JlYXRlQXBwU2Vzc2lvblJlcXVlc3QaGy5wb3N0ZXJuLmF1dGgudjEuQXBwU2Vzc2lvbhJTCg1HZXRBcHBTZXNzaW9uEiUucG9zdGVybi5hdXRoLnYxLkdldEFwcFNlc3Npb25SZXF1ZXN0GhsucG9zdGVybi5hdXRoLnYxLkFwcFNlc3Npb24SVAoQRGVsZXRlQXBwU2Vzc2lvbhIoLnBvc3Rlcm4uYXV0aC52MS5EZWxldGVBcHBTZXNzaW9uUmVxdWVzdBoWLnBvc3Rlcm4uYXV0aC52MS5FbXB0eRJwChdTaWduRGF0YWJhc2VDZXJ0aWZpY2F0ZRIvLnBvc3Rlcm4uYXV0aC52MS5TaWduRGF0YWJhc2VDZXJ0aWZpY2F0ZVJlcXVlc3QaJC5wb3N0ZXJuLmF1dGgudjEuRGF0YWJhc2VDZXJ0aWZpY2F0ZRJnChZSZWlzc3VlVXNlckNlcnRpZmljYXRlEi4ucG9zdGVybi5hdXRoLnYxLlJlaXNzdWVVc2VyQ2VydGlmaWNhdGVSZXF1ZXN0Gh0ucG9zdGVybi5hdXRoLnYxLkNlcnRpZmljYXRlcxJ5ChZWYWxpZGF0ZVRydXN0ZWRDbHVzdGVyEi4ucG9zdGVybi5hdXRoLnYxLlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXF1ZXN0Gi8ucG9zdGVybi5hdXRoLnYxLlZhbGlkYXRlVHJ1c3RlZENsdXN0ZXJSZXNwb25zZRJpChdSZWlzc3VlVXNlckNlcnRpZmljYXRlcxIvLnBvc3Rlcm4uYXV0aC52MS5SZWlzc3VlVXNlckNlcnRpZmljYXRlc1JlcXVlc3QaHS5wb3N0ZXJuLmF1dGgudjEuQ2VydGlmaWNhdGVzEmcKEEZvcndhcmRMZWFmQXVkaXQSKC5wb3N0ZXJuLmF1dGgudjEuRm9yd2FyZExlYWZBdWRpdFJlcXVlc3QaKS5wb3N0ZXJuLmF1dGgudjEuRm9yd2FyZExlYWZBdWRpdFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message postern.auth.v1.Empty
@@ -126,6 +126,13 @@ export type ExportAuthoritiesRequest = Message<"postern.auth.v1.ExportAuthoritie
    * @generated from field: string kind = 1;
    */
   kind: string;
+
+  /**
+   * Also the CAs of trusted clusters (host and user only; `cluster` tells them apart).
+   *
+   * @generated from field: bool include_remote = 2;
+   */
+  includeRemote: boolean;
 };
 
 /**
@@ -643,6 +650,13 @@ export type SearchAuditRequest = Message<"postern.auth.v1.SearchAuditRequest"> &
    * @generated from field: string order = 6;
    */
   order: string;
+
+  /**
+   * A leaf cluster: only the events forwarded from it (a root's view of its leaves' audit).
+   *
+   * @generated from field: string cluster = 7;
+   */
+  cluster: string;
 };
 
 /**
@@ -651,6 +665,64 @@ export type SearchAuditRequest = Message<"postern.auth.v1.SearchAuditRequest"> &
  */
 export const SearchAuditRequestSchema: GenMessage<SearchAuditRequest> = /*@__PURE__*/
   messageDesc(file_postern_auth_v1_auth, 24);
+
+/**
+ * A root proxy hands events it pulled from a leaf to the root's auth; the auth stores
+ * each leaf event once (by its id), whichever proxy forwards it and however often.
+ *
+ * @generated from message postern.auth.v1.ForwardLeafAuditRequest
+ */
+export type ForwardLeafAuditRequest = Message<"postern.auth.v1.ForwardLeafAuditRequest"> & {
+  /**
+   * @generated from field: string leaf_cluster = 1;
+   */
+  leafCluster: string;
+
+  /**
+   * JSON of the leaf's audit events, oldest first. Empty: only ask for the cursor.
+   *
+   * @generated from field: repeated string events_json = 2;
+   */
+  eventsJson: string[];
+
+  /**
+   * RFC 3339: the leaf's log was read up to this time (events about other users skipped).
+   *
+   * @generated from field: string scanned_to = 3;
+   */
+  scannedTo: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ForwardLeafAuditRequest.
+ * Use `create(ForwardLeafAuditRequestSchema)` to create a new message.
+ */
+export const ForwardLeafAuditRequestSchema: GenMessage<ForwardLeafAuditRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 25);
+
+/**
+ * @generated from message postern.auth.v1.ForwardLeafAuditResponse
+ */
+export type ForwardLeafAuditResponse = Message<"postern.auth.v1.ForwardLeafAuditResponse"> & {
+  /**
+   * @generated from field: int32 stored = 1;
+   */
+  stored: number;
+
+  /**
+   * RFC 3339 time of the newest event stored from this leaf; the next pull starts there.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ForwardLeafAuditResponse.
+ * Use `create(ForwardLeafAuditResponseSchema)` to create a new message.
+ */
+export const ForwardLeafAuditResponseSchema: GenMessage<ForwardLeafAuditResponse> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 26);
 
 /**
  * @generated from message postern.auth.v1.AuditEventsResponse
@@ -669,7 +741,7 @@ export type AuditEventsResponse = Message<"postern.auth.v1.AuditEventsResponse">
  * Use `create(AuditEventsResponseSchema)` to create a new message.
  */
 export const AuditEventsResponseSchema: GenMessage<AuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 25);
+  messageDesc(file_postern_auth_v1_auth, 27);
 
 /**
  * @generated from message postern.auth.v1.EmitAuditRequest
@@ -693,7 +765,7 @@ export type EmitAuditRequest = Message<"postern.auth.v1.EmitAuditRequest"> & {
  * Use `create(EmitAuditRequestSchema)` to create a new message.
  */
 export const EmitAuditRequestSchema: GenMessage<EmitAuditRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 26);
+  messageDesc(file_postern_auth_v1_auth, 28);
 
 /**
  * @generated from message postern.auth.v1.LoginRequest
@@ -744,7 +816,7 @@ export type LoginRequest = Message<"postern.auth.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 27);
+  messageDesc(file_postern_auth_v1_auth, 29);
 
 /**
  * @generated from message postern.auth.v1.Certificates
@@ -796,7 +868,7 @@ export type Certificates = Message<"postern.auth.v1.Certificates"> & {
  * Use `create(CertificatesSchema)` to create a new message.
  */
 export const CertificatesSchema: GenMessage<Certificates> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 28);
+  messageDesc(file_postern_auth_v1_auth, 30);
 
 /**
  * @generated from message postern.auth.v1.JoinRequest
@@ -847,7 +919,7 @@ export type JoinRequest = Message<"postern.auth.v1.JoinRequest"> & {
  * Use `create(JoinRequestSchema)` to create a new message.
  */
 export const JoinRequestSchema: GenMessage<JoinRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 29);
+  messageDesc(file_postern_auth_v1_auth, 31);
 
 /**
  * @generated from message postern.auth.v1.JoinResponse
@@ -874,7 +946,7 @@ export type JoinResponse = Message<"postern.auth.v1.JoinResponse"> & {
  * Use `create(JoinResponseSchema)` to create a new message.
  */
 export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 30);
+  messageDesc(file_postern_auth_v1_auth, 32);
 
 /**
  * A host announces itself: agents with their inventory and services, proxies with
@@ -911,6 +983,13 @@ export type HeartbeatRequest = Message<"postern.auth.v1.HeartbeatRequest"> & {
    * @generated from field: string served_json = 4;
    */
   servedJson: string;
+
+  /**
+   * Root proxies: the leaf clusters whose reverse tunnel is connected to this proxy now.
+   *
+   * @generated from field: repeated string connected_clusters = 5;
+   */
+  connectedClusters: string[];
 };
 
 /**
@@ -918,7 +997,113 @@ export type HeartbeatRequest = Message<"postern.auth.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 31);
+  messageDesc(file_postern_auth_v1_auth, 33);
+
+/**
+ * A leaf cluster asks the root (through the root proxy's web API) to trust it.
+ *
+ * @generated from message postern.auth.v1.ValidateTrustedClusterRequest
+ */
+export type ValidateTrustedClusterRequest = Message<"postern.auth.v1.ValidateTrustedClusterRequest"> & {
+  /**
+   * A root join token of type trusted_cluster.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: string leaf_cluster = 2;
+   */
+  leafCluster: string;
+
+  /**
+   * The leaf's host CA: X.509 certificates (PEM) and SSH keys (authorized_keys lines).
+   *
+   * @generated from field: repeated string host_ca_tls_pems = 3;
+   */
+  hostCaTlsPems: string[];
+
+  /**
+   * @generated from field: repeated string host_ca_ssh_keys = 4;
+   */
+  hostCaSshKeys: string[];
+};
+
+/**
+ * Describes the message postern.auth.v1.ValidateTrustedClusterRequest.
+ * Use `create(ValidateTrustedClusterRequestSchema)` to create a new message.
+ */
+export const ValidateTrustedClusterRequestSchema: GenMessage<ValidateTrustedClusterRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 34);
+
+/**
+ * @generated from message postern.auth.v1.ValidateTrustedClusterResponse
+ */
+export type ValidateTrustedClusterResponse = Message<"postern.auth.v1.ValidateTrustedClusterResponse"> & {
+  /**
+   * @generated from field: string root_cluster = 1;
+   */
+  rootCluster: string;
+
+  /**
+   * @generated from field: repeated string user_ca_tls_pems = 2;
+   */
+  userCaTlsPems: string[];
+
+  /**
+   * @generated from field: repeated string user_ca_ssh_keys = 3;
+   */
+  userCaSshKeys: string[];
+
+  /**
+   * @generated from field: repeated string host_ca_tls_pems = 4;
+   */
+  hostCaTlsPems: string[];
+
+  /**
+   * @generated from field: repeated string host_ca_ssh_keys = 5;
+   */
+  hostCaSshKeys: string[];
+};
+
+/**
+ * Describes the message postern.auth.v1.ValidateTrustedClusterResponse.
+ * Use `create(ValidateTrustedClusterResponseSchema)` to create a new message.
+ */
+export const ValidateTrustedClusterResponseSchema: GenMessage<ValidateTrustedClusterResponse> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 35);
+
+/**
+ * A logged-in user asks for new certificates for the same identity, routed to another cluster.
+ *
+ * @generated from message postern.auth.v1.ReissueUserCertificatesRequest
+ */
+export type ReissueUserCertificatesRequest = Message<"postern.auth.v1.ReissueUserCertificatesRequest"> & {
+  /**
+   * @generated from field: string ssh_public_key = 1;
+   */
+  sshPublicKey: string;
+
+  /**
+   * @generated from field: string tls_public_key = 2;
+   */
+  tlsPublicKey: string;
+
+  /**
+   * The leaf (or this cluster) the certificates route to.
+   *
+   * @generated from field: string route_to_cluster = 3;
+   */
+  routeToCluster: string;
+};
+
+/**
+ * Describes the message postern.auth.v1.ReissueUserCertificatesRequest.
+ * Use `create(ReissueUserCertificatesRequestSchema)` to create a new message.
+ */
+export const ReissueUserCertificatesRequestSchema: GenMessage<ReissueUserCertificatesRequest> = /*@__PURE__*/
+  messageDesc(file_postern_auth_v1_auth, 36);
 
 /**
  * @generated from message postern.auth.v1.HeartbeatResponse
@@ -937,7 +1122,7 @@ export type HeartbeatResponse = Message<"postern.auth.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 32);
+  messageDesc(file_postern_auth_v1_auth, 37);
 
 /**
  * One piece of a session recording (asciicast v2) sent by the agent that recorded it.
@@ -981,7 +1166,7 @@ export type UploadRecordingRequest = Message<"postern.auth.v1.UploadRecordingReq
  * Use `create(UploadRecordingRequestSchema)` to create a new message.
  */
 export const UploadRecordingRequestSchema: GenMessage<UploadRecordingRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 33);
+  messageDesc(file_postern_auth_v1_auth, 38);
 
 /**
  * @generated from message postern.auth.v1.UploadRecordingResponse
@@ -1007,7 +1192,7 @@ export type UploadRecordingResponse = Message<"postern.auth.v1.UploadRecordingRe
  * Use `create(UploadRecordingResponseSchema)` to create a new message.
  */
 export const UploadRecordingResponseSchema: GenMessage<UploadRecordingResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 34);
+  messageDesc(file_postern_auth_v1_auth, 39);
 
 /**
  * @generated from message postern.auth.v1.ListRecordingsRequest
@@ -1031,7 +1216,7 @@ export type ListRecordingsRequest = Message<"postern.auth.v1.ListRecordingsReque
  * Use `create(ListRecordingsRequestSchema)` to create a new message.
  */
 export const ListRecordingsRequestSchema: GenMessage<ListRecordingsRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 35);
+  messageDesc(file_postern_auth_v1_auth, 40);
 
 /**
  * @generated from message postern.auth.v1.RecordingsResponse
@@ -1050,7 +1235,7 @@ export type RecordingsResponse = Message<"postern.auth.v1.RecordingsResponse"> &
  * Use `create(RecordingsResponseSchema)` to create a new message.
  */
 export const RecordingsResponseSchema: GenMessage<RecordingsResponse> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 36);
+  messageDesc(file_postern_auth_v1_auth, 41);
 
 /**
  * @generated from message postern.auth.v1.GetRecordingRequest
@@ -1072,7 +1257,7 @@ export type GetRecordingRequest = Message<"postern.auth.v1.GetRecordingRequest">
  * Use `create(GetRecordingRequestSchema)` to create a new message.
  */
 export const GetRecordingRequestSchema: GenMessage<GetRecordingRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 37);
+  messageDesc(file_postern_auth_v1_auth, 42);
 
 /**
  * @generated from message postern.auth.v1.RecordingChunk
@@ -1101,7 +1286,7 @@ export type RecordingChunk = Message<"postern.auth.v1.RecordingChunk"> & {
  * Use `create(RecordingChunkSchema)` to create a new message.
  */
 export const RecordingChunkSchema: GenMessage<RecordingChunk> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 38);
+  messageDesc(file_postern_auth_v1_auth, 43);
 
 /**
  * A browser session held for the proxies of the cluster (docs/web-ui.md). The proxy
@@ -1197,7 +1382,7 @@ export type WebSession = Message<"postern.auth.v1.WebSession"> & {
  * Use `create(WebSessionSchema)` to create a new message.
  */
 export const WebSessionSchema: GenMessage<WebSession> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 39);
+  messageDesc(file_postern_auth_v1_auth, 44);
 
 /**
  * @generated from message postern.auth.v1.CreateWebSessionRequest
@@ -1216,7 +1401,7 @@ export type CreateWebSessionRequest = Message<"postern.auth.v1.CreateWebSessionR
  * Use `create(CreateWebSessionRequestSchema)` to create a new message.
  */
 export const CreateWebSessionRequestSchema: GenMessage<CreateWebSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 40);
+  messageDesc(file_postern_auth_v1_auth, 45);
 
 /**
  * @generated from message postern.auth.v1.GetWebSessionRequest
@@ -1240,7 +1425,7 @@ export type GetWebSessionRequest = Message<"postern.auth.v1.GetWebSessionRequest
  * Use `create(GetWebSessionRequestSchema)` to create a new message.
  */
 export const GetWebSessionRequestSchema: GenMessage<GetWebSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 41);
+  messageDesc(file_postern_auth_v1_auth, 46);
 
 /**
  * @generated from message postern.auth.v1.DeleteWebSessionRequest
@@ -1264,7 +1449,7 @@ export type DeleteWebSessionRequest = Message<"postern.auth.v1.DeleteWebSessionR
  * Use `create(DeleteWebSessionRequestSchema)` to create a new message.
  */
 export const DeleteWebSessionRequestSchema: GenMessage<DeleteWebSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 42);
+  messageDesc(file_postern_auth_v1_auth, 47);
 
 /**
  * A user asks for a certificate that routes to one app or Kubernetes cluster: the
@@ -1303,7 +1488,7 @@ export type RouteCertsRequest = Message<"postern.auth.v1.RouteCertsRequest"> & {
  * Use `create(RouteCertsRequestSchema)` to create a new message.
  */
 export const RouteCertsRequestSchema: GenMessage<RouteCertsRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 43);
+  messageDesc(file_postern_auth_v1_auth, 48);
 
 /**
  * An agent asks for the JWT assertion an app upstream receives (signed by the jwt CA).
@@ -1348,7 +1533,7 @@ export type SignAppTokenRequest = Message<"postern.auth.v1.SignAppTokenRequest">
  * Use `create(SignAppTokenRequestSchema)` to create a new message.
  */
 export const SignAppTokenRequestSchema: GenMessage<SignAppTokenRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 44);
+  messageDesc(file_postern_auth_v1_auth, 49);
 
 /**
  * @generated from message postern.auth.v1.AppToken
@@ -1365,7 +1550,7 @@ export type AppToken = Message<"postern.auth.v1.AppToken"> & {
  * Use `create(AppTokenSchema)` to create a new message.
  */
 export const AppTokenSchema: GenMessage<AppToken> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 45);
+  messageDesc(file_postern_auth_v1_auth, 50);
 
 /**
  * Browser sessions for HTTP apps: the proxy logs the user in (Login) on the app's
@@ -1391,7 +1576,7 @@ export type CreateAppSessionRequest = Message<"postern.auth.v1.CreateAppSessionR
  * Use `create(CreateAppSessionRequestSchema)` to create a new message.
  */
 export const CreateAppSessionRequestSchema: GenMessage<CreateAppSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 46);
+  messageDesc(file_postern_auth_v1_auth, 51);
 
 /**
  * @generated from message postern.auth.v1.GetAppSessionRequest
@@ -1408,7 +1593,7 @@ export type GetAppSessionRequest = Message<"postern.auth.v1.GetAppSessionRequest
  * Use `create(GetAppSessionRequestSchema)` to create a new message.
  */
 export const GetAppSessionRequestSchema: GenMessage<GetAppSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 47);
+  messageDesc(file_postern_auth_v1_auth, 52);
 
 /**
  * @generated from message postern.auth.v1.DeleteAppSessionRequest
@@ -1425,7 +1610,7 @@ export type DeleteAppSessionRequest = Message<"postern.auth.v1.DeleteAppSessionR
  * Use `create(DeleteAppSessionRequestSchema)` to create a new message.
  */
 export const DeleteAppSessionRequestSchema: GenMessage<DeleteAppSessionRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 48);
+  messageDesc(file_postern_auth_v1_auth, 53);
 
 /**
  * @generated from message postern.auth.v1.AppSession
@@ -1462,7 +1647,7 @@ export type AppSession = Message<"postern.auth.v1.AppSession"> & {
  * Use `create(AppSessionSchema)` to create a new message.
  */
 export const AppSessionSchema: GenMessage<AppSession> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 49);
+  messageDesc(file_postern_auth_v1_auth, 54);
 
 /**
  * A certificate for a database: `client` = the agent's login upstream (db-client CA,
@@ -1516,7 +1701,7 @@ export type SignDatabaseCertificateRequest = Message<"postern.auth.v1.SignDataba
  * Use `create(SignDatabaseCertificateRequestSchema)` to create a new message.
  */
 export const SignDatabaseCertificateRequestSchema: GenMessage<SignDatabaseCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 50);
+  messageDesc(file_postern_auth_v1_auth, 55);
 
 /**
  * @generated from message postern.auth.v1.DatabaseCertificate
@@ -1552,7 +1737,7 @@ export type DatabaseCertificate = Message<"postern.auth.v1.DatabaseCertificate">
  * Use `create(DatabaseCertificateSchema)` to create a new message.
  */
 export const DatabaseCertificateSchema: GenMessage<DatabaseCertificate> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 51);
+  messageDesc(file_postern_auth_v1_auth, 56);
 
 /**
  * A logged-in user asks for a certificate like their own (same identity and expiry)
@@ -1587,7 +1772,7 @@ export type ReissueUserCertificateRequest = Message<"postern.auth.v1.ReissueUser
  * Use `create(ReissueUserCertificateRequestSchema)` to create a new message.
  */
 export const ReissueUserCertificateRequestSchema: GenMessage<ReissueUserCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_postern_auth_v1_auth, 52);
+  messageDesc(file_postern_auth_v1_auth, 57);
 
 /**
  * @generated from service postern.auth.v1.AuthService
@@ -1832,6 +2017,30 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ReissueUserCertificateRequestSchema;
     output: typeof CertificatesSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.ValidateTrustedCluster
+   */
+  validateTrustedCluster: {
+    methodKind: "unary";
+    input: typeof ValidateTrustedClusterRequestSchema;
+    output: typeof ValidateTrustedClusterResponseSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.ReissueUserCertificates
+   */
+  reissueUserCertificates: {
+    methodKind: "unary";
+    input: typeof ReissueUserCertificatesRequestSchema;
+    output: typeof CertificatesSchema;
+  },
+  /**
+   * @generated from rpc postern.auth.v1.AuthService.ForwardLeafAudit
+   */
+  forwardLeafAudit: {
+    methodKind: "unary";
+    input: typeof ForwardLeafAuditRequestSchema;
+    output: typeof ForwardLeafAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_postern_auth_v1_auth, 0);
