@@ -52,6 +52,8 @@ function run(command: string, args: string[], options: { input?: string; env?: N
       clearTimeout(timer);
       resolve({ code, stdout, stderr, bytes, ms: Date.now() - started });
     });
+    // A client that exits before reading its input (a refused login) closes the pipe first.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

@@ -22,9 +22,10 @@ test('--roles ssh with join settings writes a ready agent config (0600) that val
   assert.equal(config.diag_addr, '127.0.0.1:3001');
   assert.equal(config.auth, undefined);
   assert.equal(config.proxy, undefined);
+  const { enabled, node_name, proxy_addr, token, ca_pin, labels, ssh, db, apps } = config.agent ?? {};
   assert.deepEqual(
-    { ...config.agent, command_labels: undefined },
-    { enabled: true, node_name: 'db-3', proxy_addr: 'proxy.example.com:3080', token: 'tok-1', ca_pin: pin, labels: { env: 'prod', rack: 'r2' }, command_labels: undefined, ssh: { enabled: true, labels: {} } },
+    { enabled, node_name, proxy_addr, token, ca_pin, labels, ssh, databases: db?.databases, apps },
+    { enabled: true, node_name: 'db-3', proxy_addr: 'proxy.example.com:3080', token: 'tok-1', ca_pin: pin, labels: { env: 'prod', rack: 'r2' }, ssh: { enabled: true, labels: {} }, databases: [], apps: [] },
   );
 });
 

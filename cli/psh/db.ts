@@ -20,24 +20,15 @@ import { parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
 import { loadProfile, profileDir, profileFiles, type Profile } from './profile.ts';
 import { clusterCaFile } from './proxy-ssh.ts';
+import { dbDir, loadDbLogin, type DbLogin } from './db-login-files.ts';
+
+export { dbDir, loadDbLogin, type DbLogin };
 
 /** A database as auth lists it. */
 export interface DbView {
   metadata: { name: string; labels?: Record<string, string>; description?: string };
   spec: { protocol?: string; uri?: string };
   status: { host_id: string; node_name: string; online: boolean };
-}
-
-/** What `psh db login` remembers next to the certificate. */
-export interface DbLogin {
-  name: string;
-  protocol: string;
-  db_user: string;
-  db_name?: string;
-}
-
-export function dbDir(profile: Profile): string {
-  return path.join(profileDir(profile.proxy), 'db');
 }
 
 async function _withUserAuth<T>(profile: Profile, body: (connection: AuthConnection) => Promise<T>): Promise<T> {
@@ -105,14 +96,6 @@ export async function dbLogin(invocation: Invocation): Promise<number> {
   await writeFileAtomic(path.join(dir, `${name}.json`), JSON.stringify(login, null, 2) + '\n', 0o600);
   process.stdout.write(`Logged in to database ${name} (${protocol}) as ${dbUser}${dbName ? `, database ${dbName}` : ''}; certificate expires ${issued.expires}.\nConnect: psh db connect ${name}\n`);
   return 0;
-}
-
-/** The certificate files and remembered choice of a `psh db login`. */
-export async function loadDbLogin(profile: Profile, name: string): Promise<{ login: DbLogin; certFile: string; keyFile: string; caFile: string }> {
-  const dir = dbDir(profile);
-  const text = await readFile(path.join(dir, `${name}.json`), 'utf8').catch(() => undefined);
-  if (!text) throw new PosternError('PST_NOT_LOGGED_IN', `not logged in to database "${name}"; run psh db login ${name} --db-user USER`);
-  return { login: JSON.parse(text) as DbLogin, certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`), caFile: path.join(profileDir(profile.proxy), clusterCaFile) };
 }
 
 /** The psql connection string for a logged-in database, straight at the proxy. */

@@ -20,7 +20,7 @@ import { pipeBidirectional } from '../../protocols/tunnel/index.ts';
 import { readStartupPacket } from '../../protocols/postgres/startup.ts';
 import { encodeErrorResponse } from '../../protocols/postgres/messages.ts';
 import { loadProfile, type Profile } from './profile.ts';
-import { loadDbLogin, type DbLogin } from './db.ts';
+import { loadDbLogin, type DbLogin } from './db-login-files.ts';
 
 export async function proxyDb(invocation: Invocation): Promise<number> {
   const [name] = invocation.positionals;

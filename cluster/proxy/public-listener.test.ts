@@ -105,22 +105,6 @@ describe('the public port', () => {
     pg.destroy();
   });
 
-  it('refuses protocol ALPNs without a handler, and routes them once one is registered', async () => {
-    const refused = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-postgres'] });
-    await once(refused, 'secureConnect');
-    assert.equal(refused.alpnProtocol, 'postern-postgres');
-    await closedAfter(refused);
-    assert.equal(t.proxy.metrics.stats.rejected['no-handler:postern-postgres'], 1);
-
-    t.proxy.handlers.setTls('postern-mysql', (socket) => void socket.pipe(socket));
-    const echo = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['postern-mysql'] });
-    await once(echo, 'secureConnect');
-    echo.write('hello');
-    const [data] = (await once(echo, 'data')) as [Buffer];
-    assert.equal(data.toString(), 'hello');
-    echo.destroy();
-  });
-
   it('fails the handshake for a client offering only ALPNs nobody serves', async () => {
     const socket = tls.connect({ host: '127.0.0.1', port: t.port, ca: t.caPems, ALPNProtocols: ['imap'] });
     const [error] = (await once(socket, 'error')) as [Error];

@@ -64,7 +64,8 @@ export class WebApi {
     const [path = '/', search = ''] = (req.url ?? '/').split('?', 2);
     const ctx: RequestContext = { clientIp: req.socket?.remoteAddress ?? 'unknown', log: {} };
     try {
-      if (this.#ui && !path.startsWith('/v1/') && (req.method === 'GET' || req.method === 'HEAD')) {
+      // Named endpoints (the API, /.well-known/jwks.json) win; every other GET is the UI's.
+      if (this.#ui && this.#routes[path] === undefined && !path.startsWith('/v1/') && (req.method === 'GET' || req.method === 'HEAD')) {
         this.#ui.assets.serve(req, res, path);
         return;
       }
