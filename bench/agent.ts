@@ -40,7 +40,9 @@ interface Agent {
 /** Spawns the binary agent and resolves with it and the ms from spawn to its "tunnel up" line. */
 async function startAgent(binary: string, config: string): Promise<{ agent: Agent; toTunnelMs: number }> {
   const started = performance.now();
-  const child = spawn(binary, ['start', '-c', config], { env: {}, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Empty environment, as `env -i`; MALLOC_ARENA_MAX passes through to compare glibc arena settings.
+  const env = process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {};
+  const child = spawn(binary, ['start', '-c', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let logs = '';
   const toTunnelMs = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "tunnel up" within 30 s:\n${logs}`)), 30_000);
@@ -75,6 +77,13 @@ function rssMb(pid: number): number {
 function anonMb(pid: number): number {
   const match = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
   return Number(match?.[1] ?? 0) / 1024;
+}
+
+/** V8 heap in use, in MB, from the agent's own /metrics (prom-client default metrics). */
+async function heapUsedMb(diagPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${diagPort}/metrics`)).text();
+  const match = /^postern_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(text);
+  return Number(match?.[1] ?? Number.NaN) / MB;
 }
 
 function openFds(pid: number): number {
@@ -128,7 +137,8 @@ export async function run(): Promise<void> {
     writeFileSync(sshConfig, generated.stdout.replace(/ProxyCommand \S+(?: \S+)*? proxy ssh/, `ProxyCommand ${path.join(distDir, 'psh')} proxy ssh`));
     const config = path.join(scratch, 'agent.yaml');
     const state = path.join(scratch, 'state');
-    writeFileSync(config, `data_dir: ${state}\ndiag_addr: 127.0.0.1:${await freePort()}\nagent:\n  node_name: bench-node\n  proxy_addr: ${cluster.proxy}\n  token: ${token}\n  ca_pin: ${cluster.pin}\n`);
+    const diagPort = await freePort();
+    writeFileSync(config, `data_dir: ${state}\ndiag_addr: 127.0.0.1:${diagPort}\nagent:\n  node_name: bench-node\n  proxy_addr: ${cluster.proxy}\n  token: ${token}\n  ca_pin: ${cluster.pin}\n`);
 
     process.stdout.write(`binary ${(size / MB).toFixed(1)} MB; cluster up; starting the agent\n`);
     const first = await startAgent(binary, config);
@@ -157,9 +167,16 @@ export async function run(): Promise<void> {
     await sessions(WARMUP, sshConfig, home, 'bench-node');
     await sleep(3_000);
     const [warmRss, warmAnon, warmFds] = [rssMb(pid), anonMb(pid), openFds(pid)];
-    process.stdout.write(`warm-up: ${WARMUP} sessions; RSS ${warmRss.toFixed(1)} MB (anonymous ${warmAnon.toFixed(1)}), ${warmFds} fds; now ${SESSIONS} sessions, ${PARALLEL} at a time\n`);
-    const elapsed = await sessions(SESSIONS, sshConfig, home, 'bench-node');
-    await sleep(3_000);
+    const sample = async (done: number) =>
+      process.stdout.write(`after ${String(done).padStart(5)} sessions: RSS ${rssMb(pid).toFixed(1)} MB, anonymous ${anonMb(pid).toFixed(1)} MB, V8 heap used ${(await heapUsedMb(diagPort)).toFixed(1)} MB, ${openFds(pid)} fds\n`);
+    await sample(WARMUP);
+    process.stdout.write(`now ${SESSIONS} sessions, ${PARALLEL} at a time, sampled every quarter\n`);
+    let elapsed = 0;
+    for (let quarter = 1; quarter <= 4; quarter++) {
+      elapsed += await sessions(Math.round((SESSIONS * quarter) / 4) - Math.round((SESSIONS * (quarter - 1)) / 4), sshConfig, home, 'bench-node');
+      await sleep(3_000);
+      await sample(WARMUP + Math.round((SESSIONS * quarter) / 4));
+    }
     const [afterRss, afterAnon, afterFds] = [rssMb(pid), anonMb(pid), openFds(pid)];
     const growth = (afterRss - warmRss) / warmRss;
 

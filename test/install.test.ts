@@ -153,6 +153,23 @@ describe('installers/install.sh', () => {
     }
   });
 
+  test('--role cluster: cluster config and the sandboxed unit; joining options are refused for it', async () => {
+    const root = path.join(scratch, 'cluster');
+    const result = await install(root, ['--role', 'cluster', '--cluster-name', 'example.com']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /not creating user postern: installing into/);
+    assert.deepEqual(tree(root).filter((p) => !statSync(path.join(root, p)).isDirectory()), [
+      'etc/postern/cluster.yaml', 'etc/systemd/system/postern.service', 'usr/local/bin/pctl', 'usr/local/bin/postern', 'usr/local/bin/psh',
+    ]);
+    const config = await loadConfig(path.join(root, 'etc/postern/cluster.yaml'));
+    assert.equal(config.auth?.cluster_name, 'example.com');
+    assert.equal(config.data_dir, '/var/lib/postern-cluster');
+    assert.match(readFileSync(path.join(root, 'etc/systemd/system/postern.service'), 'utf8'), /^User=postern$/m);
+    const refused = await install(path.join(scratch, 'cluster-join'), ['--role', 'cluster', '--token', 't', '--proxy', 'p:1', '--ca-pin', 'x']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /--token, --proxy and --ca-pin join agents; a cluster host needs none/);
+  });
+
   test('a wrong CA pin fails cleanly and leaves nothing behind', async () => {
     const root = path.join(scratch, 'wrong-pin');
     const wrong = `sha256:${'0'.repeat(64)}`;
