@@ -128,8 +128,11 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
     discoveryIntervalMs: options.discoveryIntervalMs,
   });
   // Back from a total outage: a fresh auth channel, not one still backing off from the failures.
+  // Not on the very first tunnel: the services' first calls (user CAs, roles) are under way on it.
+  let everUp = false;
   tunnels.on('up', () => {
-    if (tunnels.connected === 1) auth.close();
+    if (tunnels.connected === 1 && everUp) auth.close();
+    everUp = true;
   });
   const heartbeat = new HeartbeatLoop({
     auth: () => auth.client(),

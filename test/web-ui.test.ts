@@ -248,7 +248,7 @@ describe('web UI', { skip }, () => {
       await page.getByLabel('Name').fill('olga');
       await page.getByLabel('Roles').fill('access');
       await page.getByRole('button', { name: 'Invite' }).click();
-      await page.getByRole('status').filter({ hasText: /User olga invited.*--token \S+/ }).waitFor();
+      await page.getByRole('status').filter({ hasText: /User olga invited.*--token=\S+/ }).waitFor();
       await page.getByRole('row', { name: /olga/ }).waitFor();
       await screenshot(page, shots, '05-users');
 

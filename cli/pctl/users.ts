@@ -29,7 +29,7 @@ export async function usersAdd(invocation: Invocation): Promise<number> {
     process.stdout.write(
       `User ${name} created with roles ${roles.join(', ')}.\n` +
         `Share this one-time sign-up token with them (it expires ${response.expires}):\n\n  ${response.signupToken}\n\n` +
-        `They set a password with:\n  psh signup --proxy ${proxy} --token ${response.signupToken}\n`,
+        `They set a password with:\n  psh signup --proxy ${proxy} --token=${response.signupToken}\n`,
     );
     return 0;
   });
@@ -73,7 +73,7 @@ export async function usersReset(invocation: Invocation): Promise<number> {
     const response = await client.resetUser({ name });
     process.stdout.write(
       `Password and second factor of ${name} will be reset when they use this one-time token (expires ${response.expires}):\n\n  ${response.resetToken}\n\n` +
-        `They run: psh signup --proxy PROXY_HOST:3080 --token ${response.resetToken}\n`,
+        `They run: psh signup --proxy PROXY_HOST:3080 --token=${response.resetToken}\n`,
     );
     return 0;
   });

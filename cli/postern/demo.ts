@@ -121,7 +121,7 @@ function printWelcome(dir: string, clusterPath: string, pin: string, invite: str
   if (invite) {
     lines.push(
       'Become the user alice (roles access, editor, leaves):',
-      `  npx postern psh signup --proxy localhost:3080 --ca-pin ${pin} --token ${invite}`,
+      `  npx postern psh signup --proxy localhost:3080 --ca-pin ${pin} --token=${invite}`,
       '  npx postern psh login --proxy localhost:3080 --user alice',
       '  npx postern psh status',
       '  npx postern psh ls',

@@ -28,7 +28,7 @@ export function UsersPage(props: { cluster: string }) {
       const name = String(data.get('name') ?? '');
       const done = await api.addUser(props.cluster, { name, roles: words(data.get('roles')), logins: words(data.get('logins')) });
       form.reset();
-      return `User ${name} invited. Send them: psh signup --proxy ${location.host} --token ${done.signup_token} (valid until ${done.expires})`;
+      return `User ${name} invited. Send them: psh signup --proxy ${location.host} --token=${done.signup_token} (valid until ${done.expires})`;
     });
   };
   return (
