@@ -26,8 +26,16 @@ packages=(
   wrk haproxy                     # npm run bench -- apps: load generator and TLS-terminating baseline
 )
 
+# A command another package already provides: Debian's package would conflict with it
+# (some images ship Google's `kubectl` package, which owns /usr/bin/kubectl too).
+declare -A provided_by_command=([kubernetes-client]=kubectl)
+
 missing=()
 for package in "${packages[@]}"; do
+  command_name="${provided_by_command[$package]:-}"
+  if [ -n "$command_name" ] && command -v "$command_name" >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$package")
   fi
