@@ -114,7 +114,14 @@ describe('MariaDB through Postern with the mariadb client', { skip }, () => {
   });
 
   after(async () => {
-    tunnel?.kill('SIGTERM');
+    if (tunnel && tunnel.exitCode === null) {
+      tunnel.kill('SIGTERM');
+      const exited = await Promise.race([once(tunnel, 'exit').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000))]);
+      if (!exited) {
+        tunnel.kill('SIGKILL');
+        assert.fail('psh proxy db did not exit within 5 s of SIGTERM');
+      }
+    }
     await stopAll([agent, cluster?.daemon]);
     await db?.stop();
     rmSync(home, { recursive: true, force: true });

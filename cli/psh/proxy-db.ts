@@ -31,13 +31,23 @@ export async function proxyDb(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const tunnel = invocation.options.tunnel === true;
   const { server, port: bound, login } = await startDbListener(profile, name, { port, tunnel });
+  const open = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
   process.stdout.write(!tunnel
     ? `Listening on 127.0.0.1:${bound} for database ${name}; clients bring TLS and the certificate from psh db login\n`
     : login.protocol === 'mysql'
       ? `Listening on 127.0.0.1:${bound} for database ${name}; connect without certificates, e.g.\n  mariadb --host 127.0.0.1 --port ${bound} --user ${login.db_user}${login.db_name ? ` ${login.db_name}` : ''}\n`
       : `Listening on 127.0.0.1:${bound} for database ${name}; connect without certificates, e.g.\n  psql "host=127.0.0.1 port=${bound} user=${login.db_user} dbname=${login.db_name ?? login.db_user} sslmode=disable"\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => void server.close(() => resolve());
+    const stop = (): void => {
+      server.close(() => resolve());
+      // Open sessions end now: a socket still piping while Node exits can hold its exit up
+      // (seen: a process spinning in exit clean-up after SIGTERM).
+      for (const socket of open) socket.destroy();
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
