@@ -14,10 +14,10 @@
  * Passwords are read from `password_file` / `password_env` when a session starts (so
  * a rotated file applies at once) and never logged. Sessions are recorded to
  * `recordings_dir` (default <data_dir>/recordings/desktop/<session id>.pdr) unless every
- * role of the user says `record_session: false`. Audit events go to auth through an
+ * role of the user says `record_session: false`, and uploaded to auth when the session
+ * ends (desktop-recordings.ts, the SSH uploader). Audit events go to auth through an
  * AuditQueue.
  */
-import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
@@ -27,13 +27,14 @@ import type { PosternConfig } from '../../../cluster/common/config.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import { PosternError } from '../../../protocols/errors.ts';
 import { TunnelRejectedError, type IncomingDial } from '../../../protocols/tunnel/index.ts';
-import { DesktopRecorder } from '../../../protocols/rdp/desktop-recording.ts';
+import type { DesktopRecorder } from '../../../protocols/rdp/desktop-recording.ts';
 import type { RdpCredentials, RdpEngine } from '../../../protocols/rdp/rdp-engine.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
 import { AuditQueue } from '../audit-queue.ts';
 import { RolesCache } from '../roles-cache.ts';
+import { DesktopRecordings } from './desktop-recordings.ts';
 import { serveDesktopSession, type DesktopSessionEvent, type DesktopTarget } from './desktop-session.ts';
 
 export type DesktopConfig = NonNullable<PosternConfig['agent']>['desktops'][number];
@@ -49,6 +50,8 @@ export interface AgentDesktopsOptions {
   /** How often the user CAs are re-read. Default 5 min (1 s doubling to 30 s while unknown). */
   caRefreshMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Retry period for recording uploads. Default 30 s. */
+  recordingRetryMs?: number;
 }
 
 /** Longest identity header accepted (a PEM certificate, base64). */
@@ -60,6 +63,7 @@ export class AgentDesktops implements SupervisedService {
   readonly #log: Logger;
   readonly #roles: RolesCache;
   readonly #audit: AuditQueue;
+  readonly #recordings: DesktopRecordings;
   #engine: RdpEngine | undefined;
   #userCaPems: string[] | undefined;
   #caError: string | undefined;
@@ -74,6 +78,8 @@ export class AgentDesktops implements SupervisedService {
     this.#engine = options.engine;
     this.#roles = new RolesCache({ auth: options.auth, logger: options.logger });
     this.#audit = new AuditQueue({ auth: options.auth, logger: options.logger });
+    this.#recordings = new DesktopRecordings({ auth: options.auth, logger: options.logger, intervalMs: options.recordingRetryMs });
+    for (const desktop of options.desktops) this.#recordings.watch(this.#recordingsDir(desktop));
   }
 
   /** Registers every desktop with the tunnel registry; returns the removal. */
@@ -86,6 +92,7 @@ export class AgentDesktops implements SupervisedService {
   async start(): Promise<void> {
     this.#running = true;
     this.#audit.start();
+    this.#recordings.startUploads();
     void this.#refreshCAs();
   }
 
@@ -95,6 +102,7 @@ export class AgentDesktops implements SupervisedService {
     // Sessions end with the service: their RDP connections close and their end events are queued first.
     for (const stream of this.#streams) stream.destroy();
     await new Promise((resolve) => setImmediate(resolve));
+    this.#recordings.stopUploads();
     await this.#audit.stop();
   }
 
@@ -103,6 +111,7 @@ export class AgentDesktops implements SupervisedService {
       `${this.#o.desktops.length} desktop(s), ${this.#streams.size} session(s)`,
       this.#userCaPems ? `${this.#userCaPems.length} user CA certificate(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); sessions are refused`,
       `${this.#audit.pending} audit event(s) pending`,
+      ...(this.#recordings.pending ? [`${this.#recordings.pending} desktop recording(s) waiting for upload`] : []),
     ];
     return { ok: true, detail: parts.join('; ') };
   }
@@ -200,11 +209,19 @@ export class AgentDesktops implements SupervisedService {
     return { username: entry.username ?? entry.login, password: password ?? '', ...(entry.domain ? { domain: entry.domain } : {}) };
   }
 
+  /** Uploads pending desktop recordings now and waits for the pass (tests, shutdown). */
+  async uploadRecordings(): Promise<void> {
+    await this.#recordings.uploadAll();
+  }
+
+  #recordingsDir(desktop: DesktopConfig): string {
+    return desktop.recordings_dir ?? path.join(this.#o.dataDir, 'recordings', 'desktop');
+  }
+
   #recorder(desktop: DesktopConfig, header: ConstructorParameters<typeof DesktopRecorder>[1]): DesktopRecorder | undefined {
-    const dir = desktop.recordings_dir ?? path.join(this.#o.dataDir, 'recordings', 'desktop');
+    const dir = this.#recordingsDir(desktop);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      return new DesktopRecorder(path.join(dir, `${header.session_id}.pdr`), header);
+      return this.#recordings.start(dir, header);
     } catch (error) {
       this.#log.error({ err: error, dir }, 'cannot record the desktop session');
       return undefined;

@@ -20,7 +20,8 @@ export interface RecordingMetadata {
   user: string;
   login: string;
   node: string;
-  kind: 'shell' | 'exec';
+  /** shell, exec: SSH (asciicast); desktop: a desktop session (agent/services/desktop/desktop-recordings.ts). */
+  kind: 'shell' | 'exec' | 'desktop';
   command?: string;
   connection_id?: string;
   started: string;
