@@ -87,6 +87,14 @@ export function sessionView(record: WebSession) {
   };
 }
 
+/** What a binary answer needs of an HTTP/1.1 or HTTP/2 response. */
+interface _RawResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  write(data: Uint8Array): boolean;
+  end(): void;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
 function _kind(params: Record<string, string>): string {
   const kind = params.kind ?? '';
   if (!kindPattern.test(kind)) throw new BadInputError(`resource kind "${kind.slice(0, 64)}" is not a kind name (lower case and _)`);
@@ -162,6 +170,43 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
         const body = await readJson(req, tokenSchema, 'new token');
         const done = await auth.addToken({ roles: body.roles, ttlSeconds: BigInt(body.ttl_seconds), labels: body.labels, singleUse: false });
         return { token: done.token, id: done.id, expires: done.expires };
+      },
+    },
+    {
+      // SSH and desktop recordings: auth lists the person's own, or everyone's with a role allowing list on session_recording.
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings',
+      async handle({ auth, query }) {
+        const limit = Number(query.get('limit') ?? 200);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new BadInputError('recordings limit: a whole number from 1 to 1000');
+        const found = await auth.listRecordings({ user: query.get('user') ?? '', limit });
+        return { recordings: found.recordingsJson.map((line) => JSON.parse(line) as unknown) };
+      },
+    },
+    {
+      // The recording's bytes (asciicast v2, or PSTDREC1 for desktops), streamed from auth in its pieces.
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings/:id',
+      async handle({ auth, params, res: response }) {
+        const res = response as unknown as _RawResponse;
+        const sessionId = params.id ?? '';
+        let chunk = await auth.getRecording({ sessionId, offset: 0n }, { deadlineMs: 30_000 });
+        const size = Number(chunk.size);
+        const kind = (JSON.parse(chunk.metadataJson) as { kind?: string }).kind ?? '';
+        res.writeHead(200, {
+          'content-type': kind === 'desktop' ? 'application/octet-stream' : 'application/x-asciicast',
+          'content-length': String(size),
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        });
+        let offset = 0;
+        for (;;) {
+          offset += chunk.data.length;
+          const more = res.write(chunk.data);
+          if (offset >= size || chunk.data.length === 0) break;
+          if (!more) await new Promise<void>((resolve) => res.once('drain', () => resolve()));
+          chunk = await auth.getRecording({ sessionId, offset: BigInt(offset) }, { deadlineMs: 30_000 });
+        }
+        res.end();
+        return undefined;
       },
     },
     {
