@@ -1,9 +1,11 @@
 /**
- * The web desktop against the real desktop service: Chromium signs in at the proxy,
+ * The web desktop and the recordings page against the real services: Chromium signs in at the proxy,
  * opens an xrdp desktop that a real agent (joined by token, `agent.desktops`) serves
  * through its tunnel, and the canvas shows the first frame and the colour set with
  * xsetroot; keys typed in the page reach the session's xterm (a marker file appears).
- * A desktop login the person's roles do not allow is refused in the page.
+ * A desktop login the person's roles do not allow is refused in the page. Then a web
+ * terminal session (the same agent's SSH service) and a desktop session are replayed
+ * from the recordings page: the terminal's text and the desktop's pixels in the replay.
  *
  * Needs root and the xrdp fixture's packages (test/fixtures/xrdp.ts names them) and
  * Chromium (Debian package chromium).
@@ -69,7 +71,7 @@ describe('web desktop with a real agent and xrdp', { skip }, () => {
       `  token: ${secret}`,
       `  ca_pin: ${pin}`,
       '  node_name: desk-1',
-      '  ssh: { enabled: false }',
+      '  ssh: { enabled: true }',
       '  desktops:',
       '    - name: xrdp-1',
       `      addr: ${desktop.host}:${desktop.port}`,
@@ -82,10 +84,12 @@ describe('web desktop with a real agent and xrdp', { skip }, () => {
     await admin.createResources({
       source: 'test',
       upsert: false,
-      text: 'kind: role\nversion: v1\nmetadata: { name: desk-web }\nspec:\n  allow:\n    desktop_labels: { env: test }\n    desktop_logins: [tester]\n',
+      text: 'kind: role\nversion: v1\nmetadata: { name: desk-web }\nspec:\n  allow:\n    logins: [root]\n    node_labels: { \'*\': \'*\' }\n    resources: [{ kinds: [node, desktop], verbs: [list, read] }]\n    desktop_labels: { env: test }\n    desktop_logins: [tester]\n',
     });
     await deps.users.create('dora', { roles: ['desk-web'] });
     await deps.users.setPassword('dora', password);
+    await deps.users.create('eve', { roles: ['desk-web'] });
+    await deps.users.setPassword('eve', password);
     agent = await startAgent(config, { logger: silentLogger() });
     const hostId = agent.identity.current.host_id ?? '';
     await until('the tunnel at the proxy', () => t.proxy.registry.has(hostId));
@@ -156,6 +160,84 @@ describe('web desktop with a real agent and xrdp', { skip }, () => {
       await screenshot(page, shots, '02-login-refused');
     } finally {
       await context.close();
+    }
+  });
+
+  test('the recordings page replays a web terminal session and a desktop session', { timeout: 120_000 }, async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    const deps = t.auth.server.deps;
+    const mine = async () => (await deps.recordings.list({ user: 'dora', limit: 50 }));
+    try {
+      await signIn(page);
+      // A terminal session: a command whose output the replay must show.
+      await page.getByRole('row', { name: /desk-1/ }).getByRole('button', { name: /Connect to desk-1 as root/ }).click({ timeout: 5_000 }).catch(async (e: Error) => { throw new Error(`${e.message}\n${await page.locator('main').innerText()}`); });
+      await page.locator('[data-state="open"]').waitFor({ timeout: 20_000 });
+      await page.keyboard.type('echo replay-$((6*7))\n');
+      await page.locator('.xterm-rows').filter({ hasText: /replay-42/ }).waitFor({ timeout: 30_000 });
+      await page.keyboard.type('exit\n');
+      await page.locator('[data-state="closed"]').waitFor();
+      // A desktop session that shows a colour the replay must show.
+      const desktopFrom = new Date().toISOString();
+      await page.goto(`${origin()}/clusters/alpha/desktops/xrdp-1?login=tester`);
+      await page.locator('[data-state="open"]').waitFor({ timeout: 20_000 });
+      const size = await page.evaluate('[document.querySelector("canvas").width, document.querySelector("canvas").height]') as [number, number];
+      const [x, y] = [size[0] - 20, size[1] - 20];
+      const set = await desktop.runInSession('xsetroot', ['-solid', '#c08000']);
+      assert.equal(set.code, 0, set.stderr);
+      await until('the colour in the live session', async () => near(await canvasPixel(page, x, y), [0xc0, 0x80, 0x00]) || undefined);
+      await page.getByRole('link', { name: 'Back to resources' }).click();
+      // Both recordings reach auth once the sessions end (the agent uploads them).
+      const stored = await until('both recordings at auth', async () => {
+        const list = await mine();
+        const shell = list.find((r) => r.kind === 'shell');
+        const desk = list.find((r) => r.kind === 'desktop' && r.started >= desktopFrom);
+        return shell && desk ? { shell, desk } : undefined;
+      }, 30_000);
+      await page.getByRole('link', { name: 'Recordings' }).click();
+      await page.getByRole('heading', { name: 'Recordings in alpha' }).waitFor();
+      await screenshot(page, shots, '03-recordings');
+      await page.getByRole('link', { name: `Play the shell session of dora on ${stored.shell.node} at ${stored.shell.started}` }).click();
+      await page.locator('[data-state="done"]').waitFor({ timeout: 30_000 });
+      await page.locator('.xterm-rows').filter({ hasText: /replay-42/ }).waitFor();
+      await screenshot(page, shots, '04-terminal-replay');
+      await page.getByRole('link', { name: 'Back to recordings' }).click();
+      await page.getByRole('link', { name: `Play the desktop session of dora on xrdp-1 at ${stored.desk.started}` }).click();
+      await page.locator('[data-state="done"]').waitFor({ timeout: 30_000 });
+      const replayed = await canvasPixel(page, x, y);
+      assert.ok(near(replayed, [0xc0, 0x80, 0x00]), `the replay ends on the session's colour; pixel ${replayed.join()}`);
+      await screenshot(page, shots, '05-desktop-replay');
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('another person cannot list or fetch her recordings through the web API', async () => {
+    const theirs = (await t.auth.server.deps.recordings.list({ user: 'dora', limit: 1 }))[0];
+    assert.ok(theirs, 'the previous test left a recording');
+    const context = await newContext(browser!);
+    try {
+      const login = await context.request.post(`${origin()}/v1/webapi/sessions`, { data: { user: 'eve', password }, headers: { origin: origin() } });
+      assert.equal(login.status(), 200, await login.text());
+      const list = await context.request.get(`${origin()}/v1/webapi/clusters/alpha/recordings`);
+      assert.equal(list.status(), 200);
+      assert.deepEqual((await list.json() as { recordings: unknown[] }).recordings, [], 'eve sees only her own (none)');
+      const other = await context.request.get(`${origin()}/v1/webapi/clusters/alpha/recordings?user=dora`);
+      assert.equal(other.status(), 403);
+      assert.match(await other.text(), /you may list only your own recordings/);
+      const fetched = await context.request.get(`${origin()}/v1/webapi/clusters/alpha/recordings/${theirs.session_id}`);
+      assert.equal(fetched.status(), 403);
+      assert.match(await fetched.text(), /belongs to another user; playing it needs a role allowing read on session_recording/);
+      const missing = await context.request.get(`${origin()}/v1/webapi/clusters/alpha/recordings/not-a-session-id-at-all`);
+      assert.equal(missing.status(), 404);
+    } finally {
+      await context.close();
+    }
+    const anonymous = await browser!.newContext({ ignoreHTTPSErrors: true });
+    try {
+      assert.equal((await anonymous.request.get(`${origin()}/v1/webapi/clusters/alpha/recordings/${theirs.session_id}`)).status(), 401);
+    } finally {
+      await anonymous.close();
     }
   });
 });
