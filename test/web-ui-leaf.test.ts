@@ -5,7 +5,9 @@
  * picks the leaf in the cluster picker, sees the leaf's node (listed by the leaf
  * through the root's dialer) and runs a command in a web terminal on it (root proxy
  * -> leaf tunnel -> leaf proxy -> agent), with the root-routed web session
- * certificate. Refusals: a person whose roles do not reach the leaf gets no leaf in
+ * certificate. With the xrdp fixture (root and its packages), an agent in the leaf also
+ * serves an xrdp desktop, which the person opens from the root the same way: the
+ * leaf's agent accepts the root's certificate and maps its roles. Refusals: a person whose roles do not reach the leaf gets no leaf in
  * the picker, an error on the leaf's pages and no terminal websocket there.
  */
 import { after, before, describe, test } from 'node:test';
@@ -15,8 +17,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { stopAll } from './fixtures/processes.ts';
-import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPair } from './fixtures/cluster-process.ts';
+import { writeFileSync } from 'node:fs';
+import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { addToken, createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPair } from './fixtures/cluster-process.ts';
+import { startXrdp, xrdpUnavailable, type XrdpDesktop } from './fixtures/xrdp.ts';
 import { artifactsDir, chromiumMissing, launchChromium, newContext, screenshot } from './fixtures/browser.ts';
 
 const skip = chromiumMissing() ?? (process.getuid?.() === 0 ? undefined : 'logs in as root on the leaf agent: run as root');
@@ -39,6 +43,8 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, timeo
 
 describe('web UI: a leaf cluster through the root', { skip }, () => {
   let pair: TrustedPair;
+  let desktop: XrdpDesktop | undefined;
+  let desktopAgent: DaemonProcess | undefined;
   let browser: Browser | undefined;
   const homes: Record<string, string> = {};
   let shots = '';
@@ -54,7 +60,19 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
 
   before(async () => {
     shots = artifactsDir('web-ui-leaf');
-    pair = await startTrustedPair({ roleMap: [{ remote: 'leaf-admin', local: ['access'] }] });
+    pair = await startTrustedPair({ roleMap: [{ remote: 'leaf-admin', local: ['access', 'leaf-desk'] }] });
+    const leafRole = await createResource(pair.leaf, 'kind: role\nversion: v1\nmetadata: { name: leaf-desk }\nspec:\n  allow:\n    desktop_labels: { env: test }\n    desktop_logins: [tester]\n');
+    assert.equal(leafRole.code, 0, leafRole.stderr);
+    if (!xrdpUnavailable()) {
+      desktop = await startXrdp({ background: '#3060a0', xterm: false });
+      const token = await addToken(pair.leaf, 'node');
+      desktopAgent = await startDaemon('leaf-desk', (dir, diag) => {
+        writeFileSync(path.join(dir, 'xrdp.pass'), `${desktop!.password}\n`, { mode: 0o600 });
+        return `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  proxy_addr: ${pair.leaf.proxy}\n  token: ${token}\n  ca_pin: ${pair.leaf.pin}\n  node_name: leaf-desk\n  ssh: { enabled: false }\n`
+          + `  desktops:\n    - name: leaf-xrdp\n      addr: ${desktop!.host}:${desktop!.port}\n      labels: { env: test }\n      logins:\n        - { login: tester, username: ${desktop!.username}, password_file: ${path.join(dir, 'xrdp.pass')} }\n`;
+      });
+      await desktopAgent.waitReady();
+    }
     const created = await createResource(pair.root, [
       'kind: role\nversion: v1\nmetadata: { name: leaf-admin }\nspec:\n  allow:\n    logins: [root]\n    node_labels: { "*": "*" }\n    cluster_labels: { env: prod }\n',
       'kind: role\nversion: v1\nmetadata: { name: staging-only }\nspec:\n  allow:\n    logins: [root]\n    node_labels: { "*": "*" }\n    cluster_labels: { env: staging }\n',
@@ -76,7 +94,8 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
   });
   after(async () => {
     await browser?.close();
-    await stopAll(pair?.daemons() ?? []);
+    await stopAll([...(desktopAgent ? [desktopAgent] : []), ...(pair?.daemons() ?? [])]);
+    await desktop?.stop();
     for (const home of Object.values(homes)) rmSync(home, { recursive: true, force: true });
   });
 
@@ -99,6 +118,29 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       await page.locator('.xterm-rows').filter({ hasText: /leaf-42 on/ }).waitFor({ timeout: 30_000 });
       await screenshot(page, shots, '02-leaf-terminal');
       assert.match(page.url(), /\/clusters\/leaf\/nodes\//);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('an xrdp desktop in the leaf opens from the root: the canvas shows the session', { timeout: 90_000, skip: xrdpUnavailable() }, async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    try {
+      await signIn(page, 'alice');
+      await page.getByLabel('Cluster').selectOption('leaf');
+      await page.getByRole('heading', { name: 'Resources in leaf' }).waitFor();
+      await page.getByRole('tab', { name: 'Desktops' }).click();
+      await page.getByRole('row', { name: /leaf-xrdp/ }).waitFor({ timeout: 20_000 });
+      await page.getByLabel('Desktop login').fill('tester');
+      await page.getByRole('button', { name: 'Connect to desktop leaf-xrdp as tester' }).click();
+      await page.locator('[data-state="open"]').waitFor({ timeout: 30_000 });
+      const size = await page.evaluate('[document.querySelector("canvas").width, document.querySelector("canvas").height]') as [number, number];
+      const pixel = () => page.evaluate(`Array.from(document.querySelector('canvas').getContext('2d').getImageData(${size[0] - 20}, ${size[1] - 20}, 1, 1).data)`) as Promise<number[]>;
+      const near = (p: number[], rgb: number[]) => p[3] === 255 && rgb.every((v, i) => Math.abs(v - p[i]!) <= 4);
+      await until('the leaf session\'s colour on the canvas', async () => (near(await pixel(), [0x30, 0x60, 0xa0]) ? true : undefined))
+        .catch(async (error: Error) => { throw new Error(`${error.message}; pixel ${(await pixel()).join()}`); });
+      await screenshot(page, shots, '04-leaf-desktop');
     } finally {
       await context.close();
     }

@@ -6,7 +6,8 @@
  * ```
  * proxy ── dial desktop:NAME, postern-identity = base64(user X.509 PEM) ──> handler
  *   verify the certificate against this cluster's user CAs (exportAuthorities user)  401
- *   its cluster must be this agent's                                                  403
+ *     or a trusted root's (agent/trust): then its roles map through the role_map      403 when none map
+ *   a local certificate's cluster must be this agent's                                403
  *   roles from auth (RolesCache): desktop_labels must match this desktop              403 + access.denied
  *   accept -> desktop-session.ts: connect{login} -> checkDesktop(login) -> RDP engine
  * ```
@@ -32,6 +33,7 @@ import type { RdpCredentials, RdpEngine } from '../../../protocols/rdp/rdp-engin
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
+import { TrustedRoots } from '../../trust/trusted-roots.ts';
 import { AuditQueue } from '../audit-queue.ts';
 import { RolesCache } from '../roles-cache.ts';
 import { DesktopRecordings } from './desktop-recordings.ts';
@@ -64,6 +66,7 @@ export class AgentDesktops implements SupervisedService {
   readonly #roles: RolesCache;
   readonly #audit: AuditQueue;
   readonly #recordings: DesktopRecordings;
+  readonly #roots: TrustedRoots;
   #engine: RdpEngine | undefined;
   #userCaPems: string[] | undefined;
   #caError: string | undefined;
@@ -80,6 +83,7 @@ export class AgentDesktops implements SupervisedService {
     this.#audit = new AuditQueue({ auth: options.auth, logger: options.logger });
     this.#recordings = new DesktopRecordings({ auth: options.auth, logger: options.logger, intervalMs: options.recordingRetryMs });
     for (const desktop of options.desktops) this.#recordings.watch(this.#recordingsDir(desktop));
+    this.#roots = new TrustedRoots({ auth: options.auth, localCluster: () => options.identity.current.cluster });
   }
 
   /** Registers every desktop with the tunnel registry; returns the removal. */
@@ -130,7 +134,7 @@ export class AgentDesktops implements SupervisedService {
   async handle(desktop: DesktopConfig, dial: IncomingDial): Promise<void> {
     let identity: UserIdentity;
     try {
-      identity = this.#verify(dial.identity);
+      identity = await this.#verify(dial.identity);
     } catch (error) {
       // A refusal without a trusted identity is still a decision: audited without a user.
       if (error instanceof TunnelRejectedError && error.status !== 503) {
@@ -171,13 +175,16 @@ export class AgentDesktops implements SupervisedService {
     }).finally(() => this.#streams.delete(dial.stream));
   }
 
-  #verify(header: string): UserIdentity {
+  async #verify(header: string): Promise<UserIdentity> {
     if (!this.#userCaPems) throw new TunnelRejectedError(503, `this agent has not loaded the user CAs from the auth server yet (${this.#caError ?? 'not read yet'}); try again in a few seconds`);
     if (!header || header.length > MAX_IDENTITY_HEADER) throw new TunnelRejectedError(401, 'the dial carries no user certificate; desktops are reached with a user certificate forwarded by the proxy');
+    const pem = Buffer.from(header, 'base64').toString('utf8');
     let identity: UserIdentity;
     try {
-      identity = verifyUserCertificate(Buffer.from(header, 'base64').toString('utf8'), this.#userCaPems);
+      identity = verifyUserCertificate(pem, this.#userCaPems);
     } catch (error) {
+      const remote = await this.#verifyRemote(pem);
+      if (remote) return remote;
       throw new TunnelRejectedError(401, error instanceof PosternError ? error.message : `the user certificate cannot be checked: ${String(error)}`);
     }
     const cluster = this.#o.identity.current.cluster;
@@ -185,6 +192,29 @@ export class AgentDesktops implements SupervisedService {
       throw new TunnelRejectedError(403, `the certificate was issued by cluster "${identity.cluster}", and this agent belongs to "${cluster}"`);
     }
     return identity;
+  }
+
+  /**
+   * A user of a root this cluster trusts: the certificate must chain to *that* root's
+   * user CA and name it; the roles become the leaf roles the role map gives (none: 403).
+   * Undefined when no trusted root issued it.
+   */
+  async #verifyRemote(pem: string): Promise<UserIdentity | undefined> {
+    const roots = await this.#roots.get().catch(() => undefined);
+    for (const root of roots?.values() ?? []) {
+      if (root.userCaTlsPems.length === 0) continue;
+      let identity: UserIdentity;
+      try {
+        identity = verifyUserCertificate(pem, root.userCaTlsPems);
+      } catch {
+        continue;
+      }
+      if (identity.cluster !== root.name) throw new TunnelRejectedError(403, `the certificate was signed by cluster "${root.name}"'s user CA but names cluster "${identity.cluster}"; refusing it`);
+      const mapped = await this.#roots.remoteRoles(root.name, identity.username, identity.roles);
+      if (!mapped.allowed) throw new TunnelRejectedError(403, mapped.reason);
+      return { ...identity, roles: mapped.roles };
+    }
+    return undefined;
   }
 
   async #checker(identity: UserIdentity): Promise<AccessChecker> {
