@@ -75,12 +75,14 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
     }
     const created = await createResource(pair.root, [
       'kind: role\nversion: v1\nmetadata: { name: leaf-admin }\nspec:\n  allow:\n    logins: [root]\n    node_labels: { "*": "*" }\n    cluster_labels: { env: prod }\n',
+      'kind: role\nversion: v1\nmetadata: { name: unmapped }\nspec:\n  allow:\n    cluster_labels: { env: prod }\n    resources: [{ kinds: [remote_cluster], verbs: [list, read] }]\n',
       'kind: role\nversion: v1\nmetadata: { name: staging-only }\nspec:\n  allow:\n    logins: [root]\n    node_labels: { "*": "*" }\n    cluster_labels: { env: staging }\n',
     ].join('---\n'));
     assert.equal(created.code, 0, created.stderr);
     await Promise.all([
       { name: 'alice', roles: 'leaf-admin,access' },
       { name: 'bob', roles: 'staging-only,access' },
+      { name: 'carol', roles: 'unmapped' },
     ].map(async (user) => {
       homes[user.name] = mkdtempSync(path.join(tmpdir(), `postern-web-leaf-${user.name}-`));
       await signUpAndLogIn(pair.root, homes[user.name]!, { ...user, logins: 'root', password });
@@ -141,6 +143,19 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       await until('the leaf session\'s colour on the canvas', async () => (near(await pixel(), [0x30, 0x60, 0xa0]) ? true : undefined))
         .catch(async (error: Error) => { throw new Error(`${error.message}; pixel ${(await pixel()).join()}`); });
       await screenshot(page, shots, '04-leaf-desktop');
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a root user whose roles map to none in the leaf is refused by the leaf\'s desktop agent, in the page', { timeout: 60_000, skip: xrdpUnavailable() }, async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    try {
+      await signIn(page, 'carol');
+      await page.goto(`${origin()}/clusters/leaf/desktops/leaf-xrdp?login=tester`);
+      await page.locator('[data-state="error"]').filter({ hasText: /no roles mapped for remote user carol from cluster root/ }).waitFor({ timeout: 20_000 });
+      await screenshot(page, shots, '05-leaf-desktop-unmapped');
     } finally {
       await context.close();
     }
