@@ -143,6 +143,13 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       await until('the leaf session\'s colour on the canvas', async () => (near(await pixel(), [0x30, 0x60, 0xa0]) ? true : undefined))
         .catch(async (error: Error) => { throw new Error(`${error.message}; pixel ${(await pixel()).join()}`); });
       await screenshot(page, shots, '04-leaf-desktop');
+      await page.getByRole('link', { name: 'Back to resources' }).click();
+      // The leaf's desktop events about the root user reach the root's audit log.
+      await until('the leaf desktop session in the root\'s audit log', async () => {
+        const found = await pair.root.pctl(['audit', 'search', '--cluster', 'leaf', '--type', 'desktop.session.end', '--limit', '100', '--format', 'json']);
+        const events = JSON.parse(found.stdout || '[]') as Array<{ identity: { user?: string }; fields: Record<string, unknown> }>;
+        return events.some((e) => e.identity.user === 'alice' && e.fields['user_cluster'] === 'root') ? true : undefined;
+      });
     } finally {
       await context.close();
     }

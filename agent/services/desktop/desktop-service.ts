@@ -144,6 +144,9 @@ export class AgentDesktops implements SupervisedService {
     }
     const target = _target(desktop);
     const user = { username: identity.username, roles: identity.roles };
+    // A root's user: the event names their cluster, so the root pulls it into its own audit log (docs/trusted-clusters.md).
+    const local = this.#o.identity.current.cluster;
+    const emit = (event: DesktopSessionEvent): void => this.#emit(local && identity.cluster !== local ? { ...event, fields: { ...event.fields, user_cluster: identity.cluster } } : event);
     let checker: AccessChecker;
     try {
       checker = await this.#checker(identity);
@@ -152,7 +155,7 @@ export class AgentDesktops implements SupervisedService {
     }
     const visible = checker.checkVisible('desktop', { name: desktop.name, labels: desktop.labels });
     if (!visible.allowed) {
-      this.#emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
+      emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
       throw new TunnelRejectedError(403, visible.reason);
     }
     const record = checker.options().recordSession;
@@ -169,7 +172,7 @@ export class AgentDesktops implements SupervisedService {
         return decision;
       },
       credentials: (login) => this.#credentials(desktop, login),
-      audit: (event) => this.#emit(event),
+      audit: emit,
       record: record ? (header) => this.#recorder(desktop, header) : undefined,
       logger: this.#log,
     }).finally(() => this.#streams.delete(dial.stream));
