@@ -67,12 +67,12 @@ export class DesktopRecordings {
     return uploader;
   }
 
-  /** Starts recording one session in `dir`. */
-  start(dir: string, header: RecordingHeader): DesktopRecorder {
+  /** Starts recording one session in `dir`; `userCluster` names a trusted root for its users. */
+  start(dir: string, header: RecordingHeader, userCluster?: string): DesktopRecorder {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const uploader = this.watch(dir);
     const metadata: RecordingMetadata = {
-      session_id: header.session_id, user: header.user, login: header.login, node: header.desktop, kind: 'desktop',
+      session_id: header.session_id, user: header.user, ...(userCluster ? { user_cluster: userCluster } : {}), login: header.login, node: header.desktop, kind: 'desktop',
       started: header.started_at, width: header.width, height: header.height,
     };
     this.#active.add(header.session_id);

@@ -173,7 +173,7 @@ export class AgentDesktops implements SupervisedService {
       },
       credentials: (login) => this.#credentials(desktop, login),
       audit: emit,
-      record: record ? (header) => this.#recorder(desktop, header) : undefined,
+      record: record ? (header) => this.#recorder(desktop, header, local && identity.cluster !== local ? identity.cluster : undefined) : undefined,
       logger: this.#log,
     }).finally(() => this.#streams.delete(dial.stream));
   }
@@ -251,10 +251,10 @@ export class AgentDesktops implements SupervisedService {
     return desktop.recordings_dir ?? path.join(this.#o.dataDir, 'recordings', 'desktop');
   }
 
-  #recorder(desktop: DesktopConfig, header: ConstructorParameters<typeof DesktopRecorder>[1]): DesktopRecorder | undefined {
+  #recorder(desktop: DesktopConfig, header: ConstructorParameters<typeof DesktopRecorder>[1], userCluster: string | undefined): DesktopRecorder | undefined {
     const dir = this.#recordingsDir(desktop);
     try {
-      return this.#recordings.start(dir, header);
+      return this.#recordings.start(dir, header, userCluster);
     } catch (error) {
       this.#log.error({ err: error, dir }, 'cannot record the desktop session');
       return undefined;

@@ -39,6 +39,8 @@ export const recordingMetadataSchema = z.strictObject({
   connection_id: z.string().max(64).optional(),
   started: z.iso.datetime(),
   ended: z.iso.datetime(),
+  /** The trusted root that issued the user's certificate, for a root user's session in this leaf. */
+  user_cluster: z.string().min(1).max(253).optional(),
   /** True when the agent stopped before the session ended (the recording stops there). */
   interrupted: z.boolean().optional(),
   width: z.number().int().min(1).max(10_000).optional(),
@@ -122,12 +124,13 @@ export class RecordingStore {
     return JSON.parse(item.value) as StoredRecording;
   }
 
-  /** Recordings, newest first, optionally of one user. */
-  async list(filter: { user?: string; limit: number }): Promise<StoredRecording[]> {
+  /** Recordings, newest first, optionally of one user; `userCluster` a trusted root's users only, '' this cluster's only. */
+  async list(filter: { user?: string; userCluster?: string; limit: number }): Promise<StoredRecording[]> {
     const items = await this.#backend.range(prefix);
     return items
       .map((item) => JSON.parse(item.value) as StoredRecording)
       .filter((r) => filter.user === undefined || r.user === filter.user)
+      .filter((r) => filter.userCluster === undefined || (r.user_cluster ?? '') === filter.userCluster)
       .sort((a, b) => b.started.localeCompare(a.started))
       .slice(0, filter.limit);
   }
