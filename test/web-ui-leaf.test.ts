@@ -120,6 +120,8 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       await page.locator('.xterm-rows').filter({ hasText: /leaf-42 on/ }).waitFor({ timeout: 30_000 });
       await screenshot(page, shots, '02-leaf-terminal');
       assert.match(page.url(), /\/clusters\/leaf\/nodes\//);
+      await page.keyboard.type('exit\n');
+      await page.locator('[data-state="closed"]').waitFor();
     } finally {
       await context.close();
     }
@@ -152,6 +154,55 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       });
     } finally {
       await context.close();
+    }
+  });
+
+  test('the leaf\'s recordings page at the root replays her terminal and desktop sessions in the leaf', { timeout: 90_000, skip: xrdpUnavailable() }, async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    let aliceShell = '';
+    try {
+      await signIn(page, 'alice');
+      type Listed = { session_id: string; kind: string; node: string; started: string; user_cluster?: string };
+      // The leaf's agents upload when the sessions end; the leaf serves them to the root.
+      const listed = await until('both leaf recordings through the root', async () => {
+        const answer = await page.evaluate(`fetch('/v1/webapi/clusters/leaf/recordings').then((r) => r.json())`) as { recordings?: Listed[] };
+        const shell = answer.recordings?.find((r) => r.kind === 'shell');
+        const desk = answer.recordings?.find((r) => r.kind === 'desktop');
+        return shell && desk ? { shell, desk, all: answer.recordings! } : undefined;
+      });
+      assert.ok(listed.all.every((r) => r.user_cluster === 'root'), 'only her sessions as a root user');
+      aliceShell = listed.shell.session_id;
+      await page.goto(`${origin()}/clusters/leaf/recordings`);
+      await page.getByRole('heading', { name: 'Recordings in leaf' }).waitFor();
+      await screenshot(page, shots, '06-leaf-recordings');
+      await page.getByRole('link', { name: `Play the shell session of alice on leaf-node at ${listed.shell.started}` }).click();
+      await page.locator('[data-state="done"]').waitFor({ timeout: 30_000 });
+      await page.locator('.xterm-rows').filter({ hasText: /leaf-42 on/ }).waitFor();
+      await screenshot(page, shots, '07-leaf-terminal-replay');
+      await page.getByRole('link', { name: 'Back to recordings' }).click();
+      await page.getByRole('link', { name: `Play the desktop session of alice on leaf-xrdp at ${listed.desk.started}` }).click();
+      await page.locator('[data-state="done"]').waitFor({ timeout: 30_000 });
+      const size = await page.evaluate('[document.querySelector("canvas").width, document.querySelector("canvas").height]') as [number, number];
+      const replayed = await page.evaluate(`Array.from(document.querySelector('canvas').getContext('2d').getImageData(${size[0] - 20}, ${size[1] - 20}, 1, 1).data)`) as number[];
+      assert.ok(replayed[3] === 255 && [0x30, 0x60, 0xa0].every((v, i) => Math.abs(v - replayed[i]!) <= 4), `the replay shows the leaf session's colour; pixel ${replayed.join()}`);
+      await screenshot(page, shots, '08-leaf-desktop-replay');
+    } finally {
+      await context.close();
+    }
+    // Carol reaches the leaf but has no sessions there: an empty list; her fetch of alice's is refused by the leaf.
+    const carol = await newContext(browser!);
+    try {
+      const login = await carol.request.post(`${origin()}/v1/webapi/sessions`, { data: { user: 'carol', password }, headers: { origin: origin() } });
+      assert.equal(login.status(), 200, await login.text());
+      const list = await carol.request.get(`${origin()}/v1/webapi/clusters/leaf/recordings`);
+      assert.equal(list.status(), 200, await list.text());
+      assert.deepEqual((await list.json() as { recordings: unknown[] }).recordings, []);
+      const theirs = await carol.request.get(`${origin()}/v1/webapi/clusters/leaf/recordings/${aliceShell}`);
+      assert.equal(theirs.status(), 403);
+      assert.match(await theirs.text(), /is not a session of carol from cluster root/);
+    } finally {
+      await carol.close();
     }
   });
 

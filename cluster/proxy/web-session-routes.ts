@@ -205,20 +205,31 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
     },
     {
       // SSH and desktop recordings: auth lists the person's own, or everyone's with a role allowing list on session_recording.
-      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings',
-      async handle({ auth, query }) {
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings', leaf: true,
+      async handle({ auth, query, isLeaf, params, session }) {
         const limit = Number(query.get('limit') ?? 200);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new BadInputError('recordings limit: a whole number from 1 to 1000');
+        // In a leaf: the person's own sessions there, which the leaf serves after checking their certificate.
+        if (isLeaf) return { recordings: (JSON.parse((await _readAll(await _leafStream(deps, params.cluster!, 'recordings:list', session))).toString('utf8')) as unknown[]).slice(0, limit) };
         const found = await auth.listRecordings({ user: query.get('user') ?? '', limit });
         return { recordings: found.recordingsJson.map((line) => JSON.parse(line) as unknown) };
       },
     },
     {
       // The recording's bytes (asciicast v2, or PSTDREC1 for desktops), streamed from auth in its pieces.
-      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings/:id',
-      async handle({ auth, params, res: response }) {
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings/:id', leaf: true,
+      async handle({ auth, params, res: response, isLeaf, session }) {
         const res = response as unknown as _RawResponse;
         const sessionId = params.id ?? '';
+        if (isLeaf) {
+          const stream = await _leafStream(deps, params.cluster!, `recording:${sessionId}`, session);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+          for await (const chunk of stream) {
+            if (!res.write(chunk as Buffer)) await new Promise<void>((resolve) => res.once('drain', () => resolve()));
+          }
+          res.end();
+          return undefined;
+        }
         let chunk = await auth.getRecording({ sessionId, offset: 0n }, { deadlineMs: 30_000 });
         const size = Number(chunk.size);
         const kind = (JSON.parse(chunk.metadataJson) as { kind?: string }).kind ?? '';
@@ -251,6 +262,28 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
       },
     },
   ];
+}
+
+/** A stream to a leaf proxy's service for the person (`recordings:list`, `recording:ID`). */
+async function _leafStream(deps: WebSessionRouteDeps, cluster: string, service: string, session: ActiveWebSession): Promise<AsyncIterable<unknown>> {
+  try {
+    // No host: the leaf proxy serves these itself.
+    return await deps.dialer!.dial({ cluster, host: '-', service, identity: sessionIdentity(session) });
+  } catch (error) {
+    throw dialRefusal(error);
+  }
+}
+
+/** All of a stream, up to 16 MiB. */
+async function _readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > 16 * 1024 * 1024) throw new PosternError('PST_UNAVAILABLE', 'the leaf sent more than 16 MiB of recording list');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** A ServiceDialError as the web API answers it: 403 refused, 404 unknown, 503 unreachable. */
