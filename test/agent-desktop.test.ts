@@ -5,7 +5,8 @@
  * tunnel registry carrying the user's X.509 certificate, as the web UI will send it)
  * gets `ready`, a first picture, and the pixels of a colour set with xsetroot; keys sent
  * as stream messages type a command into the session's xterm; the
- * session is audited at auth (desktop.session.start/end) and recorded to disk.
+ * session is audited at auth (desktop.session.start/end), recorded, and the recording
+ * uploaded to auth (kind desktop) and removed from the agent's disk.
  * Refusals: a desktop login no role allows (error message + access.denied), a desktop
  * whose labels no role matches (dial refused 403 + access.denied), an unknown desktop
  * (404), a dial without a valid certificate (401), and malformed stream frames (an
@@ -228,10 +229,19 @@ test('a user streams the desktop through the proxy: first picture, xsetroot pixe
   assert.equal(session[0]?.fields['emitted_by'], hostId);
   const recording = String(session[1]?.fields['recording']);
   assert.ok(recording.startsWith(path.join(dir, 'agent', 'recordings', 'desktop')), recording);
-  const records = readRecording(readFileSync(recording));
+  // The agent uploads the recording to auth when the session ends, then deletes its copy.
+  const sessionId = String(session[0]?.fields['session_id']);
+  const stored = await until('the recording at auth', () => t.auth.server.deps.recordings.get(sessionId).catch(() => undefined));
+  assert.equal(stored.kind, 'desktop');
+  assert.equal(stored.node, 'xrdp-1');
+  assert.equal(stored.user, 'alice');
+  assert.equal(stored.login, 'tester');
+  assert.ok(stored.ended, 'the session ended before the upload');
+  const bytes = await t.auth.server.deps.recordings.read(sessionId, 0, stored.size);
+  const records = readRecording(bytes);
   assert.equal(records[0]?.frame.kind, 'control');
   assert.equal(records[0]?.frame.kind === 'control' && records[0].frame.message['user'], 'alice');
   assert.ok(records.filter((r) => r.frame.kind === 'rect').length > 0, 'the recording holds rects');
-  assert.deepEqual(readdirSync(path.dirname(recording)).length, 1);
-  assert.doesNotMatch(readFileSync(recording).subarray(0, 4096).toString('latin1'), new RegExp(desktop.password));
+  await until('the local copy removed after the upload', () => readdirSync(path.dirname(recording)).length === 0 || undefined);
+  assert.doesNotMatch(bytes.subarray(0, 4096).toString('latin1'), new RegExp(desktop.password));
 });

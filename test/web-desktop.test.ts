@@ -3,9 +3,10 @@
  * proxy, auth and reverse tunnel. The agent side is a small desktop service written
  * here that speaks the documented desktop stream (docs/desktops.md: ready, raw and
  * PNG rects; connect, mouse, key and clipboard back), standing in for the agent's RDP
- * desktop service, which lives on its own branch: what is checked is the proxy's
- * carriage (the person's certificate on the dial, bytes unchanged both ways) and the
- * canvas page (pixels drawn, input sent). Refusals: a desktop the person's roles do
+ * desktop service so that exact bytes can be checked: the proxy's carriage (the
+ * person's certificate on the dial, bytes unchanged both ways) and the canvas page
+ * (pixels drawn, input sent). The real desktop service with xrdp is driven from the
+ * browser in test/web-desktop-xrdp.test.ts. Refusals: a desktop the person's roles do
  * not show, and a websocket without a session.
  */
 import { after, before, describe, test } from 'node:test';

@@ -68,6 +68,9 @@ export async function play(invocation: Invocation): Promise<number> {
   const speed = positiveNumber(stringOption(invocation, 'speed') ?? '1', '--speed');
   const idleLimit = positiveNumber(stringOption(invocation, 'idle-limit') ?? 'Infinity', '--idle-limit');
   const file = await fetchRecording(stringOption(invocation, 'proxy'), sessionId);
+  if (file.subarray(0, 8).toString('latin1') === 'PSTDREC1') {
+    throw new UsageError(`session ${sessionId} is a desktop recording, which a terminal cannot show; replay it on the web UI's Recordings page`);
+  }
   if (format === 'asciicast') {
     process.stdout.write(file);
     return 0;

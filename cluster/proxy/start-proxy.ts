@@ -202,7 +202,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
       authAddr: options.authAddr,
       hostCaPems: () => credentials.hostCaPems(),
       clusterName: () => credentials.identity.cluster,
-      registry: parts.registry,
+      dialer: parts.dialer,
       logger: logger.child({ part: 'web-ui' }),
       loginLimiter: limits.login,
       idleTimeoutSeconds: options.webIdleTimeoutSeconds,

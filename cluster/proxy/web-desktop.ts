@@ -1,15 +1,16 @@
 /**
  * Web desktops: a websocket from the browser's canvas page, carried byte for byte to
- * the agent's desktop service through its tunnel (docs/desktops.md "The desktop
- * stream": length-prefixed control and rect frames). The proxy does not parse the
- * stream; it checks the session, the Origin and the cluster before the upgrade, asks
- * auth *as the person* which host serves the desktop (auth lists only desktops the
- * person's roles may see), and dials `desktop:NAME` with the person's certificate, so
- * the agent decides desktop_labels and desktop_logins, records and audits.
+ * the agent's desktop service through its tunnel, in this cluster or a leaf
+ * (docs/desktops.md "The desktop stream": length-prefixed control and rect frames).
+ * The proxy does not parse the stream; it checks the session, the Origin and the
+ * cluster before the upgrade, asks *as the person* which host serves the desktop
+ * (this auth, or the leaf's through the dialer: both list only desktops the person's
+ * roles may see), and dials `desktop:NAME` with the person's certificate, so the
+ * agent decides desktop_labels and desktop_logins, records and audits.
  *
  * ```
  * browser ──wss /v1/webapi/clusters/C/desktops/NAME/connect (cookie)──> proxy
- * proxy   ──registry.dial(hostId, 'desktop:NAME', user TLS certificate)──> agent desktop service
+ * proxy   ──dialer.dial({cluster: C, host, service: 'desktop:NAME', identity: user TLS certificate})──> agent desktop service
  * binary websocket messages <-> stream bytes, both ways, with backpressure
  * ```
  *
@@ -24,9 +25,9 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { PosternError } from '../../protocols/errors.ts';
 import { TunnelRejectedError } from '../../protocols/tunnel/index.ts';
 import type { Logger } from '../common/logger.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 import { checkOrigin } from './web-cookies.ts';
-import { matchPath, type WebSessionRoutes } from './web-session-routes.ts';
+import { dialRefusal, matchPath, type WebSessionRoutes } from './web-session-routes.ts';
 import type { ActiveWebSession } from './web-sessions.ts';
 import { refuseUpgrade } from './web-terminal.ts';
 
@@ -44,7 +45,7 @@ interface _Listed {
 
 export interface WebDesktopOptions {
   routes: WebSessionRoutes;
-  registry: TunnelRegistry;
+  dialer: ServiceDialer;
   logger: Logger;
 }
 
@@ -70,19 +71,19 @@ export class WebDesktops {
   /** Handles an HTTP/1.1 upgrade to the desktop path; never rejects. */
   async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => {});
-    let target: { session: ActiveWebSession; name: string };
+    let target: { session: ActiveWebSession; cluster: string; name: string };
     try {
       const url = new URL(req.url ?? '/', 'https://proxy.invalid');
       const params = matchPath(desktopPattern, url.pathname);
       if (!params) throw new PosternError('PST_NOT_FOUND', `no websocket endpoint ${url.pathname.slice(0, 128)}`);
       checkOrigin(req);
-      target = { session: await this.#options.routes.sessionFor(req, params.cluster ?? ''), name: params.name ?? '' };
+      target = { session: await this.#options.routes.sessionFor(req, params.cluster ?? ''), cluster: params.cluster ?? '', name: params.name ?? '' };
     } catch (error) {
       refuseUpgrade(socket, error);
       this.#options.logger.warn({ path: (req.url ?? '').slice(0, 128), why: (error as Error).message }, 'web desktop refused before the upgrade');
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#run(ws, target.session, target.name));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#run(ws, target.session, target.cluster, target.name));
   }
 
   close(): void {
@@ -90,8 +91,8 @@ export class WebDesktops {
     this.#wss.close();
   }
 
-  async #run(ws: WebSocket, session: ActiveWebSession, name: string): Promise<void> {
-    const log = this.#options.logger.child({ user: session.record.user, desktop: name });
+  async #run(ws: WebSocket, session: ActiveWebSession, cluster: string, name: string): Promise<void> {
+    const log = this.#options.logger.child({ user: session.record.user, desktop: name, cluster });
     ws.on('error', () => {});
     // Input the page sends while the dial is in flight (its connect message) waits here.
     const early: Buffer[] = [];
@@ -99,8 +100,11 @@ export class WebDesktops {
     ws.on('message', collect);
     let stream: Duplex;
     try {
-      const hostId = await this.#hostOf(session, name);
-      stream = await this.#options.registry.dial(hostId, `desktop:${name}`, Buffer.from(new X509Certificate(session.record.tlsCertificatePem).toString()).toString('base64'));
+      const identity = Buffer.from(new X509Certificate(session.record.tlsCertificatePem).toString()).toString('base64');
+      const hostId = await this.#hostOf(session, cluster, name, identity);
+      stream = await this.#options.dialer.dial({ cluster, host: hostId, service: `desktop:${name}`, identity }).catch((error: unknown) => {
+        throw dialRefusal(error);
+      });
       log.info({ hostId }, 'web desktop stream opened');
     } catch (error) {
       const message = error instanceof TunnelRejectedError || error instanceof PosternError ? error.message : String(error);
@@ -115,17 +119,21 @@ export class WebDesktops {
     _bridge(ws, stream, early);
   }
 
-  /** The online host serving `name`, among the desktops auth lists for this person. */
-  async #hostOf(session: ActiveWebSession, name: string): Promise<string> {
-    const rows = JSON.parse((await session.auth.getResources({ kind: 'desktop', name }, { deadlineMs: 5_000 })).resourcesJson) as _Listed[];
+  /** The online host serving `name`, among the desktops auth (here or the leaf's) lists for this person. */
+  async #hostOf(session: ActiveWebSession, cluster: string, name: string, identity: string): Promise<string> {
+    const local = this.#options.routes.isLocal(cluster);
+    const rows = local
+      ? JSON.parse((await session.auth.getResources({ kind: 'desktop', name }, { deadlineMs: 5_000 })).resourcesJson) as _Listed[]
+      : await this.#options.dialer.list(cluster, 'desktop', identity).then((list) => list as _Listed[], (error: unknown) => {
+        throw dialRefusal(error);
+      });
     const online = rows.filter((row) => row.metadata.name === name && row.status?.online && row.status.host_id);
     if (online.length === 0) {
       throw new PosternError('PST_NOT_FOUND', rows.length === 0
         ? `no desktop named "${name}" is visible to you; list desktops on the resources page (your roles' desktop_labels decide)`
         : `desktop "${name}" is offline: its agent is not connected`);
     }
-    const connected = online.find((row) => this.#options.registry.has(row.status!.host_id!)) ?? online[0]!;
-    return connected.status!.host_id!;
+    return online[0]!.status!.host_id!;
   }
 }
 

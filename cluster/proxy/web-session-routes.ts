@@ -2,18 +2,22 @@
  * The web UI's API, `/v1/webapi/...` (docs/web-ui.md). Every call but login needs the
  * session cookie; every state-changing one also the session's CSRF token. Calls run
  * against auth with the session's certificate: auth's roles decide, auth audits.
- * Paths name the cluster (`/clusters/NAME/...`) so leaf clusters can be added
- * without changing the UI; today only the local cluster is served.
+ * Paths name the cluster (`/clusters/NAME/...`): this one, or a leaf the person's
+ * roles reach (auth's remote_cluster listing as the person, as `psh clusters` shows).
+ * A leaf's resources come through the ServiceDialer (the leaf lists what its rules
+ * show); the admin pages, audit log and recordings are this cluster's only.
  */
 import { z } from 'zod';
 import type { AuthClient } from '../api/auth-client.ts';
 import type { WebSession } from '../api/gen/postern/auth/v1/auth_pb.ts';
-import { BadInputError, NotFoundError, PosternError } from '../../protocols/errors.ts';
+import { AccessDeniedError, BadInputError, NotFoundError, PosternError } from '../../protocols/errors.ts';
+import { TunnelRejectedError } from '../../protocols/tunnel/index.ts';
 import { readJson, sendJson, type WebRequest, type WebResponse } from './http-json.ts';
 import { checkCsrf, checkOrigin, clearedSessionCookie, sessionCookie, sessionIdOf } from './web-cookies.ts';
 import type { ActiveWebSession, WebSessions } from './web-sessions.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { RateLimitedError } from './errors.ts';
+import { RateLimitedError, ServiceDialError } from './errors.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 import type { RequestContext } from './web-routes.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -24,6 +28,8 @@ interface _Endpoint {
   pattern: string;
   /** Login is the one call without a session. */
   anonymous?: boolean;
+  /** Served for leaf clusters too (else only for this cluster). */
+  leaf?: boolean;
   handle(call: _Call): Promise<unknown>;
 }
 
@@ -34,8 +40,10 @@ interface _Call {
   params: Record<string, string>;
   query: URLSearchParams;
   session: ActiveWebSession;
-  /** auth as the signed-in person, for the cluster named in the path. */
+  /** auth (this cluster's) as the signed-in person. */
   auth: AuthClient;
+  /** True when the path names a leaf, not this cluster. */
+  isLeaf: boolean;
 }
 
 /** A refused state-changing call by a signed-in person (CSRF token or Origin). */
@@ -54,6 +62,21 @@ export interface WebSessionRouteDeps {
   loginLimiter: RateLimiter;
   /** Audits refusals the proxy makes for a known person (auth audits its own). */
   audit?: (event: WebRefusalAuditEvent) => void;
+  /** Reaches leaf clusters (listing their resources); without it only this cluster is served. */
+  dialer?: ServiceDialer;
+}
+
+/** One cluster in the picker. */
+export interface WebCluster {
+  name: string;
+  local: boolean;
+  status?: string;
+  labels?: Record<string, string>;
+}
+
+/** The base64 PEM of the session's X.509 certificate: the `identity` the dialer forwards. */
+export function sessionIdentity(session: ActiveWebSession): string {
+  return Buffer.from(session.record.tlsCertificatePem).toString('base64');
 }
 
 const loginSchema = z.strictObject({
@@ -85,6 +108,14 @@ export function sessionView(record: WebSession) {
     idle_timeout_seconds: Number(record.idleTimeoutSeconds),
     csrf_token: record.csrfToken,
   };
+}
+
+/** What a binary answer needs of an HTTP/1.1 or HTTP/2 response. */
+interface _RawResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  write(data: Uint8Array): boolean;
+  end(): void;
+  once(event: 'drain', listener: () => void): unknown;
 }
 
 function _kind(params: Record<string, string>): string {
@@ -122,10 +153,18 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
         return undefined;
       },
     },
-    { method: 'GET', pattern: '/v1/webapi/clusters', handle: async () => ({ clusters: [{ name: deps.clusterName(), local: true }] }) },
+    { method: 'GET', pattern: '/v1/webapi/clusters', handle: async ({ auth }) => ({ clusters: await reachableClusters(auth, deps.clusterName()) }) },
     {
-      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/resources/:kind',
-      handle: async ({ auth, params }) => ({ items: JSON.parse((await auth.getResources({ kind: _kind(params) })).resourcesJson) as unknown[] }),
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/resources/:kind', leaf: true,
+      async handle({ auth, params, session, isLeaf }) {
+        const kind = _kind(params);
+        if (!isLeaf) return { items: JSON.parse((await auth.getResources({ kind })).resourcesJson) as unknown[] };
+        try {
+          return { items: await deps.dialer!.list(params.cluster, kind, sessionIdentity(session)) };
+        } catch (error) {
+          throw dialRefusal(error);
+        }
+      },
     },
     {
       method: 'POST', pattern: '/v1/webapi/clusters/:cluster/resources',
@@ -165,6 +204,54 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
       },
     },
     {
+      // SSH and desktop recordings: auth lists the person's own, or everyone's with a role allowing list on session_recording.
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings', leaf: true,
+      async handle({ auth, query, isLeaf, params, session }) {
+        const limit = Number(query.get('limit') ?? 200);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new BadInputError('recordings limit: a whole number from 1 to 1000');
+        // In a leaf: the person's own sessions there, which the leaf serves after checking their certificate.
+        if (isLeaf) return { recordings: (JSON.parse((await _readAll(await _leafStream(deps, params.cluster!, 'recordings:list', session))).toString('utf8')) as unknown[]).slice(0, limit) };
+        const found = await auth.listRecordings({ user: query.get('user') ?? '', limit });
+        return { recordings: found.recordingsJson.map((line) => JSON.parse(line) as unknown) };
+      },
+    },
+    {
+      // The recording's bytes (asciicast v2, or PSTDREC1 for desktops), streamed from auth in its pieces.
+      method: 'GET', pattern: '/v1/webapi/clusters/:cluster/recordings/:id', leaf: true,
+      async handle({ auth, params, res: response, isLeaf, session }) {
+        const res = response as unknown as _RawResponse;
+        const sessionId = params.id ?? '';
+        if (isLeaf) {
+          const stream = await _leafStream(deps, params.cluster!, `recording:${sessionId}`, session);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+          for await (const chunk of stream) {
+            if (!res.write(chunk as Buffer)) await new Promise<void>((resolve) => res.once('drain', () => resolve()));
+          }
+          res.end();
+          return undefined;
+        }
+        let chunk = await auth.getRecording({ sessionId, offset: 0n }, { deadlineMs: 30_000 });
+        const size = Number(chunk.size);
+        const kind = (JSON.parse(chunk.metadataJson) as { kind?: string }).kind ?? '';
+        res.writeHead(200, {
+          'content-type': kind === 'desktop' ? 'application/octet-stream' : 'application/x-asciicast',
+          'content-length': String(size),
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        });
+        let offset = 0;
+        for (;;) {
+          offset += chunk.data.length;
+          const more = res.write(chunk.data);
+          if (offset >= size || chunk.data.length === 0) break;
+          if (!more) await new Promise<void>((resolve) => res.once('drain', () => resolve()));
+          chunk = await auth.getRecording({ sessionId, offset: BigInt(offset) }, { deadlineMs: 30_000 });
+        }
+        res.end();
+        return undefined;
+      },
+    },
+    {
       method: 'GET', pattern: '/v1/webapi/clusters/:cluster/audit',
       async handle({ auth, query }) {
         const limit = Number(query.get('limit') ?? 200);
@@ -174,6 +261,46 @@ function _endpoints(deps: WebSessionRouteDeps): _Endpoint[] {
         return { events: found.eventsJson.map((line) => JSON.parse(line) as unknown) };
       },
     },
+  ];
+}
+
+/** A stream to a leaf proxy's service for the person (`recordings:list`, `recording:ID`). */
+async function _leafStream(deps: WebSessionRouteDeps, cluster: string, service: string, session: ActiveWebSession): Promise<AsyncIterable<unknown>> {
+  try {
+    // No host: the leaf proxy serves these itself.
+    return await deps.dialer!.dial({ cluster, host: '-', service, identity: sessionIdentity(session) });
+  } catch (error) {
+    throw dialRefusal(error);
+  }
+}
+
+/** All of a stream, up to 16 MiB. */
+async function _readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > 16 * 1024 * 1024) throw new PosternError('PST_UNAVAILABLE', 'the leaf sent more than 16 MiB of recording list');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A ServiceDialError as the web API answers it: 403 refused, 404 unknown, 503 unreachable. */
+export function dialRefusal(error: unknown): unknown {
+  if (!(error instanceof ServiceDialError)) return error;
+  const refused = error.cause instanceof TunnelRejectedError && (error.cause.status === 401 || error.cause.status === 403);
+  if (error.reason === 'cluster-denied' || refused) return new AccessDeniedError(error.message);
+  if (error.reason === 'unknown-cluster' || error.reason === 'unknown-host') return new NotFoundError(error.message);
+  return new PosternError('PST_UNAVAILABLE', error.message);
+}
+
+/** This cluster and the leaves the person may reach (auth lists only those their roles' cluster_labels match). */
+export async function reachableClusters(auth: AuthClient, local: string): Promise<WebCluster[]> {
+  const leaves = JSON.parse((await auth.getResources({ kind: 'remote_cluster', name: '' }, { deadlineMs: 5_000 })).resourcesJson) as Array<{ metadata: { name: string; labels?: Record<string, string> }; status?: { state?: string } }>;
+  return [
+    { name: local, local: true, status: 'online' },
+    ...leaves.map((l) => ({ name: l.metadata.name, local: false, status: l.status?.state ?? 'offline', labels: l.metadata.labels ?? {} })),
   ];
 }
 
@@ -208,17 +335,26 @@ export class WebSessionRoutes {
     this.#endpoints = _endpoints(deps);
   }
 
-  /** The signed-in session of a request, for the cluster named (refuses unknown clusters). */
+  /** The signed-in session of a request, for the cluster named (refuses clusters the person cannot reach). */
   async sessionFor(req: WebRequest, cluster?: string): Promise<ActiveWebSession> {
     const session = await this.#deps.sessions.get(sessionIdOf(req));
-    if (cluster !== undefined) this.checkCluster(cluster);
+    if (cluster !== undefined) await this.checkCluster(session, cluster);
     return session;
   }
 
-  /** Refuses clusters this proxy does not serve. */
-  checkCluster(cluster: string): void {
-    if (cluster !== this.#deps.clusterName()) {
-      throw new NotFoundError(`cluster "${cluster.slice(0, 253)}" is not known here; this proxy serves cluster "${this.#deps.clusterName()}" (trusted clusters are not reachable from the web UI yet)`);
+  /** True when `cluster` is this proxy's own. */
+  isLocal(cluster: string): boolean {
+    return cluster === this.#deps.clusterName();
+  }
+
+  /** Refuses clusters that are neither this one nor a leaf the person's roles reach. */
+  async checkCluster(session: ActiveWebSession, cluster: string): Promise<void> {
+    if (this.isLocal(cluster)) return;
+    const name = cluster.slice(0, 253);
+    if (!this.#deps.dialer) throw new NotFoundError(`cluster "${name}" is not known here; this proxy serves cluster "${this.#deps.clusterName()}"`);
+    const reachable = await reachableClusters(session.auth, this.#deps.clusterName());
+    if (!reachable.some((c) => c.name === cluster)) {
+      throw new NotFoundError(`cluster "${name}" is not reachable for you: it is neither "${this.#deps.clusterName()}" nor a leaf your roles reach (cluster_labels); pick one in the cluster list`);
     }
   }
 
@@ -233,6 +369,10 @@ export class WebSessionRoutes {
       if (!endpoint.anonymous) {
         call.session = await this.sessionFor(req, params.cluster);
         call.auth = call.session.auth;
+        call.isLeaf = params.cluster !== undefined && !this.isLocal(params.cluster);
+        if (call.isLeaf && !endpoint.leaf) {
+          throw new BadInputError(`cluster "${params.cluster}" is a leaf: from here the web UI lists its resources and opens terminals and desktops there; its ${path.split('/')[5] ?? 'pages'} are served by its own proxy`);
+        }
         ctx.log.user = call.session.record.user;
         if (endpoint.method !== 'GET') {
           try {

@@ -1,12 +1,13 @@
 /**
  * The web terminal: a websocket from the browser, an SSH session from the proxy to
- * the node's SSH service through its tunnel, logged in with the web session's SSH
- * certificate, so the node decides access and records the session exactly as for
- * `psh ssh`.
+ * the node's SSH service through its tunnel (in this cluster or, through trust, in a
+ * leaf), logged in with the web session's SSH certificate, so the node decides access
+ * and records the session exactly as for `psh ssh` / `psh ssh --cluster LEAF`.
  *
  * ```
  * browser ──wss /v1/webapi/clusters/C/nodes/N/terminal?login=L&cols=&rows= (cookie)──> proxy
- * proxy   ──registry.dial(hostId, 'ssh', user TLS certificate)──> agent ──> SSH service
+ * proxy   ──dialer.dial({cluster: C, host: N, service: 'ssh', identity: user TLS certificate})
+ *           ──> agent (here, or leaf proxy ──> agent) ──> SSH service
  * proxy   ──ssh2 Client (session's SSH certificate, host certificate checked)──> shell (pty)
  * frames: binary = terminal bytes both ways; text = JSON control:
  *   browser -> proxy {"type":"resize","cols":C,"rows":R}
@@ -14,8 +15,10 @@
  * ```
  *
  * The session, the Origin and the cluster are checked before the upgrade (401/403/404
- * answers, no websocket); what happens after (unknown node, login refused by the node)
- * arrives as an error frame, so the page can show it.
+ * answers, no websocket); what happens after (unknown node, a leaf the roles do not
+ * reach, login refused by the node) arrives as an error frame, so the page can show
+ * it. The web session's certificate routes to this cluster; for a leaf the dialer
+ * checks the roles' cluster_labels and the leaf maps the roles, as for psh.
  */
 import type { Duplex } from 'node:stream';
 import type http from 'node:http';
@@ -27,11 +30,11 @@ import { parseCertificate, parseCertificateLine } from '../../protocols/ssh/cert
 import { parseAuthorizedKey } from '../../protocols/ssh/public-key.ts';
 import { verifyCertificate } from '../../protocols/ssh/verify-certificate.ts';
 import type { Logger } from '../common/logger.ts';
-import { sshService, resolveSshNode, type KnownNode } from './ssh-route.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import { sshService } from './ssh-route.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 import { statusOf } from './http-json.ts';
 import { checkOrigin } from './web-cookies.ts';
-import { matchPath, type WebSessionRoutes } from './web-session-routes.ts';
+import { dialRefusal, matchPath, type WebSessionRoutes } from './web-session-routes.ts';
 import type { ActiveWebSession } from './web-sessions.ts';
 
 export const terminalPattern = '/v1/webapi/clusters/:cluster/nodes/:node/terminal';
@@ -51,18 +54,20 @@ export interface WebTerminalAuditEvent {
   remoteAddr: string;
   node: string;
   login: string;
+  cluster: string;
   reason: string;
 }
 
 export interface WebTerminalOptions {
   routes: WebSessionRoutes;
-  registry: TunnelRegistry;
+  dialer: ServiceDialer;
   logger: Logger;
   audit?: (event: WebTerminalAuditEvent) => void;
 }
 
 interface _Request {
   session: ActiveWebSession;
+  cluster: string;
   node: string;
   login: string;
   cols: number;
@@ -109,20 +114,24 @@ export class WebTerminals {
       const value = Number(url.searchParams.get(name) ?? fallback);
       return Number.isInteger(value) && value >= 1 && value <= max ? value : fallback;
     };
-    return { session, node: params.node ?? '', login, cols: size('cols', 80, 1000), rows: size('rows', 24, 500) };
+    return { session, cluster: params.cluster ?? '', node: params.node ?? '', login, cols: size('cols', 80, 1000), rows: size('rows', 24, 500) };
   }
 
   async #run(ws: WebSocket, request: _Request, remoteAddr: string): Promise<void> {
-    const { session, node, login } = request;
+    const { session, node, login, cluster } = request;
     const user = session.record.user;
-    const log = this.#options.logger.child({ user, node, login, remoteAddr });
+    const log = this.#options.logger.child({ user, node, login, cluster, remoteAddr });
     ws.on('error', () => {});
     let client: ssh2.Client | undefined;
     ws.once('close', () => client?.end());
     try {
-      const findNodes = async (target: string): Promise<KnownNode[]> => JSON.parse((await session.auth.getResources({ kind: 'node', name: target }, { deadlineMs: 5_000 })).resourcesJson) as KnownNode[];
-      const hostId = await resolveSshNode(node, { registry: this.#options.registry, findNodes, logger: log });
-      const stream = await this.#options.registry.dial(hostId, sshService, Buffer.from(new X509Certificate(session.record.tlsCertificatePem).toString()).toString('base64'));
+      const { dialer, routes } = this.#options;
+      // Here the host id is resolved first (the host certificate names it); a leaf resolves its own, and the page names leaf nodes by host id.
+      const hostId = routes.isLocal(cluster) ? await dialer.resolveHost(node) : node;
+      const identity = Buffer.from(new X509Certificate(session.record.tlsCertificatePem).toString()).toString('base64');
+      const stream = await dialer.dial({ cluster, host: hostId, service: sshService, identity }).catch((error: unknown) => {
+        throw dialRefusal(error);
+      });
       if (ws.readyState !== ws.OPEN) {
         stream.destroy();
         return;
@@ -135,7 +144,7 @@ export class WebTerminals {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       log.warn({ why: message }, 'web terminal refused');
-      this.#options.audit?.({ user, roles: session.record.roles, remoteAddr, node, login, reason: message });
+      this.#options.audit?.({ user, roles: session.record.roles, remoteAddr, node, login, cluster, reason: message });
       if (ws.readyState === ws.OPEN) {
         ws.send(JSON.stringify({ type: 'error', message: `cannot open a terminal on ${node} as ${login}: ${message}` }));
         ws.close(4403, 'refused');

@@ -5,7 +5,7 @@
 import type { AuthClient } from '../api/auth-client.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import type { ServiceDialer } from './service-dialer.ts';
 import { WebAssets, type WebAssetSource } from './web-assets.ts';
 import { WebSessionRoutes } from './web-session-routes.ts';
 import { WebSessions } from './web-sessions.ts';
@@ -30,7 +30,8 @@ export interface WebUiOptions {
   authAddr: string;
   hostCaPems: () => readonly string[];
   clusterName: () => string;
-  registry: TunnelRegistry;
+  /** Reaches nodes and desktops here and in leaves; lists leaves' resources. */
+  dialer: ServiceDialer;
   logger: Logger;
   /** Shared with the /v1/login endpoint. */
   loginLimiter: RateLimiter;
@@ -49,6 +50,7 @@ export function createWebUi(options: WebUiOptions): WebUi {
     sessions,
     clusterName: options.clusterName,
     loginLimiter: options.loginLimiter,
+    dialer: options.dialer,
     audit: (event) => emit({
       type: 'access.denied',
       identity: { user: event.user, roles: event.roles, addr: event.clientIp.slice(0, 64) },
@@ -64,10 +66,10 @@ export function createWebUi(options: WebUiOptions): WebUi {
     resource: { kind: 'node', name: event.node.slice(0, 1024) || 'unknown node' },
     outcome: 'deny',
     reason: event.reason.slice(0, 1024),
-    fields: { protocol: 'ssh', via: 'web', login: event.login },
+    fields: { protocol: 'ssh', via: 'web', login: event.login, cluster: event.cluster },
   });
-  const terminals = new WebTerminals({ routes, registry: options.registry, logger: logger.child({ part: 'web-terminal' }), audit });
-  const desktops = new WebDesktops({ routes, registry: options.registry, logger: logger.child({ part: 'web-desktop' }) });
+  const terminals = new WebTerminals({ routes, dialer: options.dialer, logger: logger.child({ part: 'web-terminal' }), audit });
+  const desktops = new WebDesktops({ routes, dialer: options.dialer, logger: logger.child({ part: 'web-desktop' }) });
   return {
     assets: new WebAssets(options.assetSource),
     sessions,

@@ -12,6 +12,7 @@
  * root proxy ── stream: service, postern-host, postern-identity (root user cert) ──> leaf proxy
  *   -> the identity must chain to the root's user CA and name the root
  *   -> `list:KIND`: the leaf's resources of that kind, as JSON
+ *   -> `recordings:list`, `recording:ID`: that user's recordings here (root-user-recordings.ts)
  *   -> otherwise dialer.dial({host, service, identity}) in this cluster; the agent decides
  *      (role map, roles, logins) and audits
  * ```
@@ -29,6 +30,7 @@ import type { HostIdentity, UserIdentity } from '../../cluster/auth/pki/identity
 import { ServiceDialError } from '../../cluster/proxy/errors.ts';
 import type { ProxyExtension, ProxyExtensionContext } from '../../cluster/proxy/proxy-extension.ts';
 import type { Discovery } from '../../cluster/proxy/web-routes.ts';
+import { isRecordingService, serveRootUserRecordings } from './root-user-recordings.ts';
 
 /** Header naming the target host on a stream from the root (root/tunnel/leaf-tunnels.ts). */
 const HEADER_HOST = 'postern-host';
@@ -140,6 +142,7 @@ export class RootTunnels implements ProxyExtension {
       throw new TunnelRejectedError(403, reason, { service: dial.service });
     }
     if (dial.service.startsWith(LIST_PREFIX)) return this.#list(dial, dial.service.slice(LIST_PREFIX.length));
+    if (isRecordingService(dial.service)) return serveRootUserRecordings(dial, { auth: ctx.auth(), root: rootName, username: identity.username });
     const host = dial.headers[HEADER_HOST];
     if (!host) throw new TunnelRejectedError(400, 'the stream names no host (postern-host)', { service: dial.service });
     const { [HEADER_HOST]: _host, ...headers } = dial.headers;

@@ -64,6 +64,22 @@ export interface AuditEvent {
   fields?: Record<string, unknown>;
 }
 
+/** A finished session recording as auth stores it (SSH: shell/exec, asciicast; desktop: PSTDREC1). */
+export interface RecordingRecord {
+  session_id: string;
+  user: string;
+  login: string;
+  node: string;
+  kind: 'shell' | 'exec' | 'desktop';
+  command?: string;
+  started: string;
+  ended: string;
+  interrupted?: boolean;
+  width?: number;
+  height?: number;
+  size: number;
+}
+
 export interface AuditQuery {
   from?: string;
   to?: string;
@@ -141,6 +157,17 @@ export const api = {
     if (query.limit) params.set('limit', String(query.limit));
     if (query.order) params.set('order', query.order);
     return call<{ events: AuditEvent[] }>('GET', `${site(cluster)}/audit?${params}`);
+  },
+  recordings: (cluster: string) => call<{ recordings: RecordingRecord[] }>('GET', `${site(cluster)}/recordings`),
+  /** A recording's bytes (asciicast text or a PSTDREC1 desktop recording). */
+  recording: async (cluster: string, sessionId: string): Promise<Uint8Array<ArrayBuffer>> => {
+    const response = await fetch(`${site(cluster)}/recordings/${encodeURIComponent(sessionId)}`, { credentials: 'same-origin', cache: 'no-store' });
+    if (!response.ok) {
+      const parsed = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      if (response.status === 401) dispatchEvent(new Event('postern:session-ended'));
+      throw new ApiError(response.status, parsed.error?.code ?? 'PST_HTTP', parsed.error?.message ?? `the proxy answered ${response.status}`);
+    }
+    return new Uint8Array(await response.arrayBuffer());
   },
   /** The websocket URL of a desktop session (the desktop stream, docs/desktops.md). */
   desktopUrl: (cluster: string, name: string) => {

@@ -16,10 +16,13 @@ import { AuditPage } from './pages/audit.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { RolesPage } from './pages/roles.tsx';
 import { TokensPage } from './pages/tokens.tsx';
+import { RecordingsPage } from './pages/recordings.tsx';
+import { RecordingPlayerPage } from './pages/recording-player.tsx';
 import { ClusterPicker } from './components/cluster-picker.tsx';
 
 const sections = [
   { path: 'resources', title: 'Resources' },
+  { path: 'recordings', title: 'Recordings' },
   { path: 'audit', title: 'Audit log' },
   { path: 'users', title: 'Users' },
   { path: 'roles', title: 'Roles' },
@@ -87,19 +90,19 @@ export function App() {
     navigate('/login', { replace: true });
   };
 
-  const params = match('/clusters/:cluster/:section', path) ?? match('/clusters/:cluster/nodes/:node/terminal', path) ?? match('/clusters/:cluster/desktops/:desktop', path);
+  const params = match('/clusters/:cluster/:section', path) ?? match('/clusters/:cluster/nodes/:node/terminal', path) ?? match('/clusters/:cluster/desktops/:desktop', path) ?? match('/clusters/:cluster/recordings/:recording', path);
   const cluster = params?.cluster ?? session.cluster;
   if (!params) {
     queueMicrotask(() => navigate(`/clusters/${encodeURIComponent(session.cluster)}/resources`, { replace: true }));
     return null;
   }
-  const section = params.node !== undefined ? 'terminal' : params.desktop !== undefined ? 'desktop' : params.section;
+  const section = params.node !== undefined ? 'terminal' : params.desktop !== undefined ? 'desktop' : params.recording !== undefined ? 'recording' : params.section;
   return (
     <div class="shell">
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
         <span class="brand">Postern</span>
-        <ClusterPicker current={cluster} onPick={(c) => navigate(`/clusters/${encodeURIComponent(c)}/${section === 'terminal' || section === 'desktop' ? 'resources' : section}`)} />
+        <ClusterPicker current={cluster} onPick={(c) => navigate(`/clusters/${encodeURIComponent(c)}/${section === 'terminal' || section === 'desktop' ? 'resources' : section === 'recording' ? 'recordings' : section}`)} />
         <nav aria-label="sections">
           <ul>
             {sections.map((s) => (
@@ -125,6 +128,8 @@ function _page(section: string | undefined, cluster: string, params: Record<stri
     case 'resources': return <ResourcesPage cluster={cluster} session={session} />;
     case 'terminal': return <TerminalPage cluster={cluster} node={params.node ?? ''} />;
     case 'desktop': return <DesktopPage cluster={cluster} name={params.desktop ?? ''} />;
+    case 'recordings': return <RecordingsPage cluster={cluster} />;
+    case 'recording': return <RecordingPlayerPage cluster={cluster} sessionId={params.recording ?? ''} />;
     case 'audit': return <AuditPage cluster={cluster} />;
     case 'users': return <UsersPage cluster={cluster} />;
     case 'roles': return <RolesPage cluster={cluster} />;

@@ -54,6 +54,36 @@ export class DesktopStreamDecoder {
   }
 }
 
+/** Draws one rect on the canvas (PNG ones decoded by the browser). */
+export async function drawRect(context: CanvasRenderingContext2D, rect: Rect): Promise<void> {
+  if (rect.encoding === 0) {
+    if (rect.data.length !== rect.width * rect.height * 4) return;
+    context.putImageData(new ImageData(new Uint8ClampedArray(rect.data.buffer, rect.data.byteOffset, rect.data.length), rect.width, rect.height), rect.x, rect.y);
+  } else if (rect.encoding === 1) {
+    const bitmap = await createImageBitmap(new Blob([rect.data], { type: 'image/png' }));
+    context.drawImage(bitmap, rect.x, rect.y);
+    bitmap.close();
+  }
+}
+
+/** A desktop recording (docs/desktops.md "Recordings"): `PSTDREC1`, then TIME (u32 BE, ms) and one frame, repeated. */
+export function readDesktopRecording(bytes: Uint8Array): Array<{ timeMs: number; frame: Frame }> {
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== 'PSTDREC1') throw new Error('not a Postern desktop recording (no PSTDREC1 magic)');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Array<{ timeMs: number; frame: Frame }> = [];
+  let at = 8;
+  while (at + 8 <= bytes.length) {
+    const timeMs = view.getUint32(at);
+    const length = view.getUint32(at + 4);
+    if (at + 8 + length > bytes.length) break; // cut short: play up to the last whole record
+    const [frame] = new DesktopStreamDecoder().push(bytes.subarray(at + 4, at + 8 + length));
+    if (frame) out.push({ timeMs, frame });
+    at += 8 + length;
+  }
+  return out;
+}
+
 /** One control frame. */
 export function encodeControl(message: Control): Uint8Array<ArrayBuffer> {
   const json = new TextEncoder().encode(JSON.stringify(message));

@@ -6,7 +6,8 @@
  * ```
  * proxy ── dial desktop:NAME, postern-identity = base64(user X.509 PEM) ──> handler
  *   verify the certificate against this cluster's user CAs (exportAuthorities user)  401
- *   its cluster must be this agent's                                                  403
+ *     or a trusted root's (agent/trust): then its roles map through the role_map      403 when none map
+ *   a local certificate's cluster must be this agent's                                403
  *   roles from auth (RolesCache): desktop_labels must match this desktop              403 + access.denied
  *   accept -> desktop-session.ts: connect{login} -> checkDesktop(login) -> RDP engine
  * ```
@@ -14,10 +15,10 @@
  * Passwords are read from `password_file` / `password_env` when a session starts (so
  * a rotated file applies at once) and never logged. Sessions are recorded to
  * `recordings_dir` (default <data_dir>/recordings/desktop/<session id>.pdr) unless every
- * role of the user says `record_session: false`. Audit events go to auth through an
+ * role of the user says `record_session: false`, and uploaded to auth when the session
+ * ends (desktop-recordings.ts, the SSH uploader). Audit events go to auth through an
  * AuditQueue.
  */
-import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
@@ -27,13 +28,15 @@ import type { PosternConfig } from '../../../cluster/common/config.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import { PosternError } from '../../../protocols/errors.ts';
 import { TunnelRejectedError, type IncomingDial } from '../../../protocols/tunnel/index.ts';
-import { DesktopRecorder } from '../../../protocols/rdp/desktop-recording.ts';
+import type { DesktopRecorder } from '../../../protocols/rdp/desktop-recording.ts';
 import type { RdpCredentials, RdpEngine } from '../../../protocols/rdp/rdp-engine.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
+import { TrustedRoots } from '../../trust/trusted-roots.ts';
 import { AuditQueue } from '../audit-queue.ts';
 import { RolesCache } from '../roles-cache.ts';
+import { DesktopRecordings } from './desktop-recordings.ts';
 import { serveDesktopSession, type DesktopSessionEvent, type DesktopTarget } from './desktop-session.ts';
 
 export type DesktopConfig = NonNullable<PosternConfig['agent']>['desktops'][number];
@@ -49,6 +52,8 @@ export interface AgentDesktopsOptions {
   /** How often the user CAs are re-read. Default 5 min (1 s doubling to 30 s while unknown). */
   caRefreshMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Retry period for recording uploads. Default 30 s. */
+  recordingRetryMs?: number;
 }
 
 /** Longest identity header accepted (a PEM certificate, base64). */
@@ -60,6 +65,8 @@ export class AgentDesktops implements SupervisedService {
   readonly #log: Logger;
   readonly #roles: RolesCache;
   readonly #audit: AuditQueue;
+  readonly #recordings: DesktopRecordings;
+  readonly #roots: TrustedRoots;
   #engine: RdpEngine | undefined;
   #userCaPems: string[] | undefined;
   #caError: string | undefined;
@@ -74,6 +81,9 @@ export class AgentDesktops implements SupervisedService {
     this.#engine = options.engine;
     this.#roles = new RolesCache({ auth: options.auth, logger: options.logger });
     this.#audit = new AuditQueue({ auth: options.auth, logger: options.logger });
+    this.#recordings = new DesktopRecordings({ auth: options.auth, logger: options.logger, intervalMs: options.recordingRetryMs });
+    for (const desktop of options.desktops) this.#recordings.watch(this.#recordingsDir(desktop));
+    this.#roots = new TrustedRoots({ auth: options.auth, localCluster: () => options.identity.current.cluster });
   }
 
   /** Registers every desktop with the tunnel registry; returns the removal. */
@@ -86,6 +96,7 @@ export class AgentDesktops implements SupervisedService {
   async start(): Promise<void> {
     this.#running = true;
     this.#audit.start();
+    this.#recordings.startUploads();
     void this.#refreshCAs();
   }
 
@@ -95,6 +106,7 @@ export class AgentDesktops implements SupervisedService {
     // Sessions end with the service: their RDP connections close and their end events are queued first.
     for (const stream of this.#streams) stream.destroy();
     await new Promise((resolve) => setImmediate(resolve));
+    this.#recordings.stopUploads();
     await this.#audit.stop();
   }
 
@@ -103,6 +115,7 @@ export class AgentDesktops implements SupervisedService {
       `${this.#o.desktops.length} desktop(s), ${this.#streams.size} session(s)`,
       this.#userCaPems ? `${this.#userCaPems.length} user CA certificate(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); sessions are refused`,
       `${this.#audit.pending} audit event(s) pending`,
+      ...(this.#recordings.pending ? [`${this.#recordings.pending} desktop recording(s) waiting for upload`] : []),
     ];
     return { ok: true, detail: parts.join('; ') };
   }
@@ -121,7 +134,7 @@ export class AgentDesktops implements SupervisedService {
   async handle(desktop: DesktopConfig, dial: IncomingDial): Promise<void> {
     let identity: UserIdentity;
     try {
-      identity = this.#verify(dial.identity);
+      identity = await this.#verify(dial.identity);
     } catch (error) {
       // A refusal without a trusted identity is still a decision: audited without a user.
       if (error instanceof TunnelRejectedError && error.status !== 503) {
@@ -131,6 +144,9 @@ export class AgentDesktops implements SupervisedService {
     }
     const target = _target(desktop);
     const user = { username: identity.username, roles: identity.roles };
+    // A root's user: the event names their cluster, so the root pulls it into its own audit log (docs/trusted-clusters.md).
+    const local = this.#o.identity.current.cluster;
+    const emit = (event: DesktopSessionEvent): void => this.#emit(local && identity.cluster !== local ? { ...event, fields: { ...event.fields, user_cluster: identity.cluster } } : event);
     let checker: AccessChecker;
     try {
       checker = await this.#checker(identity);
@@ -139,7 +155,7 @@ export class AgentDesktops implements SupervisedService {
     }
     const visible = checker.checkVisible('desktop', { name: desktop.name, labels: desktop.labels });
     if (!visible.allowed) {
-      this.#emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
+      emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
       throw new TunnelRejectedError(403, visible.reason);
     }
     const record = checker.options().recordSession;
@@ -156,19 +172,22 @@ export class AgentDesktops implements SupervisedService {
         return decision;
       },
       credentials: (login) => this.#credentials(desktop, login),
-      audit: (event) => this.#emit(event),
-      record: record ? (header) => this.#recorder(desktop, header) : undefined,
+      audit: emit,
+      record: record ? (header) => this.#recorder(desktop, header, local && identity.cluster !== local ? identity.cluster : undefined) : undefined,
       logger: this.#log,
     }).finally(() => this.#streams.delete(dial.stream));
   }
 
-  #verify(header: string): UserIdentity {
+  async #verify(header: string): Promise<UserIdentity> {
     if (!this.#userCaPems) throw new TunnelRejectedError(503, `this agent has not loaded the user CAs from the auth server yet (${this.#caError ?? 'not read yet'}); try again in a few seconds`);
     if (!header || header.length > MAX_IDENTITY_HEADER) throw new TunnelRejectedError(401, 'the dial carries no user certificate; desktops are reached with a user certificate forwarded by the proxy');
+    const pem = Buffer.from(header, 'base64').toString('utf8');
     let identity: UserIdentity;
     try {
-      identity = verifyUserCertificate(Buffer.from(header, 'base64').toString('utf8'), this.#userCaPems);
+      identity = verifyUserCertificate(pem, this.#userCaPems);
     } catch (error) {
+      const remote = await this.#verifyRemote(pem);
+      if (remote) return remote;
       throw new TunnelRejectedError(401, error instanceof PosternError ? error.message : `the user certificate cannot be checked: ${String(error)}`);
     }
     const cluster = this.#o.identity.current.cluster;
@@ -176,6 +195,29 @@ export class AgentDesktops implements SupervisedService {
       throw new TunnelRejectedError(403, `the certificate was issued by cluster "${identity.cluster}", and this agent belongs to "${cluster}"`);
     }
     return identity;
+  }
+
+  /**
+   * A user of a root this cluster trusts: the certificate must chain to *that* root's
+   * user CA and name it; the roles become the leaf roles the role map gives (none: 403).
+   * Undefined when no trusted root issued it.
+   */
+  async #verifyRemote(pem: string): Promise<UserIdentity | undefined> {
+    const roots = await this.#roots.get().catch(() => undefined);
+    for (const root of roots?.values() ?? []) {
+      if (root.userCaTlsPems.length === 0) continue;
+      let identity: UserIdentity;
+      try {
+        identity = verifyUserCertificate(pem, root.userCaTlsPems);
+      } catch {
+        continue;
+      }
+      if (identity.cluster !== root.name) throw new TunnelRejectedError(403, `the certificate was signed by cluster "${root.name}"'s user CA but names cluster "${identity.cluster}"; refusing it`);
+      const mapped = await this.#roots.remoteRoles(root.name, identity.username, identity.roles);
+      if (!mapped.allowed) throw new TunnelRejectedError(403, mapped.reason);
+      return { ...identity, roles: mapped.roles };
+    }
+    return undefined;
   }
 
   async #checker(identity: UserIdentity): Promise<AccessChecker> {
@@ -200,11 +242,19 @@ export class AgentDesktops implements SupervisedService {
     return { username: entry.username ?? entry.login, password: password ?? '', ...(entry.domain ? { domain: entry.domain } : {}) };
   }
 
-  #recorder(desktop: DesktopConfig, header: ConstructorParameters<typeof DesktopRecorder>[1]): DesktopRecorder | undefined {
-    const dir = desktop.recordings_dir ?? path.join(this.#o.dataDir, 'recordings', 'desktop');
+  /** Uploads pending desktop recordings now and waits for the pass (tests, shutdown). */
+  async uploadRecordings(): Promise<void> {
+    await this.#recordings.uploadAll();
+  }
+
+  #recordingsDir(desktop: DesktopConfig): string {
+    return desktop.recordings_dir ?? path.join(this.#o.dataDir, 'recordings', 'desktop');
+  }
+
+  #recorder(desktop: DesktopConfig, header: ConstructorParameters<typeof DesktopRecorder>[1], userCluster: string | undefined): DesktopRecorder | undefined {
+    const dir = this.#recordingsDir(desktop);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      return new DesktopRecorder(path.join(dir, `${header.session_id}.pdr`), header);
+      return this.#recordings.start(dir, header, userCluster);
     } catch (error) {
       this.#log.error({ err: error, dir }, 'cannot record the desktop session');
       return undefined;

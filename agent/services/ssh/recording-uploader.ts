@@ -1,5 +1,6 @@
 /**
- * Uploads finished session recordings from the agent's recordings directory to auth
+ * Uploads finished session recordings (SSH, and desktop ones: `dataPath`) from an
+ * agent's recordings directory to auth
  * (`UploadRecording`, 1 MiB pieces, resuming from what auth says it holds), and
  * deletes the local files only once auth answers that the recording is complete.
  *
@@ -24,6 +25,8 @@ export interface RecordingUploaderOptions {
   active: () => ReadonlySet<string>;
   /** Retry period while recordings are pending. Default 30 s. */
   intervalMs?: number;
+  /** The data file of a recording beside its `<id>.json`. Default `<id>.cast` (SSH); desktops give `<id>.pdr`. */
+  dataPath?: (dir: string, sessionId: string) => string;
 }
 
 export class RecordingUploader {
@@ -94,7 +97,7 @@ export class RecordingUploader {
   async #uploadOne(id: string): Promise<void> {
     const { dir } = this.#options;
     let metadata = JSON.parse(await readFile(metadataPath(dir, id), 'utf8')) as RecordingMetadata;
-    const cast = castPath(dir, id);
+    const cast = (this.#options.dataPath ?? castPath)(dir, id);
     const info = await stat(cast).catch(() => undefined);
     if (!info) {
       this.#options.logger.error({ session_id: id }, 'a session recording lost its data file; dropping its metadata');

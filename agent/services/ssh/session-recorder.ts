@@ -18,9 +18,12 @@ import { StringDecoder } from 'node:string_decoder';
 export interface RecordingMetadata {
   session_id: string;
   user: string;
+  /** The trusted root that issued the user's certificate (a root user's session in this leaf). */
+  user_cluster?: string;
   login: string;
   node: string;
-  kind: 'shell' | 'exec';
+  /** shell, exec: SSH (asciicast); desktop: a desktop session (agent/services/desktop/desktop-recordings.ts). */
+  kind: 'shell' | 'exec' | 'desktop';
   command?: string;
   connection_id?: string;
   started: string;

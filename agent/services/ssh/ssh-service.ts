@@ -83,6 +83,8 @@ export interface SshRecordingRequest {
   sessionId: string;
   connectionId: string;
   user: string;
+  /** The cluster that issued the user's certificate (a trusted root's, for a root user). */
+  userCluster?: string;
   login: string;
   kind: 'shell' | 'exec';
   command?: string;
@@ -478,6 +480,7 @@ export class SshService {
         sessionId: session.sessionId,
         connectionId: state.id,
         user: auth.identity.username,
+        userCluster: auth.identity.cluster,
         login: state.login,
         kind: session.kind,
         ...(session.command !== undefined ? { command: session.command } : {}),

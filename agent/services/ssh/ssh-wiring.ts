@@ -174,6 +174,7 @@ export class AgentSsh implements SupervisedService {
           session_id: request.sessionId,
           connection_id: request.connectionId,
           user: request.user,
+          ...(_remoteCluster(request.userCluster, this.#options.identity.current.cluster)),
           login: request.login,
           node: this.#options.nodeName,
           kind: request.kind,
@@ -414,4 +415,9 @@ function _hasKey(keys: readonly Buffer[], blob: Buffer): boolean {
   let found = false;
   for (const key of keys) found = (key.length === blob.length && timingSafeEqual(key, blob)) || found;
   return found;
+}
+
+/** `user_cluster` for a trusted root's user (their recordings are listed for the root, not as this cluster's user of that name). */
+function _remoteCluster(userCluster: string | undefined, local: string | undefined): { user_cluster?: string } {
+  return userCluster && local && userCluster !== local ? { user_cluster: userCluster } : {};
 }

@@ -6,7 +6,7 @@
  */
 import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
 import type { ServiceHandlers } from '../../api/grpc-glue.ts';
-import { AccessDeniedError } from '../../../protocols/errors.ts';
+import { AccessDeniedError, BadInputError } from '../../../protocols/errors.ts';
 import { maxRecordingChunkBytes, type StoredRecording } from '../recordings/recording-store.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 
@@ -40,6 +40,14 @@ export function recordingsApi(deps: AuthDeps): Pick<Handlers, 'uploadRecording' 
 
     async listRecordings(request, ctx) {
       const identity = deps.authorizer.requireIdentity(ctx);
+      if (request.userCluster) {
+        // A leaf proxy for a root user whose certificate it checked: that user's sessions here only.
+        await deps.authorizer.requireSystemRole(ctx, 'list a trusted root user\'s recordings', ['proxy']);
+        if (!request.user) throw new BadInputError('list recordings: user_cluster needs user');
+        const limit = request.limit > 0 ? Math.min(request.limit, maxListLimit) : 1000;
+        const list = await deps.recordings.list({ user: request.user, userCluster: request.userCluster, limit });
+        return { recordingsJson: list.map((r) => JSON.stringify(r)) };
+      }
       const all = await seesAll(ctx, 'list');
       if (!all && identity.kind !== 'user') throw new AccessDeniedError('only users and admin hosts list session recordings');
       const own = identity.kind === 'user' ? identity.username : undefined;
@@ -48,15 +56,18 @@ export function recordingsApi(deps: AuthDeps): Pick<Handlers, 'uploadRecording' 
         throw new AccessDeniedError(`you may list only your own recordings; listing ${request.user}'s needs a role allowing list on ${recordingKind} (such as auditor)`);
       }
       const limit = request.limit > 0 ? Math.min(request.limit, maxListLimit) : 1000;
-      const list = await deps.recordings.list({ user, limit });
+      // A user's own are their sessions as this cluster's user (a root's user of the same name is someone else).
+      const list = await deps.recordings.list({ user, limit, ...(all ? {} : { userCluster: '' }) });
       return { recordingsJson: list.map((r) => JSON.stringify(r)) };
     },
 
     async getRecording(request, ctx) {
       const identity = deps.authorizer.requireIdentity(ctx);
       const record = await deps.recordings.get(request.sessionId);
-      const own = identity.kind === 'user' && identity.username === record.user;
-      if (!own && !(await seesAll(ctx, 'read'))) {
+      const own = identity.kind === 'user' && identity.username === record.user && !record.user_cluster;
+      // A root user's session here is read by a leaf proxy on their behalf (it checks the user and root).
+      const forRoot = identity.kind === 'host' && identity.systemRoles.includes('proxy') && record.user_cluster !== undefined;
+      if (!own && !forRoot && !(await seesAll(ctx, 'read'))) {
         await deps.audit.emit({
           type: 'access.denied',
           identity: identity.kind === 'user' ? { user: identity.username, roles: identity.roles, addr: ctx.peerAddr } : { host: identity.hostId, addr: ctx.peerAddr },
@@ -76,7 +87,7 @@ function uploadedEvent(record: StoredRecording) {
   return {
     type: 'session.recording',
     identity: { user: record.user },
-    resource: { kind: 'node' as const, name: record.node },
+    resource: { kind: record.kind === 'desktop' ? 'desktop' : 'node', name: record.node },
     outcome: 'success' as const,
     fields: { session_id: record.session_id, login: record.login, size: record.size, sha256: record.sha256, emitted_by: record.host_id },
   };

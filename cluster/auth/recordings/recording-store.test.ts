@@ -61,3 +61,14 @@ test('refuses bad input, naming the cause, and keeps nothing half-stored', withS
   await assert.rejects(store.get(id), /no recording of session/);
   await assert.rejects(store.read(id, 0, 10), /no recording of session/);
 }));
+
+test('a desktop recording (kind desktop) is kept as .pdr and read back whole', withStore(async (store, dir) => {
+  const bytes = Buffer.concat([Buffer.from('PSTDREC1', 'latin1'), Buffer.from([0, 0, 0, 5, 0, 0, 0, 3, 1, 0x7b, 0x7d])]);
+  const done = await store.upload('host-a', { sessionId: id, offset: 0, data: bytes, final: true, metadataJson: metadata({ kind: 'desktop', node: 'xrdp-1', width: 1024, height: 768 }) }, now);
+  assert.equal(done.complete, true);
+  assert.deepEqual(readdirSync(dir), [`${id}.pdr`]);
+  const stored = await store.get(id);
+  assert.equal(stored.kind, 'desktop');
+  assert.equal(stored.node, 'xrdp-1');
+  assert.deepEqual(await store.read(id, 0, stored.size), bytes);
+}));

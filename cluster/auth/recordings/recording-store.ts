@@ -1,6 +1,8 @@
 /**
- * Session recordings at auth: asciicast v2 files under `<data_dir>/recordings/`, their
- * metadata in the backend under `/recordings/<session id>`.
+ * Session recordings at auth: SSH sessions as asciicast v2 files (`<session id>.cast`)
+ * and desktop sessions as PSTDREC1 files (`<session id>.pdr`) under
+ * `<data_dir>/recordings/`, their metadata (`kind` says which) in the backend under
+ * `/recordings/<session id>`.
  *
  * An agent uploads a finished recording in pieces (`upload`); the pieces are appended
  * to a partial file named for the session and the uploading host, and the answer is
@@ -31,11 +33,14 @@ export const recordingMetadataSchema = z.strictObject({
   user: z.string().min(1).max(253),
   login: z.string().min(1).max(253),
   node: z.string().min(1).max(1024),
-  kind: z.enum(['shell', 'exec']),
+  /** shell and exec: SSH sessions (asciicast v2); desktop: a desktop session (PSTDREC1, protocols/rdp/desktop-recording.ts). */
+  kind: z.enum(['shell', 'exec', 'desktop']),
   command: z.string().max(8192).optional(),
   connection_id: z.string().max(64).optional(),
   started: z.iso.datetime(),
   ended: z.iso.datetime(),
+  /** The trusted root that issued the user's certificate, for a root user's session in this leaf. */
+  user_cluster: z.string().min(1).max(253).optional(),
   /** True when the agent stopped before the session ended (the recording stops there). */
   interrupted: z.boolean().optional(),
   width: z.number().int().min(1).max(10_000).optional(),
@@ -99,7 +104,7 @@ export class RecordingStore {
       const metadata = parseWith(recordingMetadataSchema, raw, `recording ${sessionId} metadata`);
       if (metadata.session_id !== sessionId) throw new BadInputError(`recording ${sessionId}: the metadata names session ${metadata.session_id}`);
       const sha256 = await hashFile(partial);
-      await rename(partial, this.#filePath(sessionId));
+      await rename(partial, this.#filePath(sessionId, metadata.kind));
       const stored: StoredRecording = { ...metadata, size: received, sha256, host_id: hostId, uploaded: now.toISOString() };
       try {
         await this.#backend.create({ key: prefix + sessionId, value: JSON.stringify(stored) });
@@ -119,12 +124,13 @@ export class RecordingStore {
     return JSON.parse(item.value) as StoredRecording;
   }
 
-  /** Recordings, newest first, optionally of one user. */
-  async list(filter: { user?: string; limit: number }): Promise<StoredRecording[]> {
+  /** Recordings, newest first, optionally of one user; `userCluster` a trusted root's users only, '' this cluster's only. */
+  async list(filter: { user?: string; userCluster?: string; limit: number }): Promise<StoredRecording[]> {
     const items = await this.#backend.range(prefix);
     return items
       .map((item) => JSON.parse(item.value) as StoredRecording)
       .filter((r) => filter.user === undefined || r.user === filter.user)
+      .filter((r) => filter.userCluster === undefined || (r.user_cluster ?? '') === filter.userCluster)
       .sort((a, b) => b.started.localeCompare(a.started))
       .slice(0, filter.limit);
   }
@@ -133,7 +139,7 @@ export class RecordingStore {
   async read(sessionId: string, offset: number, length: number): Promise<Buffer> {
     const record = await this.get(sessionId);
     if (offset < 0 || offset > record.size) throw new BadInputError(`offset ${offset} is outside recording ${sessionId} (${record.size} bytes)`);
-    const file = await open(this.#filePath(record.session_id), 'r');
+    const file = await open(this.#filePath(record.session_id, record.kind), 'r');
     try {
       const buffer = Buffer.alloc(Math.min(length, record.size - offset));
       const { bytesRead } = await file.read(buffer, 0, buffer.length, offset);
@@ -143,8 +149,8 @@ export class RecordingStore {
     }
   }
 
-  #filePath(sessionId: string): string {
-    return path.join(this.#dir, `${sessionId}.cast`);
+  #filePath(sessionId: string, kind: RecordingMetadata['kind']): string {
+    return path.join(this.#dir, `${sessionId}.${kind === 'desktop' ? 'pdr' : 'cast'}`);
   }
 
   #partialPath(sessionId: string, hostId: string): string {

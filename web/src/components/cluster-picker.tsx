@@ -1,7 +1,7 @@
 import { api } from '../api.ts';
 import { useAsync } from '../use-async.ts';
 
-/** The clusters the person may reach (the local one until trusted clusters land). */
+/** The clusters the person may reach: this one and the leaves their roles reach (GET /v1/webapi/clusters). */
 export function ClusterPicker(props: { current: string; onPick: (cluster: string) => void }) {
   const clusters = useAsync(() => api.clusters(), []);
   const names = clusters.value?.clusters.map((c) => c.name) ?? [props.current];

@@ -7,7 +7,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Link } from '../components/link.tsx';
-import { DesktopStreamDecoder, encodeControl, scancodes, type Control, type Rect } from '../desktop-stream.ts';
+import { DesktopStreamDecoder, drawRect, encodeControl, scancodes, type Control } from '../desktop-stream.ts';
 import { useLocation } from '../router.ts';
 
 type Status = { state: 'connecting' | 'open' | 'closed' | 'error'; message: string };
@@ -47,7 +47,7 @@ export function DesktopPage(props: { cluster: string; name: string }) {
       for (const frame of frames) {
         if (frame.kind === 'rect') {
           const rect = frame.rect;
-          drawing = drawing.then(() => _draw(context, rect));
+          drawing = drawing.then(() => drawRect(context, rect));
           continue;
         }
         const message = frame.message;
@@ -140,15 +140,4 @@ export function DesktopPage(props: { cluster: string; name: string }) {
       </div>
     </section>
   );
-}
-
-async function _draw(context: CanvasRenderingContext2D, rect: Rect): Promise<void> {
-  if (rect.encoding === 0) {
-    if (rect.data.length !== rect.width * rect.height * 4) return;
-    context.putImageData(new ImageData(new Uint8ClampedArray(rect.data.buffer, rect.data.byteOffset, rect.data.length), rect.width, rect.height), rect.x, rect.y);
-  } else if (rect.encoding === 1) {
-    const bitmap = await createImageBitmap(new Blob([rect.data], { type: 'image/png' }));
-    context.drawImage(bitmap, rect.x, rect.y);
-    bitmap.close();
-  }
 }
