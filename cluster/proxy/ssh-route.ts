@@ -52,7 +52,7 @@ export type SshRefusal =
   | 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed'
   | 'ssh-unknown-cluster' | 'ssh-cluster-offline' | 'ssh-cluster-denied';
 
-const refusalOf: Record<ServiceDialFailure, SshRefusal> = {
+export const sshRefusalOf: Record<ServiceDialFailure, SshRefusal> = {
   'unknown-host': 'ssh-unknown-node',
   'ambiguous-host': 'ssh-ambiguous-node',
   'host-offline': 'ssh-node-offline',
@@ -112,7 +112,7 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     try {
       stream = await options.dialer.dial({ cluster, host: request.node, service: sshService, identity: Buffer.from(pem).toString('base64'), headers: clientAddressHeader(socket.remoteAddress) });
     } catch (error) {
-      if (error instanceof ServiceDialError) throw new SshRouteRefusal(refusalOf[error.reason], error.message);
+      if (error instanceof ServiceDialError) throw new SshRouteRefusal(sshRefusalOf[error.reason], error.message);
       throw error;
     }
     socket.write('ok\n');
@@ -164,8 +164,8 @@ function _parseRequest(line: string): SshRouteRequest {
 }
 
 /**
- * The jump server and the web terminal still resolve and dial in this cluster only
- * (they do not go through the cluster-aware dialer yet).
+ * The web terminal still resolves and dials in this cluster only (it does not go
+ * through the cluster-aware dialer yet); everything else uses ServiceDialer.
  */
 /** The host id `target` names: a connected host id, else a unique node name among online hosts. */
 export async function resolveSshNode(target: string, options: { registry: TunnelRegistry; findNodes?: (target: string) => Promise<KnownHost[]>; logger: Logger }): Promise<string> {

@@ -140,15 +140,17 @@ export class RootTunnels implements ProxyExtension {
       throw new TunnelRejectedError(403, reason, { service: dial.service });
     }
     if (dial.service.startsWith(LIST_PREFIX)) return this.#list(dial, dial.service.slice(LIST_PREFIX.length));
-    const host = dial.headers[HEADER_HOST];
-    if (!host) throw new TunnelRejectedError(400, 'the stream names no host (postern-host)', { service: dial.service });
+    // No host: a served resource (db:, app:, kube_cluster:, desktop:); this proxy picks the host serving it.
+    const host = dial.headers[HEADER_HOST] || undefined;
     const { [HEADER_HOST]: _host, ...headers } = dial.headers;
     let upstream;
     try {
       upstream = await ctx.dialer.dial({ host, service: dial.service, identity: dial.identity, headers });
     } catch (error) {
-      const status = error instanceof ServiceDialError && error.reason !== 'dial-failed' ? 404 : 502;
-      throw new TunnelRejectedError(status, `${ctx.clusterName()}: ${(error as Error).message}`, { service: dial.service });
+      const cause = (error as { cause?: unknown }).cause;
+      // The agent's own refusal (403 from the role map) keeps its status for the root's routes.
+      const status = cause instanceof TunnelRejectedError ? cause.status : error instanceof ServiceDialError && error.reason !== 'dial-failed' ? 404 : 502;
+      throw new TunnelRejectedError(status, `${ctx.clusterName()}: ${cause instanceof TunnelRejectedError ? cause.reason : (error as Error).message}`, { service: dial.service });
     }
     ctx.logger.info({ root: rootName, user: identity.username, host, service: dial.service }, 'root user routed to a leaf service');
     void pipeBidirectional(dial.stream, upstream);

@@ -168,8 +168,9 @@ export class LeafTunnels implements ProxyExtension, RemoteClusters {
   }
 
   async dial(request: ServiceDialRequest & { cluster: string }): Promise<Duplex> {
-    await this.#authorize(request.cluster, request.identity, `${request.service} on ${request.host}`);
-    const headers = { ...request.headers, [HEADER_HOST]: request.host };
+    await this.#authorize(request.cluster, request.identity, request.host ? `${request.service} on ${request.host}` : request.service);
+    // Without a host the leaf proxy picks one serving the resource.
+    const headers = request.host ? { ...request.headers, [HEADER_HOST]: request.host } : { ...request.headers };
     return this.#onTunnel(request.cluster, (tunnel) => tunnel.dial(request.service, request.identity, { headers, timeoutMs: request.timeoutMs }));
   }
 
