@@ -82,7 +82,8 @@ describe('trusted clusters: databases, apps and Kubernetes in a leaf, through th
         server.listen(0, '127.0.0.1', () => resolve(server));
       }),
     ]);
-    await pg!.sql('create user alice; create database app owner alice');
+    await pg!.sql('create user alice');
+    await pg!.sql('create database app owner alice');
     const token = (JSON.parse((await pair.leaf.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
     agent = await startDaemon('leaf-services', (dir, diag) => [
       `data_dir: ${dir}`, `diag_addr: ${diag}`, 'agent:', '  node_name: leaf-services', `  proxy_addr: ${pair.leaf.proxy}`, `  token: ${token}`, `  ca_pin: ${pair.leaf.pin}`,

@@ -13,7 +13,15 @@ import type { DatabaseConfig } from '../../../cluster/common/config.ts';
 import type { DbClusterAccess } from './db-cluster-access.ts';
 
 /** Access to this database was refused; the message is for the client. */
-export class DbAccessRefusal extends Error {}
+export class DbAccessRefusal extends Error {
+  /** Who was refused, when known before their identity was accepted (audited). */
+  readonly who: { user?: string; roles?: string[] } | undefined;
+
+  constructor(message: string, who?: { user?: string; roles?: string[] }) {
+    super(message);
+    this.who = who;
+  }
+}
 
 export interface DbAuthorizeContext {
   db: DatabaseConfig;
@@ -28,7 +36,7 @@ export interface DbAuthorizeContext {
  */
 export async function checkDatabaseIdentity(identityHeader: string, context: DbAuthorizeContext): Promise<{ identity: UserIdentity; caller: Caller }> {
   const identified = await context.access.identify(identityHeader);
-  if ('refused' in identified) throw new DbAccessRefusal(identified.refused);
+  if ('refused' in identified) throw new DbAccessRefusal(identified.refused, identified.who);
   const { caller } = identified;
   if (!caller.certificate) throw new DbAccessRefusal('databases are reached with a user certificate; run psh db login');
   return { identity: { ...caller.certificate, roles: caller.roles }, caller };

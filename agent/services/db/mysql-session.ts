@@ -132,19 +132,25 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
   stream.on('error', () => {});
   let identity: UserIdentity | undefined;
   let caller: Caller | undefined;
+  let refusedWho: { user?: string; roles?: string[] } | undefined;
   let response: HandshakeResponse | undefined;
   let upstream: net.Socket | tls.TLSSocket | undefined;
   // The sequence number an answer to the client carries: 0 instead of a greeting, then one past the client's last packet.
   let answerSequence = dial.headers['postern-db-mysql-greeted'] === '1' ? 3 : 0;
   const audit = (event: Omit<DbAuditEvent, 'identity' | 'resource'>): void => context.access.audit({
     ...event,
-    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : {},
+    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : refusedWho ?? {},
     resource: { kind: 'db', name: context.db.name },
     fields: { protocol: 'mysql', db_user: response?.user.slice(0, 253), db_name: response?.database?.slice(0, 253), ...event.fields },
   }, caller);
   const client = new _PacketReader(stream);
   try {
-    ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
+    try {
+      ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
+    } catch (error) {
+      if (error instanceof DbAccessRefusal) refusedWho = error.who;
+      throw error;
+    }
     const [host, port] = _splitHostPort(context.db.uri);
     const raw = net.connect({ host, port: Number(port), noDelay: true });
     raw.on('error', () => {});
