@@ -12,8 +12,9 @@
  * root proxy ── stream: service, postern-host, postern-identity (root user cert) ──> leaf proxy
  *   -> the identity must chain to the root's user CA and name the root
  *   -> `list:KIND`: the leaf's resources of that kind, as JSON
- *   -> otherwise dialer.dial({host, service, identity}) in this cluster; the agent decides
- *      (role map, roles, logins) and audits
+ *   -> otherwise dialer.dial({host, service, identity}) in this cluster (no postern-host:
+ *      a served resource, db:/app:/kube_cluster:/desktop:, whose host this proxy picks);
+ *      the agent decides (role map, roles, logins) and audits
  * ```
  *
  * Disabling the trusted_cluster removes the root's CAs from the leaf's trust: the mesh

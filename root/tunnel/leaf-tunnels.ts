@@ -10,7 +10,8 @@
  * root user ─> route ─> dialer.dial({cluster: leaf, host, service, identity})
  *   -> cluster_labels of the user's roles vs the leaf's labels (deny: audited here)
  *   -> one stream on the leaf's newest tunnel: postern-service = service,
- *      postern-host = host, postern-identity = the user's certificate
+ *      postern-host = host (none for a served resource: the leaf picks),
+ *      postern-identity = the user's certificate
  * ```
  *
  * What the root knows of its leaves (their host CAs, records and labels) is re-read
