@@ -100,13 +100,13 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   for (const [name, handler] of Object.entries(options.services ?? {})) services.register(name, handler);
   const { inventory, commandLabels } = await _inventory(agent, record, { nodeName, services, options });
   const auth = new AuthConnector(proxyAddr, identity);
+  // One access module for every protocol service (identities, trust, roles, audit); SSH checks its own SSH certificates.
+  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   let ssh: AgentSsh | undefined;
   if (agent.ssh.enabled && !services.names().includes('ssh')) {
-    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, recordingsDir: path.join(config.data_dir, 'recordings') });
+    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, access, recordingsDir: path.join(config.data_dir, 'recordings') });
     services.register('ssh', ssh.serviceHandler);
   }
-  // One access module for every protocol service but SSH (identities, trust, roles, audit).
-  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   let desktops: AgentDesktops | undefined;
   if (agent.desktops.length > 0) {
     desktops = new AgentDesktops({ identity, auth: () => auth.client(), access, desktops: agent.desktops, dataDir: config.data_dir, logger: log });

@@ -108,6 +108,11 @@ export class ClusterAccess {
     return this.#options.now?.() ?? new Date();
   }
 
+  /** The trusted roots this module maps through (the SSH service checks SSH certificates against their keys). */
+  get roots(): TrustedRoots {
+    return this.#roots;
+  }
+
   /** Who the dial's identity header speaks for; see the file comment. */
   async identify(identityHeader: string, headers: Record<string, string | undefined> = {}): Promise<Identified> {
     if (!identityHeader || identityHeader.length > maxIdentityHeader) return { refused: 'the dial carries no user certificate (or an oversized one); the proxy forwards the caller\'s certificate', status: 401 };
