@@ -65,7 +65,14 @@ export interface Caller {
 }
 
 /** A caller, or why there is none (status fit for a tunnel refusal). */
-export type Identified = { caller: Caller } | { refused: string; status: number; /** Who asked, when known (audited). */ who?: AccessAuditEvent['identity'] };
+export type Identified = { caller: Caller } | {
+  refused: string;
+  status: number;
+  /** Who asked, when known (audited). */
+  who?: AccessAuditEvent['identity'];
+  /** The trusted root the refused user belongs to (their refusal is forwarded to it). */
+  about?: Pick<Caller, 'remote' | 'cluster'>;
+};
 
 export interface ClusterAccessOptions {
   auth: () => AuthClient;
@@ -121,7 +128,7 @@ export class ClusterAccess {
     const identified = text.startsWith('-----BEGIN CERTIFICATE-----') ? await this.#fromCertificate(text, addr) : this.#fromRouted(identityHeader);
     if ('refused' in identified) return identified;
     const { caller } = identified;
-    if (new Date(caller.expires) <= this.#now()) return { refused: `the credentials of ${caller.username} expired at ${caller.expires}; log in again (psh login)`, status: 403, who: this.auditIdentity(caller) };
+    if (new Date(caller.expires) <= this.#now()) return { refused: `the credentials of ${caller.username} expired at ${caller.expires}; log in again (psh login)`, status: 403, who: this.auditIdentity(caller), about: caller };
     return identified;
   }
 
@@ -155,12 +162,13 @@ export class ClusterAccess {
     }
     if (!identity) return { refused: `the user certificate is not valid here: ${why}`, status: 401 };
     const who = { user: identity.username, roles: identity.roles.slice(0, 256), ...(addr ? { addr } : {}) };
+    const about = identity.cluster === local ? undefined : { remote: true, cluster: identity.cluster };
     if (identity.cluster !== signer) return { refused: `the certificate claims cluster "${identity.cluster}" but was signed by the user CA of "${signer}"; refusing it`, status: 403, who };
     // The signer is the claimed cluster's CA, so the claim holds.
     const base = { username: identity.username, traits: identity.traits, expires: identity.expires.toISOString(), cluster: identity.cluster, via: 'certificate' as const, addr, certificate: identity };
     if (identity.cluster === local) return { caller: { ...base, roles: identity.roles, remote: false } };
     const mapped = await this.#roots.remoteRoles(identity.cluster, identity.username, identity.roles);
-    if (!mapped.allowed) return { refused: mapped.reason, status: 403, who };
+    if (!mapped.allowed) return { refused: mapped.reason, status: 403, who, about };
     return { caller: { ...base, roles: mapped.roles, remote: true } };
   }
 
@@ -221,7 +229,7 @@ export class ClusterAccess {
   }
 
   /** Queues an audit event (about `caller`, when given); sent in batches in the background. */
-  audit(event: AccessAuditEvent, caller?: Caller): void {
+  audit(event: AccessAuditEvent, caller?: Pick<Caller, 'remote' | 'cluster'>): void {
     const about = caller?.remote ? { ...event, fields: { ...event.fields, user_cluster: caller.cluster } } : event;
     const max = this.#options.auditBufferSize ?? 10_000;
     if (this.#queue.length >= max) {

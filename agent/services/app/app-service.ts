@@ -82,7 +82,7 @@ export class AgentApps implements SupervisedService {
       this.#denied++;
       // A refusal without a trusted identity is still a decision: audited without a user.
       // A malformed identity is the proxy's bug, not a decision about anyone: logged by the tunnel, not audited.
-      if (identified.status !== 400) access.audit({ type: 'access.denied', identity: identified.who ?? {}, resource: { kind: 'app', name: app.name }, outcome: 'deny', reason: identified.refused, fields: { app_uri: app.uri, node: this.#options.nodeName } });
+      if (identified.status !== 400) access.audit({ type: 'access.denied', identity: identified.who ?? {}, resource: { kind: 'app', name: app.name }, outcome: 'deny', reason: identified.refused, fields: { app_uri: app.uri, node: this.#options.nodeName } }, identified.about);
       throw new TunnelRejectedError(identified.status, identified.refused, { service: dial.service });
     }
     const identity = identified.caller;

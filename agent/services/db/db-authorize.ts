@@ -16,10 +16,13 @@ import type { DbClusterAccess } from './db-cluster-access.ts';
 export class DbAccessRefusal extends Error {
   /** Who was refused, when known before their identity was accepted (audited). */
   readonly who: { user?: string; roles?: string[] } | undefined;
+  /** The trusted root the refused user belongs to. */
+  readonly about: Pick<Caller, 'remote' | 'cluster'> | undefined;
 
-  constructor(message: string, who?: { user?: string; roles?: string[] }) {
+  constructor(message: string, who?: { user?: string; roles?: string[] }, about?: Pick<Caller, 'remote' | 'cluster'>) {
     super(message);
     this.who = who;
+    this.about = about;
   }
 }
 
@@ -36,7 +39,7 @@ export interface DbAuthorizeContext {
  */
 export async function checkDatabaseIdentity(identityHeader: string, context: DbAuthorizeContext): Promise<{ identity: UserIdentity; caller: Caller }> {
   const identified = await context.access.identify(identityHeader);
-  if ('refused' in identified) throw new DbAccessRefusal(identified.refused, identified.who);
+  if ('refused' in identified) throw new DbAccessRefusal(identified.refused, identified.who, identified.about);
   const { caller } = identified;
   if (!caller.certificate) throw new DbAccessRefusal('databases are reached with a user certificate; run psh db login');
   return { identity: { ...caller.certificate, roles: caller.roles }, caller };

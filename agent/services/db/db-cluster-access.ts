@@ -57,7 +57,7 @@ export class DbClusterAccess {
   }
 
   /** Queues an audit event (batched by the shared module). */
-  audit(event: DbAuditEvent, caller?: Caller): void {
+  audit(event: DbAuditEvent, caller?: Pick<Caller, 'remote' | 'cluster'>): void {
     this.#options.shared.audit(event, caller);
   }
 

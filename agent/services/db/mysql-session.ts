@@ -131,7 +131,7 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
   const { stream } = dial;
   stream.on('error', () => {});
   let identity: UserIdentity | undefined;
-  let caller: Caller | undefined;
+  let caller: Pick<Caller, 'remote' | 'cluster'> | undefined;
   let refusedWho: { user?: string; roles?: string[] } | undefined;
   let response: HandshakeResponse | undefined;
   let upstream: net.Socket | tls.TLSSocket | undefined;
@@ -148,7 +148,10 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
     try {
       ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
     } catch (error) {
-      if (error instanceof DbAccessRefusal) refusedWho = error.who;
+      if (error instanceof DbAccessRefusal) {
+        refusedWho = error.who;
+        caller = error.about;
+      }
       throw error;
     }
     const [host, port] = _splitHostPort(context.db.uri);

@@ -59,7 +59,7 @@ export async function servePostgresDial(dial: IncomingDial, context: PostgresSes
   if (dial.headers['postern-db-op'] === 'cancel') return _cancel(dial, context);
   const log = context.logger;
   let identity: UserIdentity | undefined;
-  let caller: Caller | undefined;
+  let caller: Pick<Caller, 'remote' | 'cluster'> | undefined;
   let refusedWho: { user?: string; roles?: string[] } | undefined;
   let parameters: Record<string, string> | undefined;
   const audit = (event: Omit<DbAuditEvent, 'identity' | 'resource'>): void => context.access.audit({
@@ -72,7 +72,10 @@ export async function servePostgresDial(dial: IncomingDial, context: PostgresSes
     try {
       ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
     } catch (error) {
-      if (error instanceof DbAccessRefusal) refusedWho = error.who;
+      if (error instanceof DbAccessRefusal) {
+        refusedWho = error.who;
+        caller = error.about;
+      }
       throw error;
     }
     const startup = await readStartupPacket(stream, 10_000);

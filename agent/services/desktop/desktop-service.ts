@@ -96,7 +96,7 @@ export class AgentDesktops implements SupervisedService {
     if ('refused' in identified) {
       // A refusal without a trusted identity is still a decision: audited (without a user when none is known).
       if (identified.status !== 503) {
-        this.#emit({ type: 'access.denied', outcome: 'deny', user: { username: identified.who?.user ?? '', roles: identified.who?.roles ?? [] }, desktop: desktop.name, sessionId: '', reason: identified.refused });
+        this.#emit({ type: 'access.denied', outcome: 'deny', user: { username: identified.who?.user ?? '', roles: identified.who?.roles ?? [] }, desktop: desktop.name, sessionId: '', reason: identified.refused }, identified.about);
       }
       throw new TunnelRejectedError(identified.status, identified.refused);
     }
@@ -175,7 +175,7 @@ export class AgentDesktops implements SupervisedService {
     return this.#engine;
   }
 
-  #emit(event: DesktopSessionEvent, caller?: Caller): void {
+  #emit(event: DesktopSessionEvent, caller?: Pick<Caller, 'remote' | 'cluster'>): void {
     this.#access.audit({
       type: event.type,
       identity: event.user.username ? { user: event.user.username.slice(0, 253), roles: event.user.roles.slice(0, 256).map((r) => r.slice(0, 253)) } : {},

@@ -88,7 +88,7 @@ export class AgentKube implements SupervisedService {
     if ('refused' in identified) {
       this.#denied++;
       // A malformed identity is the proxy's bug, not a decision about anyone: logged by the tunnel, not audited.
-      if (identified.status !== 400) access.audit({ type: 'access.denied', identity: identified.who ?? {}, resource: { kind: 'kube_cluster', name }, outcome: 'deny', reason: identified.refused, fields: { node: this.#options.nodeName } });
+      if (identified.status !== 400) access.audit({ type: 'access.denied', identity: identified.who ?? {}, resource: { kind: 'kube_cluster', name }, outcome: 'deny', reason: identified.refused, fields: { node: this.#options.nodeName } }, identified.about);
       throw new TunnelRejectedError(identified.status, identified.refused, { service: dial.service });
     }
     const identity = identified.caller;
