@@ -130,6 +130,8 @@ export class ServiceDialer {
     let rows: ServedRow[];
     try {
       rows = (await this.#servedRows(served.kind)).filter((row) => row.metadata.name === served.name);
+      // A resource announced since the listing was cached: ask auth again once.
+      if (rows.length === 0 && this.#served.delete(served.kind)) rows = (await this.#servedRows(served.kind)).filter((row) => row.metadata.name === served.name);
     } catch (error) {
       throw new ServiceDialError('dial-failed', `cannot ask the auth service where ${served.noun} "${served.name}" is served: ${(error as Error).message}`, { cause: error });
     }
