@@ -100,22 +100,23 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   for (const [name, handler] of Object.entries(options.services ?? {})) services.register(name, handler);
   const { inventory, commandLabels } = await _inventory(agent, record, { nodeName, services, options });
   const auth = new AuthConnector(proxyAddr, identity);
+  // One access module for every protocol service (identities, trust, roles, audit); SSH checks its own SSH certificates.
+  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   let ssh: AgentSsh | undefined;
   if (agent.ssh.enabled && !services.names().includes('ssh')) {
-    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, recordingsDir: path.join(config.data_dir, 'recordings') });
+    ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, access, recordingsDir: path.join(config.data_dir, 'recordings') });
     services.register('ssh', ssh.serviceHandler);
   }
   let desktops: AgentDesktops | undefined;
   if (agent.desktops.length > 0) {
-    desktops = new AgentDesktops({ identity, auth: () => auth.client(), desktops: agent.desktops, dataDir: config.data_dir, logger: log });
+    desktops = new AgentDesktops({ identity, auth: () => auth.client(), access, desktops: agent.desktops, dataDir: config.data_dir, logger: log });
     desktops.register(services);
   }
-  const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
   const kube = agent.kube.clusters.length > 0 ? new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) }) : undefined;
   let db: DbService | undefined;
   if (agent.db.databases.length > 0 || agent.db.resources.length > 0) {
-    db = new DbService({ databases: agent.db.databases, resourceSelectors: agent.db.resources.map((r) => r.labels), resourcePollMs: parseDuration(agent.db.poll_interval), auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log });
+    db = new DbService({ databases: agent.db.databases, resourceSelectors: agent.db.resources.map((r) => r.labels), resourcePollMs: parseDuration(agent.db.poll_interval), auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log, access });
     db.register(services);
   }
   const tunnels = new TunnelPool({

@@ -14,12 +14,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { UsageError, stringOption, type Invocation } from '../command.ts';
 import { formatLabels, outputFormat, printData, renderTable } from '../output.ts';
-import { connectAuth, type AuthConnection } from '../../cluster/api/auth-client.ts';
 import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
 import { callWebApi, parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
-import { loadProfile, profileDir, profileFiles, type Profile } from './profile.ts';
+import { loadProfile, profileDir, type Profile } from './profile.ts';
 import { clusterCaFile } from './proxy-ssh.ts';
+import { issueRouted, listServed, routedCluster } from './routed-resources.ts';
 
 interface AppRow {
   metadata: { name: string; labels: Record<string, string>; description?: string };
@@ -31,15 +31,6 @@ interface AppRow {
 export function appFiles(proxy: string, app: string): { key: string; cert: string; ca: string } {
   const dir = profileDir(proxy);
   return { key: path.join(dir, `app-${app}.key`), cert: path.join(dir, `app-${app}.crt`), ca: path.join(dir, clusterCaFile) };
-}
-
-async function _connect(profile: Profile): Promise<AuthConnection> {
-  const dir = profileDir(profile.proxy);
-  const [key, cert, ca] = await Promise.all([profileFiles.tlsKey, profileFiles.tlsCert, clusterCaFile].map((file) =>
-    readFile(path.join(dir, file), 'utf8').catch(() => {
-      throw new PosternError('PST_NOT_LOGGED_IN', `the profile for ${profile.proxy} has no ${file}; run psh login --proxy ${profile.proxy}`);
-    })));
-  return connectAuth(profile.proxy, { key_pem: key!, cert_pem: cert!, ca_pems: [ca!] });
 }
 
 async function _appDomain(profile: Profile): Promise<string | undefined> {
@@ -54,13 +45,7 @@ function _url(name: string, domain: string | undefined, proxy: string): string {
 
 export async function appsLs(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
-  const connection = await _connect(profile);
-  let rows: AppRow[];
-  try {
-    rows = JSON.parse((await connection.client.getResources({ kind: 'app', name: '' }, { deadlineMs: 10_000 })).resourcesJson) as AppRow[];
-  } finally {
-    connection.close();
-  }
+  const rows = await listServed<AppRow>(profile, 'app', routedCluster(invocation, profile));
   const domain = rows.length > 0 ? await _appDomain(profile) : undefined;
   const view = rows.map((r) => ({
     name: r.metadata.name,
@@ -80,16 +65,9 @@ export async function appsLogin(invocation: Invocation): Promise<number> {
   const name = _oneName(invocation);
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const connection = await _connect(profile);
-  let pem: string;
-  let expires: string;
-  try {
-    const issued = await connection.client.generateRouteCerts({ tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string, appName: name }, { deadlineMs: 10_000 });
-    pem = issued.tlsCertificatePem;
-    expires = issued.expires;
-  } finally {
-    connection.close();
-  }
+  const issued = await issueRouted(profile, { tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string, appName: name, cluster: stringOption(invocation, 'cluster') });
+  const pem = issued.tlsCertificatePem;
+  const expires = issued.expires;
   const files = appFiles(profile.proxy, name);
   await writeFileAtomic(files.key, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
   await writeFileAtomic(files.cert, pem, 0o600);

@@ -14,12 +14,12 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError, stringOption, type Invocation } from '../command.ts';
 import { formatLabels, outputFormat, printData, renderTable } from '../output.ts';
-import { connectAuth, type AuthConnection } from '../../cluster/api/auth-client.ts';
 import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
 import { parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
-import { loadProfile, profileDir, profileFiles, type Profile } from './profile.ts';
+import { loadProfile, profileDir, type Profile } from './profile.ts';
 import { clusterCaFile } from './proxy-ssh.ts';
+import { issueRouted, listServed, routedCluster } from './routed-resources.ts';
 import { dbDir, loadDbLogin, type DbLogin } from './db-login-files.ts';
 
 export { dbDir, loadDbLogin, type DbLogin };
@@ -31,28 +31,10 @@ export interface DbView {
   status: { host_id: string; node_name: string; online: boolean };
 }
 
-async function _withUserAuth<T>(profile: Profile, body: (connection: AuthConnection) => Promise<T>): Promise<T> {
-  const dir = profileDir(profile.proxy);
-  const [key, cert, ca] = await Promise.all([profileFiles.tlsKey, profileFiles.tlsCert, clusterCaFile].map((file) =>
-    readFile(path.join(dir, file), 'utf8').catch(() => {
-      throw new PosternError('PST_NOT_LOGGED_IN', `the profile for ${profile.proxy} has no ${file}; run psh login --proxy ${profile.proxy}`);
-    })));
-  const connection = connectAuth(profile.proxy, { key_pem: key!, cert_pem: cert!, ca_pems: [ca!] });
-  try {
-    return await body(connection);
-  } finally {
-    connection.close();
-  }
-}
-
-async function _listDatabases(profile: Profile, name = ''): Promise<DbView[]> {
-  return _withUserAuth(profile, async ({ client }) => JSON.parse((await client.getResources({ kind: 'db', name }, { deadlineMs: 10_000 })).resourcesJson) as DbView[]);
-}
-
 export async function dbLs(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const logins = new Set((await readdir(dbDir(profile)).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)));
-  const rows = (await _listDatabases(profile)).map((d) => ({
+  const rows = (await listServed<DbView>(profile, 'db', routedCluster(invocation, profile))).map((d) => ({
     name: d.metadata.name,
     protocol: d.spec.protocol ?? '',
     description: d.metadata.description ?? '',
@@ -78,16 +60,19 @@ export async function dbLogin(invocation: Invocation): Promise<number> {
   if (!dbUser) throw new UsageError('--db-user is required: the database user to log in as (your roles\' db_users must allow it)');
   const dbName = stringOption(invocation, 'db-name');
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
-  const listed = (await _listDatabases(profile, name)).filter((d) => d.metadata.name === name);
-  if (listed.length === 0) throw new PosternError('PST_NOT_FOUND', `no database named "${name}" that you may see; list them with psh db ls`);
+  const leaf = stringOption(invocation, 'cluster');
+  const cluster = leaf || profile.route || undefined;
+  const listed = (await listServed<DbView>(profile, 'db', cluster, name)).filter((d) => d.metadata.name === name);
+  if (listed.length === 0) throw new PosternError('PST_NOT_FOUND', `no database named "${name}" that you may see${cluster ? ` in cluster ${cluster}` : ''}; list them with psh db ls${cluster ? ` --cluster ${cluster}` : ''}`);
   const protocol = listed[0]!.spec.protocol ?? 'postgres';
   const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const issued = await _withUserAuth(profile, ({ client }) => client.reissueUserCertificate({
+  const issued = await issueRouted(profile, {
     tlsPublicKey: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    cluster: leaf,
     dbService: name,
     dbUser,
-    dbName: dbName ?? '',
-  }, { deadlineMs: 10_000 }));
+    dbName,
+  });
   const dir = dbDir(profile);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(path.join(dir, `${name}.key`), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);

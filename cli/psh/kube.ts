@@ -15,11 +15,11 @@ import path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { UsageError, stringOption, type Invocation } from '../command.ts';
 import { formatLabels, outputFormat, printData, renderTable } from '../output.ts';
-import { connectAuth } from '../../cluster/api/auth-client.ts';
 import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
 import { PosternError } from '../../protocols/errors.ts';
-import { loadProfile, profileDir, profileFiles, type Profile } from './profile.ts';
+import { loadProfile, profileDir, type Profile } from './profile.ts';
 import { clusterCaFile } from './proxy-ssh.ts';
+import { issueRouted, listServed, routedCluster } from './routed-resources.ts';
 
 /** The SNI the proxy routes kubectl by (cluster/proxy/kube-web.ts). */
 const kubeServerName = 'kube.postern';
@@ -39,40 +39,19 @@ interface Kubeconfig {
   [key: string]: unknown;
 }
 
-async function _client(profile: Profile) {
-  const dir = profileDir(profile.proxy);
-  const [key, cert, ca] = await Promise.all([profileFiles.tlsKey, profileFiles.tlsCert, clusterCaFile].map((file) =>
-    readFile(path.join(dir, file), 'utf8').catch(() => {
-      throw new PosternError('PST_NOT_LOGGED_IN', `the profile for ${profile.proxy} has no ${file}; run psh login --proxy ${profile.proxy}`);
-    })));
-  return connectAuth(profile.proxy, { key_pem: key!, cert_pem: cert!, ca_pems: [ca!] });
-}
-
 export async function kubeLs(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
-  const connection = await _client(profile);
-  let rows: KubeRow[];
-  try {
-    rows = JSON.parse((await connection.client.getResources({ kind: 'kube_cluster', name: '' }, { deadlineMs: 10_000 })).resourcesJson) as KubeRow[];
-  } finally {
-    connection.close();
-  }
+  const rows = await listServed<KubeRow>(profile, 'kube_cluster', routedCluster(invocation, profile));
   const view = rows.map((r) => ({ name: r.metadata.name, labels: r.metadata.labels, node: r.status.node_name, online: r.status.online }));
   printData(outputFormat(invocation.options.format), view, (list) =>
     renderTable(['NAME', 'LABELS', 'STATUS'], list.map((k) => [k.name, formatLabels(k.labels), k.online ? 'online' : 'offline']), 'no Kubernetes clusters you can reach; ask an admin for a role with kubernetes_labels'));
   return 0;
 }
 
-/** Issues (GenerateRouteCerts) and stores the route certificate for one cluster. */
-async function _issue(profile: Profile, name: string): Promise<{ keyFile: string; certFile: string; keyPem: string; certPem: string; expires: string }> {
+/** Issues (IssueRoutedCertificate, to the leaf `cluster` or the profile's route) and stores the route certificate for one Kubernetes cluster. */
+async function _issue(profile: Profile, name: string, cluster: string | undefined): Promise<{ keyFile: string; certFile: string; keyPem: string; certPem: string; expires: string }> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const connection = await _client(profile);
-  let issued;
-  try {
-    issued = await connection.client.generateRouteCerts({ tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string, kubeCluster: name }, { deadlineMs: 10_000 });
-  } finally {
-    connection.close();
-  }
+  const issued = await issueRouted(profile, { tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string, kubeCluster: name, cluster });
   const dir = profileDir(profile.proxy);
   const keyFile = path.join(dir, `kube-${name}.key`);
   const certFile = path.join(dir, `kube-${name}.crt`);
@@ -86,7 +65,8 @@ export async function kubeLogin(invocation: Invocation): Promise<number> {
   const name = _cluster(invocation);
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const dir = profileDir(profile.proxy);
-  const issued = await _issue(profile, name);
+  const leaf = stringOption(invocation, 'cluster');
+  const issued = await _issue(profile, name, leaf);
   const { keyFile, certFile } = issued;
   const file = stringOption(invocation, 'kubeconfig') ?? process.env.KUBECONFIG?.split(path.delimiter)[0] ?? path.join(os.homedir(), '.kube', 'config');
   const context = `postern-${name}`;
@@ -94,7 +74,7 @@ export async function kubeLogin(invocation: Invocation): Promise<number> {
   const upsert = <T extends { name: string }>(list: T[] | undefined, item: T): T[] => [...(list ?? []).filter((i) => i.name !== item.name), item];
   config.clusters = upsert(config.clusters, { name: context, cluster: { server: `https://${profile.proxy}`, 'certificate-authority': path.join(dir, clusterCaFile), 'tls-server-name': kubeServerName } });
   const user = invocation.options.exec === true
-    ? { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [..._selfArgs(), 'psh', 'kube', 'credentials', name, '--proxy', profile.proxy], interactiveMode: 'Never', ...(process.env.POSTERN_HOME ? { env: [{ name: 'POSTERN_HOME', value: process.env.POSTERN_HOME }] } : {}) } }
+    ? { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [..._selfArgs(), 'psh', 'kube', 'credentials', name, '--proxy', profile.proxy, ...(leaf ? ['--cluster', leaf] : [])], interactiveMode: 'Never', ...(process.env.POSTERN_HOME ? { env: [{ name: 'POSTERN_HOME', value: process.env.POSTERN_HOME }] } : {}) } }
     : { 'client-certificate': certFile, 'client-key': keyFile };
   config.users = upsert(config.users, { name: context, user });
   config.contexts = upsert(config.contexts, { name: context, context: { cluster: context, user: context } });
@@ -122,7 +102,7 @@ export async function kubeCredentials(invocation: Invocation): Promise<number> {
   } catch {
     // none stored yet, or unreadable: issue a new one
   }
-  const credential = stored ?? (await _issue(profile, name));
+  const credential = stored ?? (await _issue(profile, name, stringOption(invocation, 'cluster')));
   process.stdout.write(JSON.stringify({
     apiVersion: 'client.authentication.k8s.io/v1',
     kind: 'ExecCredential',

@@ -38,6 +38,7 @@ import { certsApi } from './api/certs-api.ts';
 import { routesApi } from './api/routes-api.ts';
 import { appSessionsApi } from './api/app-sessions-api.ts';
 import { dbCertsApi } from './api/db-certs-api.ts';
+import { issueRoutedCertificate } from './api/routed-certs-api.ts';
 import { presenceApi } from './api/presence-api.ts';
 import { webSessionsApi } from './api/web-sessions-api.ts';
 import { PresenceStore } from './presence/presence-store.ts';
@@ -264,6 +265,7 @@ function handlers(deps: AuthDeps): AuthHandlers {
     ...routesApi(deps),
     ...appSessionsApi(deps),
     ...dbCertsApi(deps),
+    issueRoutedCertificate: (request, ctx) => issueRoutedCertificate(deps, request, ctx),
     ...presenceApi(deps),
     ...recordingsApi(deps),
     ...webSessionsApi(deps),

@@ -8,12 +8,12 @@
 import type { TLSSocket } from 'node:tls';
 import { pipeBidirectional } from '../../protocols/tunnel/index.ts';
 import type { Logger } from '../common/logger.ts';
-import type { ResourceDialer } from './resource-dialer.ts';
-import { peerUser, routedHeader } from './user-certificate.ts';
+import type { ServiceDialer } from './service-dialer.ts';
+import { certificateDial, peerUser } from './user-certificate.ts';
 
 export interface AppTcpRouteOptions {
   userCaPems: () => readonly string[];
-  dial: ResourceDialer;
+  dialer: Pick<ServiceDialer, 'dial'>;
   logger: Logger;
   onRefused?: (reason: string) => void;
   audit?: (event: { remoteAddr: string; user?: string; roles?: string[]; app?: string; reason: string }) => void;
@@ -38,10 +38,10 @@ export async function acceptAppTcpRoute(socket: TLSSocket, options: AppTcpRouteO
   if (!app) return refuse('app-no-route', 'the certificate is not routed to an app; run psh apps login NAME', who);
   let stream;
   try {
-    ({ stream } = await options.dial('app', app, routedHeader(identity, 'certificate', remoteAddr)));
+    stream = await options.dialer.dial({ ...certificateDial(identity, peer.pem, remoteAddr), service: `app:${app}` });
   } catch (error) {
     return refuse('app-dial-failed', (error as Error).message, who);
   }
-  options.logger.info({ remoteAddr, user: identity.username, app }, 'tcp app connection routed');
+  options.logger.info({ remoteAddr, user: identity.username, app, cluster: identity.routeToCluster }, 'tcp app connection routed');
   await pipeBidirectional(socket, stream);
 }

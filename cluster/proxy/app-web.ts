@@ -17,8 +17,9 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
-import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
-import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
+import { ServiceDialError } from './errors.ts';
+import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './service-dialer.ts';
+import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
 
@@ -29,6 +30,8 @@ const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'trans
 export interface AppCaller {
   identity: Pick<UserIdentity, 'username' | 'roles' | 'traits' | 'cluster' | 'expires'>;
   via: 'certificate' | 'app-session';
+  /** The client certificate (PEM) and the cluster it routes to, when via is certificate. */
+  certificate?: { pem: string; routeToCluster: string };
 }
 
 /** Resolves the app session cookie of a request (app-sessions.ts); undefined when none is valid. */
@@ -38,7 +41,7 @@ export interface AppWebOptions {
   /** The domain apps live under; undefined turns app routing off. */
   appDomain: () => string | undefined;
   userCaPems: () => readonly string[];
-  dial: ResourceDialer;
+  dialer: Pick<ServiceDialer, 'dial'>;
   sessions?: SessionLookup;
   /** Paths under the app host the session layer answers itself (`/.postern/...`); true when handled. */
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
@@ -126,7 +129,7 @@ export class AppWeb {
       if (peer.identity.expires <= new Date()) return { status: 401, why: 'the client certificate has expired; run psh login and psh apps login again' };
       const routed = peer.identity.routeToApp?.name;
       if (routed !== app) return { status: 403, why: routed ? `this certificate is for app "${routed}", not "${app}"; run psh apps login ${app}` : `this certificate is not routed to an app; run psh apps login ${app}` };
-      return { identity: peer.identity, via: 'certificate' };
+      return { identity: peer.identity, via: 'certificate', certificate: { pem: peer.pem, routeToCluster: peer.identity.routeToCluster } };
     }
     return this.#options.sessions?.(req, app);
   }
@@ -140,7 +143,7 @@ export class AppWeb {
     if (caller === undefined) return this.#unauthenticated(req, res, app);
     if ('status' in caller) return this.#refuse(res, caller.status, caller.why, 'app-bad-credentials');
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
-    const header = routedHeader(caller.identity, caller.via, addr);
+    const dial = dialOfCaller(caller, addr);
     this.#options.logger.debug({ app, user: caller.identity.username, via: caller.via, method: req.method }, 'app request');
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
@@ -152,7 +155,7 @@ export class AppWeb {
     if (cookie === undefined) delete headers.cookie;
     else headers.cookie = cookie;
     headers.host = req.headers.host ?? (req.headers[':authority'] as string);
-    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(app, header) });
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(app, dial) });
     upstream.on('response', (answer) => {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
@@ -164,8 +167,8 @@ export class AppWeb {
     });
     upstream.on('error', (error) => {
       if (res.headersSent) return void res.destroy();
-      const status = error instanceof ResourceDialError ? error.status : 502;
-      this.#refuse(res, status, error instanceof ResourceDialError ? error.message : `the app connection failed: ${error.message}`, status === 403 ? 'app-denied' : 'app-dial-failed');
+      const status = dialStatus(error);
+      this.#refuse(res, status, error instanceof ServiceDialError ? error.message : `the app connection failed: ${error.message}`, status === 403 ? 'app-denied' : 'app-dial-failed');
     });
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
@@ -191,9 +194,9 @@ export class AppWeb {
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
     let stream: Duplex;
     try {
-      ({ stream } = await this.#options.dial('app', where.app, routedHeader(caller.identity, caller.via, addr)));
+      stream = await this.#options.dialer.dial({ ...dialOfCaller(caller, addr), service: `app:${where.app}` });
     } catch (error) {
-      return fail(error instanceof ResourceDialError ? error.status : 502, (error as Error).message);
+      return fail(dialStatus(error), (error as Error).message);
     }
     pipeUpgrade(req, socket, head, stream);
   }
@@ -215,15 +218,13 @@ export class AppWeb {
     res.end(`${why}\n`);
   }
 
-  #agent(app: string, header: string): TunnelAgent {
-    const key = `${app}\0${header}`;
+  #agent(app: string, dial: _CallerDial): TunnelAgent {
+    // One keep-alive pool per identity and client address: the agent audits both.
+    const key = `${app}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`;
     let entry = this.#agents.get(key);
     if (!entry) {
       entry = {
-        agent: new TunnelAgent(() => this.#options.dial('app', app, header).then((r) => {
-          this.#options.logger.debug({ app, host: r.row.status.host_id }, 'app stream dialed');
-          return r.stream;
-        })),
+        agent: new TunnelAgent(() => this.#options.dialer.dial({ ...dial, service: `app:${app}` })),
         used: Date.now(),
       };
       this.#agents.set(key, entry);
@@ -241,4 +242,12 @@ export class AppWeb {
       }
     }
   }
+}
+
+type _CallerDial = Omit<ServiceDialRequest, 'service'>;
+
+/** How a caller is dialled: a certificate holder to its route-to-cluster with the certificate; an app session here, vouched for. */
+export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {
+  if (caller.certificate) return certificateDial(caller.certificate, caller.certificate.pem, addr);
+  return { identity: routedHeader(caller.identity, caller.via, addr) };
 }

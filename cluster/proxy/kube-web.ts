@@ -11,9 +11,10 @@ import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
-import { ResourceDialError, type ResourceDialer } from './resource-dialer.ts';
+import { ServiceDialError } from './errors.ts';
+import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './service-dialer.ts';
 import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
-import { peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
+import { certificateDial, peerUser, type PeerUser } from './user-certificate.ts';
 
 /** The SNI name kubeconfigs written by psh use for the proxy. */
 export const kubeServerName = 'kube.postern';
@@ -21,7 +22,7 @@ const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'trans
 
 export interface KubeWebOptions {
   userCaPems: () => readonly string[];
-  dial: ResourceDialer;
+  dialer: Pick<ServiceDialer, 'dial'>;
   logger: Logger;
   onRefused?: (reason: string) => void;
 }
@@ -61,7 +62,7 @@ export class KubeWeb {
     this.#http2.close();
   }
 
-  #caller(req: IncomingMessage): { cluster: string; header: string; user: string } | { status: number; why: string } {
+  #caller(req: IncomingMessage): { kubeCluster: string; dial: _CallerDial; user: string } | { status: number; why: string } {
     const key = 'stream' in req ? (req as unknown as { stream: { session: object } }).stream.session : req.socket;
     let peer = this.#peers.get(key);
     if (!peer) {
@@ -71,10 +72,10 @@ export class KubeWeb {
     if (peer.kind === 'none') return { status: 401, why: 'no client certificate; run psh kube login CLUSTER and use the postern context' };
     if (peer.kind === 'bad') return { status: 401, why: `the client certificate was refused: ${peer.why}` };
     if (peer.identity.expires <= new Date()) return { status: 401, why: 'the client certificate has expired; run psh login and psh kube login again' };
-    const cluster = peer.identity.routeToKubeCluster;
-    if (!cluster) return { status: 403, why: 'this certificate is not routed to a Kubernetes cluster; run psh kube login CLUSTER' };
+    const kubeCluster = peer.identity.routeToKubeCluster;
+    if (!kubeCluster) return { status: 403, why: 'this certificate is not routed to a Kubernetes cluster; run psh kube login CLUSTER' };
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
-    return { cluster, user: peer.identity.username, header: routedHeader(peer.identity, 'certificate', addr) };
+    return { kubeCluster, user: peer.identity.username, dial: certificateDial(peer.identity, peer.pem, addr) };
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -86,7 +87,7 @@ export class KubeWeb {
       headers[name] = value;
     }
     headers.host = kubeServerName;
-    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(caller.cluster, caller.header) });
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(caller.kubeCluster, caller.dial) });
     upstream.on('response', (answer) => {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
@@ -97,7 +98,7 @@ export class KubeWeb {
     });
     upstream.on('error', (error) => {
       if (res.headersSent) return void res.destroy();
-      this.#refuse(res, error instanceof ResourceDialError ? error.status : 502, error instanceof ResourceDialError ? error.message : `the Kubernetes connection failed: ${error.message}`);
+      this.#refuse(res, dialStatus(error), error instanceof ServiceDialError ? error.message : `the Kubernetes connection failed: ${error.message}`);
     });
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
@@ -119,9 +120,9 @@ export class KubeWeb {
     if ('status' in caller) return fail(caller.status, caller.why);
     let stream: Duplex;
     try {
-      ({ stream } = await this.#options.dial('kube_cluster', caller.cluster, caller.header));
+      stream = await this.#options.dialer.dial({ ...caller.dial, service: `kube_cluster:${caller.kubeCluster}` });
     } catch (error) {
-      return fail(error instanceof ResourceDialError ? error.status : 502, (error as Error).message);
+      return fail(dialStatus(error), (error as Error).message);
     }
     pipeUpgrade(req, socket, head, stream);
   }
@@ -133,11 +134,12 @@ export class KubeWeb {
     res.end(JSON.stringify(_status(status, why)));
   }
 
-  #agent(cluster: string, header: string): TunnelAgent {
-    const key = `${cluster}\0${header}`;
+  #agent(kubeCluster: string, dial: _CallerDial): TunnelAgent {
+    // One keep-alive pool per certificate and client address: the agent audits both.
+    const key = `${kubeCluster}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`;
     let entry = this.#agents.get(key);
     if (!entry) {
-      entry = { agent: new TunnelAgent(() => this.#options.dial('kube_cluster', cluster, header).then((r) => r.stream)), used: Date.now() };
+      entry = { agent: new TunnelAgent(() => this.#options.dialer.dial({ ...dial, service: `kube_cluster:${kubeCluster}` })), used: Date.now() };
       this.#agents.set(key, entry);
     }
     entry.used = Date.now();
@@ -160,3 +162,5 @@ function _status(code: number, message: string): Record<string, unknown> {
   const reason = code === 401 ? 'Unauthorized' : code === 403 ? 'Forbidden' : code === 404 ? 'NotFound' : 'ServiceUnavailable';
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `postern: ${message}`, reason, code };
 }
+
+type _CallerDial = Omit<ServiceDialRequest, 'service'>;

@@ -27,7 +27,7 @@ export async function acceptMysqlRoute(socket: TLSSocket, options: MysqlRouteOpt
     const pem = new X509Certificate(socket.getPeerCertificate().raw).toString();
     let dialed;
     try {
-      dialed = await options.dial({ service: `db:${route.service}`, identity: Buffer.from(pem).toString('base64'), headers: { 'postern-db-op': 'connect', ...options.headers } });
+      dialed = await options.dial({ cluster: identity.routeToCluster, service: `db:${route.service}`, identity: Buffer.from(pem).toString('base64'), headers: { 'postern-db-op': 'connect', ...options.headers } });
     } catch (error) {
       throw new DbRouteRefusal('db-dial-failed', dbDialMessage(route.service, error));
     }

@@ -29,9 +29,11 @@ import { encodeErrorResponse } from '../../protocols/postgres/messages.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import type { Logger } from '../common/logger.ts';
+import { ServiceDialError } from './errors.ts';
+import type { DialedService, ServiceDialRequest } from './service-dialer.ts';
 
-/** Dials the agent serving `db:SERVICE` (or, for a cancel, that same host). Swappable for a cluster-aware dialer. */
-export type DatabaseDialer = (request: { service: string; identity: string; headers: Record<string, string>; hostId?: string }) => Promise<{ stream: Duplex; hostId: string }>;
+/** Dials the agent serving `db:SERVICE` in the certificate's route-to-cluster (for a cancel, the same host): ServiceDialer.open. */
+export type DatabaseDialer = (request: ServiceDialRequest) => Promise<DialedService>;
 
 export type DbRefusal = 'db-no-certificate' | 'db-bad-certificate' | 'db-no-route' | 'db-bad-packet' | 'db-unknown' | 'db-dial-failed';
 
@@ -44,8 +46,17 @@ export interface DbRouteAuditEvent {
 }
 
 /** Cancel keys handed to clients, by process id. */
+/** A session's cancel key and where it runs (hostId absent in a leaf: the leaf proxy picks). */
+interface _CancelEntry {
+  secretKey: number;
+  service: string;
+  cluster: string;
+  hostId?: string;
+  identity: string;
+}
+
 export class PostgresCancelKeys {
-  readonly #keys = new Map<number, { secretKey: number; service: string; hostId: string; identity: string }>();
+  readonly #keys = new Map<number, _CancelEntry>();
 
   /** A fresh key for a session (process ids are unique among the open ones). */
   issue(): { processId: number; secretKey: number } {
@@ -55,7 +66,7 @@ export class PostgresCancelKeys {
     }
   }
 
-  set(processId: number, entry: { secretKey: number; service: string; hostId: string; identity: string }): void {
+  set(processId: number, entry: _CancelEntry): void {
     this.#keys.set(processId, entry);
   }
 
@@ -64,7 +75,7 @@ export class PostgresCancelKeys {
   }
 
   /** The session a CancelRequest names, when its secret matches (constant time). */
-  find(processId: number, secretKey: number): { service: string; hostId: string; identity: string; secretKey: number } | undefined {
+  find(processId: number, secretKey: number): _CancelEntry | undefined {
     const entry = this.#keys.get(processId);
     const given = Buffer.alloc(4);
     given.writeInt32BE(secretKey);
@@ -121,16 +132,17 @@ export async function acceptPostgresRoute(socket: TLSSocket, options: PostgresRo
     const identityHeader = Buffer.from(pem).toString('base64');
     const key = options.cancelKeys.issue();
     const service = `db:${route.service}`;
-    let dialed: { stream: Duplex; hostId: string };
+    const cluster = identity.routeToCluster;
+    let dialed: DialedService;
     try {
-      dialed = await options.dial({ service, identity: identityHeader, headers: { 'postern-db-op': 'connect', 'postern-db-cancel': `${key.processId}:${key.secretKey}` } });
+      dialed = await options.dial({ cluster, service, identity: identityHeader, headers: { 'postern-db-op': 'connect', 'postern-db-cancel': `${key.processId}:${key.secretKey}` } });
     } catch (error) {
       throw error instanceof DbRouteRefusal ? error : new DbRouteRefusal('db-dial-failed', dbDialMessage(route.service, error));
     }
-    options.cancelKeys.set(key.processId, { secretKey: key.secretKey, service, hostId: dialed.hostId, identity: identityHeader });
+    options.cancelKeys.set(key.processId, { secretKey: key.secretKey, service, cluster, hostId: dialed.hostId, identity: identityHeader });
     dialed.stream.write(packet.packet);
     options.onConnected?.(socket);
-    options.logger.info({ remoteAddr, user: identity.username, database: route.service, hostId: dialed.hostId }, 'postgres connection routed to a database');
+    options.logger.info({ remoteAddr, user: identity.username, database: route.service, cluster, hostId: dialed.hostId }, 'postgres connection routed to a database');
     const result = await pipeBidirectional(socket, dialed.stream);
     options.cancelKeys.delete(key.processId);
     options.logger.debug({ remoteAddr, user: identity.username, bytesIn: result.bytesAToB, bytesOut: result.bytesBToA, error: result.error?.message }, 'postgres connection closed');
@@ -151,7 +163,7 @@ export async function acceptPostgresCancel(socket: Duplex, request: { processId:
     return;
   }
   try {
-    const { stream } = await options.dial({ service: entry.service, identity: entry.identity, headers: { 'postern-db-op': 'cancel', 'postern-db-cancel': `${request.processId}:${request.secretKey}` }, hostId: entry.hostId });
+    const { stream } = await options.dial({ cluster: entry.cluster, host: entry.hostId, service: entry.service, identity: entry.identity, headers: { 'postern-db-op': 'cancel', 'postern-db-cancel': `${request.processId}:${request.secretKey}` } });
     stream.on('error', () => {});
     stream.resume();
     stream.end();
@@ -175,6 +187,10 @@ export function checkDbCertificate(socket: TLSSocket, options: Pick<PostgresRout
 }
 
 export function dbDialMessage(service: string, error: unknown): string {
+  if (error instanceof ServiceDialError) {
+    if (error.cause instanceof TunnelRejectedError || error.cause instanceof TunnelDialTimeoutError) return dbDialMessage(service, error.cause);
+    return error.message;
+  }
   if (error instanceof TunnelRejectedError) return `the agent serving database "${service}" refused the connection: ${error.message}`;
   if (error instanceof TunnelDialTimeoutError) return `the agent serving database "${service}" did not answer in time`;
   if (error instanceof PosternError && error.code === 'PST_NOT_FOUND') return error.message;

@@ -4,8 +4,8 @@
  *
  * ```
  * ssh -J  --SSH (proxy host certificate; user certificate)--> proxy (this file)
- *   direct-tcpip "node:port"  --> resolve the node like ssh-route.ts
- *                             --> registry.dial(hostId, 'ssh') --> agent's SSH service
+ *   direct-tcpip "node:port"  --> dialer.dial({host: node, service: 'ssh'}) in this cluster
+ *                             --> agent's SSH service
  *   the client then runs its own SSH session to the node inside that channel
  * ```
  *
@@ -30,8 +30,9 @@ import { verifyCertificate, verifyCertificateUserSignature } from '../../protoco
 import { pipeBidirectional } from '../../protocols/tunnel/index.ts';
 import { sshUserIdentityFromCertificate, type SshUserIdentity } from '../api/ssh-identity.ts';
 import type { Logger } from '../common/logger.ts';
-import { clientAddressHeader, resolveSshNode, sshDialMessage, sshService, SshRouteRefusal, type KnownNode, type SshRouteAuditEvent } from './ssh-route.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
+import { clientAddressHeader, sshRefusalOf, sshService, SshRouteRefusal, type SshRouteAuditEvent } from './ssh-route.ts';
+import type { ServiceDialer } from './service-dialer.ts';
+import { ServiceDialError } from './errors.ts';
 
 const CERT_SUFFIX = '-cert-v01@openssh.com';
 const MAX_AUTH_ATTEMPTS = 6;
@@ -46,8 +47,8 @@ export interface SshJumpOptions {
   userCaKeys: () => readonly string[];
   /** This cluster's name: certificates must route to it. */
   clusterName: () => string;
-  registry: TunnelRegistry;
-  findNodes?: (target: string) => Promise<KnownNode[]>;
+  /** The jump stays in this cluster (an SSH certificate names no route); the dialer resolves the node. */
+  dialer: Pick<ServiceDialer, 'dial'>;
   logger: Logger;
   onRefused?: (reason: string) => void;
   audit?: (event: SshRouteAuditEvent) => void;
@@ -184,14 +185,9 @@ export class SshJumpServer {
     const node = info.destIP;
     let stream: Duplex;
     try {
-      const hostId = await resolveSshNode(node, { registry: this.#options.registry, findNodes: this.#options.findNodes, logger: this.#options.logger });
-      try {
-        stream = await this.#options.registry.dial(hostId, sshService, Buffer.from(state.identity?.username ?? '').toString('base64'), { headers: clientAddressHeader(state.remoteAddress) });
-      } catch (error) {
-        throw new SshRouteRefusal('ssh-dial-failed', sshDialMessage(node, hostId, error));
-      }
+      stream = await this.#options.dialer.dial({ host: node, service: sshService, identity: Buffer.from(state.identity?.username ?? '').toString('base64'), headers: clientAddressHeader(state.remoteAddress) });
     } catch (error) {
-      const refusal = error instanceof SshRouteRefusal ? error : new SshRouteRefusal('ssh-dial-failed', String(error));
+      const refusal = error instanceof ServiceDialError ? new SshRouteRefusal(sshRefusalOf[error.reason], error.message) : new SshRouteRefusal('ssh-dial-failed', String(error));
       this.#refuse(state, refusal.reason, refusal.message, true, node);
       (reject as (code: number, description: string) => void)(refusal.reason === 'ssh-dial-failed' ? OPEN_CONNECT_FAILED : OPEN_PROHIBITED, refusal.message);
       return;

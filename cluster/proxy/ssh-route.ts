@@ -21,10 +21,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
-import { pipeBidirectional, TunnelDialTimeoutError, TunnelRejectedError } from '../../protocols/tunnel/index.ts';
+import { pipeBidirectional } from '../../protocols/tunnel/index.ts';
 import { HEADER_CLIENT_ADDRESS } from '../../protocols/tunnel/headers.ts';
-import type { TunnelRegistry } from './tunnel-registry.ts';
-import type { KnownHost } from './service-dialer.ts';
 import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { UserIdentity } from '../auth/pki/identity.ts';
 import type { Logger } from '../common/logger.ts';
@@ -52,7 +50,7 @@ export type SshRefusal =
   | 'ssh-no-certificate' | 'ssh-bad-certificate' | 'ssh-bad-request' | 'ssh-unknown-node' | 'ssh-ambiguous-node' | 'ssh-node-offline' | 'ssh-dial-failed'
   | 'ssh-unknown-cluster' | 'ssh-cluster-offline' | 'ssh-cluster-denied';
 
-const refusalOf: Record<ServiceDialFailure, SshRefusal> = {
+export const sshRefusalOf: Record<ServiceDialFailure, SshRefusal> = {
   'unknown-host': 'ssh-unknown-node',
   'ambiguous-host': 'ssh-ambiguous-node',
   'host-offline': 'ssh-node-offline',
@@ -112,7 +110,7 @@ export async function acceptSshRoute(socket: TLSSocket, options: SshRouteOptions
     try {
       stream = await options.dialer.dial({ cluster, host: request.node, service: sshService, identity: Buffer.from(pem).toString('base64'), headers: clientAddressHeader(socket.remoteAddress) });
     } catch (error) {
-      if (error instanceof ServiceDialError) throw new SshRouteRefusal(refusalOf[error.reason], error.message);
+      if (error instanceof ServiceDialError) throw new SshRouteRefusal(sshRefusalOf[error.reason], error.message);
       throw error;
     }
     socket.write('ok\n');
@@ -161,45 +159,6 @@ function _parseRequest(line: string): SshRouteRequest {
   if (request.login !== undefined && (typeof request.login !== 'string' || request.login.length > 253)) throw new SshRouteRefusal('ssh-bad-request', 'login must be a short string');
   if (request.cluster !== undefined && (typeof request.cluster !== 'string' || request.cluster.length > 253)) throw new SshRouteRefusal('ssh-bad-request', 'cluster must be a cluster name');
   return { node: request.node, port: request.port, login: request.login, cluster: request.cluster };
-}
-
-/**
- * The jump server and the web terminal still resolve and dial in this cluster only
- * (they do not go through the cluster-aware dialer yet).
- */
-/** The host id `target` names: a connected host id, else a unique node name among online hosts. */
-export async function resolveSshNode(target: string, options: { registry: TunnelRegistry; findNodes?: (target: string) => Promise<KnownHost[]>; logger: Logger }): Promise<string> {
-  if (options.registry.has(target)) return target;
-  let known: KnownHost[] | undefined;
-  try {
-    known = await options.findNodes?.(target);
-  } catch (error) {
-    options.logger.warn({ err: error, node: target }, 'cannot ask the auth service for nodes; resolving among this proxy\'s tunnels only');
-  }
-  const candidates = new Map<string, { name: string; online: boolean }>();
-  for (const node of known ?? []) {
-    if (node.host_id === target || node.node_name === target) candidates.set(node.host_id, { name: node.node_name, online: node.online || options.registry.has(node.host_id) });
-  }
-  for (const info of options.registry.list()) {
-    if (info.nodeName === target) candidates.set(info.hostId, { name: info.nodeName, online: true });
-  }
-  if (candidates.size === 0) throw new SshRouteRefusal('ssh-unknown-node', `no node is named "${target}" or has that host id; list nodes with psh ls`);
-  const online = [...candidates].filter(([, c]) => c.online);
-  if (online.length === 1) return online[0]![0];
-  if (online.length > 1) {
-    throw new SshRouteRefusal('ssh-ambiguous-node', `${online.length} online nodes are named "${target}" (host ids ${online.map(([id]) => id).join(', ')}); connect by host id`);
-  }
-  const ids = [...candidates.keys()];
-  throw new SshRouteRefusal('ssh-node-offline', `node "${target}" (host id ${ids.join(', ')}) is offline; its agent is not connected`);
-}
-
-export function sshDialMessage(target: string, hostId: string, error: unknown): string {
-  if (error instanceof TunnelRejectedError) return `node "${target}" (${hostId}) refused the SSH connection: ${error.message}`;
-  if (error instanceof TunnelDialTimeoutError) return `node "${target}" (${hostId}) did not answer in time`;
-  if (error instanceof PosternError && error.code === 'PST_TUNNEL_NOT_FOUND') {
-    return `node "${target}" (${hostId}) is online but has no tunnel to this proxy; connect through the proxy it is attached to`;
-  }
-  return `cannot reach node "${target}" (${hostId}): ${error instanceof Error ? error.message : String(error)}`;
 }
 
 /** `{ postern-client-address: ip }`, or nothing when the address is unknown. */

@@ -48,14 +48,11 @@ import { AppWeb } from './app-web.ts';
 import { KubeWeb } from './kube-web.ts';
 import { AppSessions } from './app-sessions.ts';
 import { acceptAppTcpRoute } from './app-tcp-route.ts';
-import { resourceDialer, ServedCatalog } from './resource-dialer.ts';
 import { readStartupPacket } from '../../protocols/postgres/startup.ts';
 import { acceptMysqlRoute, type MysqlRouteOptions } from './mysql-route.ts';
 import { startMysqlListener } from './mysql-listener.ts';
 import { acceptPostgresCancel, acceptPostgresRoute, PostgresCancelKeys, type DatabaseDialer, type DbRouteAuditEvent } from './postgres-route.ts';
-import { TunnelNotFoundError } from './errors.ts';
-import { NotFoundError } from '../../protocols/errors.ts';
-import { ServiceDialer } from './service-dialer.ts';
+import { ServiceDialer, type ServiceDialRequest } from './service-dialer.ts';
 import { ServiceDialError } from './errors.ts';
 import { X509Certificate } from 'node:crypto';
 import { AccessDeniedError, AuthenticationError, BadInputError } from '../../protocols/errors.ts';
@@ -168,18 +165,17 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
     ? await startMysqlListener(options.mysqlListenAddr, { ...postgres.mysqlOptions, tls: () => credentials.routerTls() })
     : undefined;
   let publicAddr = options.publicAddr ?? '';
-  const dial = resourceDialer(new ServedCatalog(() => parts.auth.current.client), parts.registry);
   const appDomain = (): string | undefined => options.appDomain ?? _dnsHost(publicAddr);
   // One login budget per address for psh logins, web sign-ins and app sign-ins alike.
   const limits = _limiters(options.rateLimits);
   const sessions = new AppSessions({ auth: () => parts.auth.current.client, userCaPems: () => credentials.userCaPems(), limiter: limits.login, logger: logger.child({ part: 'apps' }) });
   const apps = new AppWeb({
-    appDomain, userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
+    appDomain, userCaPems: () => credentials.userCaPems(), dialer, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
     sessions: sessions.lookup, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
   });
-  const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
+  const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dialer, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
   parts.handlers.setTls(ALPN.kube, kube.accept);
-  parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dial, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
+  parts.handlers.setTls(ALPN.tcp, (socket) => acceptAppTcpRoute(socket, { userCaPems: () => credentials.userCaPems(), dialer, logger: logger.child({ part: 'tcp-apps' }), onRefused: (reason) => metrics.reject(reason) }));
   const sync = new ClusterSync({
     auth: () => parts.auth.current.client, credentials, publicAddr: () => publicAddr, renew: options.renewIdentity, logger, intervalMs: options.syncIntervalMs,
     connectedClusters: () => extensions.flatMap((e) => e.connectedClusters?.() ?? []),
@@ -302,14 +298,6 @@ function _sshAudit(parts: _Parts, via: 'proxy' | 'jump'): (event: SshRouteAuditE
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send an ssh refusal audit event to the auth service'));
 }
 
-/** Nodes the auth service knows by that host id or name. */
-function _findNodes(parts: _Parts): (target: string) => Promise<KnownNode[]> {
-  return async (target) => {
-    const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'node', name: target }, { deadlineMs: 3_000 });
-    return JSON.parse(resourcesJson) as KnownNode[];
-  };
-}
-
 /** Plain SSH on the public port: the jump server for `ssh -J` (ssh-jump.ts). */
 function _sshJump(parts: _Parts): SshJumpServer {
   const { logger, metrics, credentials, registry } = parts;
@@ -320,8 +308,7 @@ function _sshJump(parts: _Parts): SshJumpServer {
     },
     userCaKeys: () => credentials.userSshCaKeys(),
     clusterName: () => credentials.identity.cluster,
-    registry,
-    findNodes: _findNodes(parts),
+    dialer: parts.dialer,
     logger: logger.child({ part: 'ssh-jump' }),
     onRefused: (reason) => metrics.reject(reason),
     audit: _sshAudit(parts, 'jump'),
@@ -344,45 +331,6 @@ function _sshRoute(parts: _Parts): (socket: TLSSocket) => Promise<void> {
   });
 }
 
-/** One served resource as auth lists it (getResources kind db). */
-interface _ServedRow {
-  metadata: { name: string };
-  status: { host_id: string; online: boolean };
-}
-
-/**
- * The hosts serving `db:NAME`, from auth (cached a few seconds), and the dial to one
- * with a tunnel here. Kept in this one function so a cluster-aware dialer (trusted
- * clusters) can replace it.
- */
-function _databaseDialer(parts: _Parts): DatabaseDialer {
-  const cache = new Map<string, { at: number; hosts: string[] }>();
-  const hostsServing = async (name: string): Promise<string[]> => {
-    const cached = cache.get(name);
-    if (cached && Date.now() - cached.at < 5_000) return cached.hosts;
-    const { resourcesJson } = await parts.auth.current.client.getResources({ kind: 'db', name }, { deadlineMs: 3_000 });
-    const hosts = (JSON.parse(resourcesJson) as _ServedRow[]).filter((row) => row.metadata.name === name && row.status.online).map((row) => row.status.host_id);
-    cache.set(name, { at: Date.now(), hosts });
-    return hosts;
-  };
-  return async ({ service, identity, headers, hostId }) => {
-    const name = service.slice(service.indexOf(':') + 1);
-    const candidates = hostId ? [hostId] : (await hostsServing(name)).filter((id) => parts.registry.has(id));
-    if (candidates.length === 0) {
-      cache.delete(name);
-      throw new NotFoundError(`no agent connected to this proxy serves database "${name}"; list databases with psh db ls`);
-    }
-    // Several agents may serve one database (high availability): spread sessions over them.
-    const chosen = candidates[Math.floor(Math.random() * candidates.length)]!;
-    try {
-      return { stream: await parts.registry.dial(chosen, service, identity, { headers }), hostId: chosen };
-    } catch (error) {
-      if (error instanceof TunnelNotFoundError) cache.delete(name);
-      throw error;
-    }
-  };
-}
-
 /** Routes PostgreSQL clients (single port after SSLRequest, and ALPN postern-postgres) to database agents. */
 function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise<void>; acceptCancel: (socket: Socket) => Promise<void>; acceptMysql: (socket: TLSSocket) => Promise<void>; mysqlOptions: MysqlRouteOptions } {
   const { logger, metrics, credentials } = parts;
@@ -400,7 +348,7 @@ function _postgresRoute(parts: _Parts): { accept: (socket: TLSSocket) => Promise
     }, { deadlineMs: 5_000 }).catch((error: unknown) => logger.warn({ err: error }, 'cannot send a database refusal audit event to the auth service'));
   const options = {
     userCaPems: () => credentials.userCaPems(),
-    dial: _databaseDialer(parts),
+    dial: (request: ServiceDialRequest) => parts.dialer.open(request),
     cancelKeys: new PostgresCancelKeys(),
     logger: logger.child({ part: 'postgres' }),
     onRefused: (reason: string) => metrics.reject(reason),

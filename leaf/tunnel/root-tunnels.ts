@@ -13,8 +13,9 @@
  *   -> the identity must chain to the root's user CA and name the root
  *   -> `list:KIND`: the leaf's resources of that kind, as JSON
  *   -> `recordings:list`, `recording:ID`: that user's recordings here (root-user-recordings.ts)
- *   -> otherwise dialer.dial({host, service, identity}) in this cluster; the agent decides
- *      (role map, roles, logins) and audits
+ *   -> otherwise dialer.dial({host, service, identity}) in this cluster (no postern-host:
+ *      a served resource, db:/app:/kube_cluster:/desktop:, whose host this proxy picks);
+ *      the agent decides (role map, roles, logins) and audits
  * ```
  *
  * Disabling the trusted_cluster removes the root's CAs from the leaf's trust: the mesh
@@ -143,15 +144,17 @@ export class RootTunnels implements ProxyExtension {
     }
     if (dial.service.startsWith(LIST_PREFIX)) return this.#list(dial, dial.service.slice(LIST_PREFIX.length));
     if (isRecordingService(dial.service)) return serveRootUserRecordings(dial, { auth: ctx.auth(), root: rootName, username: identity.username });
-    const host = dial.headers[HEADER_HOST];
-    if (!host) throw new TunnelRejectedError(400, 'the stream names no host (postern-host)', { service: dial.service });
+    // No host: a served resource (db:, app:, kube_cluster:, desktop:); this proxy picks the host serving it.
+    const host = dial.headers[HEADER_HOST] || undefined;
     const { [HEADER_HOST]: _host, ...headers } = dial.headers;
     let upstream;
     try {
       upstream = await ctx.dialer.dial({ host, service: dial.service, identity: dial.identity, headers });
     } catch (error) {
-      const status = error instanceof ServiceDialError && error.reason !== 'dial-failed' ? 404 : 502;
-      throw new TunnelRejectedError(status, `${ctx.clusterName()}: ${(error as Error).message}`, { service: dial.service });
+      const cause = (error as { cause?: unknown }).cause;
+      // The agent's own refusal (403 from the role map) keeps its status for the root's routes.
+      const status = cause instanceof TunnelRejectedError ? cause.status : error instanceof ServiceDialError && error.reason !== 'dial-failed' ? 404 : 502;
+      throw new TunnelRejectedError(status, `${ctx.clusterName()}: ${cause instanceof TunnelRejectedError ? cause.reason : (error as Error).message}`, { service: dial.service });
     }
     ctx.logger.info({ root: rootName, user: identity.username, host, service: dial.service }, 'root user routed to a leaf service');
     void pipeBidirectional(dial.stream, upstream);

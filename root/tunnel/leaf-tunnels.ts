@@ -10,7 +10,8 @@
  * root user ─> route ─> dialer.dial({cluster: leaf, host, service, identity})
  *   -> cluster_labels of the user's roles vs the leaf's labels (deny: audited here)
  *   -> one stream on the leaf's newest tunnel: postern-service = service,
- *      postern-host = host, postern-identity = the user's certificate
+ *      postern-host = host (none for a served resource: the leaf picks),
+ *      postern-identity = the user's certificate
  * ```
  *
  * What the root knows of its leaves (their host CAs, records and labels) is re-read
@@ -168,8 +169,9 @@ export class LeafTunnels implements ProxyExtension, RemoteClusters {
   }
 
   async dial(request: ServiceDialRequest & { cluster: string }): Promise<Duplex> {
-    await this.#authorize(request.cluster, request.identity, `${request.service} on ${request.host}`);
-    const headers = { ...request.headers, [HEADER_HOST]: request.host };
+    await this.#authorize(request.cluster, request.identity, request.host ? `${request.service} on ${request.host}` : request.service);
+    // Without a host the leaf proxy picks one serving the resource.
+    const headers = request.host ? { ...request.headers, [HEADER_HOST]: request.host } : { ...request.headers };
     return this.#onTunnel(request.cluster, (tunnel) => tunnel.dial(request.service, request.identity, { headers, timeoutMs: request.timeoutMs }));
   }
 

@@ -1,18 +1,30 @@
 /**
  * The access decision for one database session, shared by the PostgreSQL and MySQL
  * engines: the certificate the proxy forwarded must be a current user certificate of
- * this cluster, route to this database (and to the database user and name asked for,
+ * this cluster or of a trusted root (roles through the role map: ClusterAccess), route to this database (and to the database user and name asked for,
  * when it names them), and the user's roles must allow the database user and name on
  * this database's labels (AccessChecker.checkDatabase). Every refusal is a
  * {@link DbAccessRefusal} whose message the client is shown.
  */
 import { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
-import { verifyUserCertificate, type UserIdentity } from '../../../cluster/api/user-certificate.ts';
+import type { UserIdentity } from '../../../cluster/api/user-certificate.ts';
+import type { Caller } from '../access/cluster-access.ts';
 import type { DatabaseConfig } from '../../../cluster/common/config.ts';
 import type { DbClusterAccess } from './db-cluster-access.ts';
 
 /** Access to this database was refused; the message is for the client. */
-export class DbAccessRefusal extends Error {}
+export class DbAccessRefusal extends Error {
+  /** Who was refused, when known before their identity was accepted (audited). */
+  readonly who: { user?: string; roles?: string[] } | undefined;
+  /** The trusted root the refused user belongs to. */
+  readonly about: Pick<Caller, 'remote' | 'cluster'> | undefined;
+
+  constructor(message: string, who?: { user?: string; roles?: string[] }, about?: Pick<Caller, 'remote' | 'cluster'>) {
+    super(message);
+    this.who = who;
+    this.about = about;
+  }
+}
 
 export interface DbAuthorizeContext {
   db: DatabaseConfig;
@@ -21,17 +33,16 @@ export interface DbAuthorizeContext {
   labels: () => Record<string, string>;
 }
 
-export function checkDatabaseIdentity(identityHeader: string, context: DbAuthorizeContext): UserIdentity {
-  const cas = context.access.userCaPems();
-  if (!cas) throw new DbAccessRefusal('this database agent has not read the user CAs from the auth server yet; try again in a few seconds');
-  let identity: UserIdentity;
-  try {
-    identity = verifyUserCertificate(Buffer.from(identityHeader, 'base64').toString('utf8'), cas);
-  } catch (error) {
-    throw new DbAccessRefusal(`the certificate the proxy forwarded is not valid here: ${(error as Error).message}`);
-  }
-  if (identity.cluster !== context.cluster()) throw new DbAccessRefusal(`the certificate was issued by cluster "${identity.cluster}", and this database belongs to "${context.cluster()}"`);
-  return identity;
+/**
+ * The caller's certificate identity with its roles in this cluster (a root user's
+ * mapped through the role map), and the caller for audit events.
+ */
+export async function checkDatabaseIdentity(identityHeader: string, context: DbAuthorizeContext): Promise<{ identity: UserIdentity; caller: Caller }> {
+  const identified = await context.access.identify(identityHeader);
+  if ('refused' in identified) throw new DbAccessRefusal(identified.refused, identified.who, identified.about);
+  const { caller } = identified;
+  if (!caller.certificate) throw new DbAccessRefusal('databases are reached with a user certificate; run psh db login');
+  return { identity: { ...caller.certificate, roles: caller.roles }, caller };
 }
 
 export async function authorizeDatabase(identity: UserIdentity, dbUser: string, dbName: string | undefined, context: DbAuthorizeContext): Promise<void> {

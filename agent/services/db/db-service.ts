@@ -11,7 +11,7 @@
  * ```
  *
  * Runs under the ServiceSupervisor as `db`; cluster access (CAs, roles, db-client
- * certificates, audit) is DbClusterAccess.
+ * certificates, audit) is DbClusterAccess over the agent's shared ClusterAccess.
  */
 import { readFile } from 'node:fs/promises';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
@@ -21,6 +21,7 @@ import { TunnelRejectedError } from '../../../protocols/tunnel/index.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
 import { DbClusterAccess } from './db-cluster-access.ts';
+import { ClusterAccess } from '../access/cluster-access.ts';
 import { servePostgresDial, type PostgresSessionContext } from './postgres-session.ts';
 import { serveMysqlDial } from './mysql-session.ts';
 import { compileSelector, matchLabels, type LabelSelector } from '../../../cluster/access/roles/label-matcher.ts';
@@ -35,11 +36,14 @@ export interface DbServiceOptions {
   auth: () => AuthClient;
   cluster: () => string;
   logger: Logger;
+  /** The agent's shared access module; default one of its own. */
+  access?: ClusterAccess;
 }
 
 export class DbService implements SupervisedService {
   readonly name = 'db';
   readonly access: DbClusterAccess;
+  readonly #shared: ClusterAccess;
   readonly #options: DbServiceOptions;
   readonly #cancelKeys = new Map<number, { secretKey: number; upstream: { processId: number; secretKey: number } }>();
   #removals: Array<() => void> = [];
@@ -51,7 +55,8 @@ export class DbService implements SupervisedService {
 
   constructor(options: DbServiceOptions) {
     this.#options = options;
-    this.access = new DbClusterAccess({ auth: options.auth, cluster: options.cluster, logger: options.logger.child({ part: 'db' }) });
+    this.#shared = options.access ?? new ClusterAccess({ auth: options.auth, cluster: options.cluster, logger: options.logger.child({ part: 'db' }) });
+    this.access = new DbClusterAccess({ auth: options.auth, shared: this.#shared });
   }
 
   /** Registers every configured database with the tunnel services (and, once started, the matching `db` resources). */
@@ -73,14 +78,13 @@ export class DbService implements SupervisedService {
 
   async start(): Promise<void> {
     this.#running = true;
-    this.access.start();
     if ((this.#options.resourceSelectors ?? []).length > 0) void this.#poll();
   }
 
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#pollTimer);
-    await this.access.stop();
+    await Promise.race([this.access.flushAudit(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
   }
 
   unregister(): void {

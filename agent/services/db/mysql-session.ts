@@ -46,6 +46,7 @@ import {
 } from '../../../protocols/mysql/packets.ts';
 import { MysqlCommandAudit, type MysqlCommandEvent } from '../../../protocols/mysql/command-audit.ts';
 import type { UserIdentity } from '../../../cluster/api/user-certificate.ts';
+import type { Caller } from '../access/cluster-access.ts';
 import { authorizeDatabase, checkDatabaseIdentity, DbAccessRefusal } from './db-authorize.ts';
 import type { DbAuditEvent } from './db-cluster-access.ts';
 import type { PostgresSessionContext } from './postgres-session.ts';
@@ -130,19 +131,29 @@ export async function serveMysqlDial(dial: IncomingDial, context: MysqlSessionCo
   const { stream } = dial;
   stream.on('error', () => {});
   let identity: UserIdentity | undefined;
+  let caller: Pick<Caller, 'remote' | 'cluster'> | undefined;
+  let refusedWho: { user?: string; roles?: string[] } | undefined;
   let response: HandshakeResponse | undefined;
   let upstream: net.Socket | tls.TLSSocket | undefined;
   // The sequence number an answer to the client carries: 0 instead of a greeting, then one past the client's last packet.
   let answerSequence = dial.headers['postern-db-mysql-greeted'] === '1' ? 3 : 0;
   const audit = (event: Omit<DbAuditEvent, 'identity' | 'resource'>): void => context.access.audit({
     ...event,
-    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : {},
+    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : refusedWho ?? {},
     resource: { kind: 'db', name: context.db.name },
     fields: { protocol: 'mysql', db_user: response?.user.slice(0, 253), db_name: response?.database?.slice(0, 253), ...event.fields },
-  });
+  }, caller);
   const client = new _PacketReader(stream);
   try {
-    identity = checkDatabaseIdentity(dial.identity, context);
+    try {
+      ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
+    } catch (error) {
+      if (error instanceof DbAccessRefusal) {
+        refusedWho = error.who;
+        caller = error.about;
+      }
+      throw error;
+    }
     const [host, port] = _splitHostPort(context.db.uri);
     const raw = net.connect({ host, port: Number(port), noDelay: true });
     raw.on('error', () => {});

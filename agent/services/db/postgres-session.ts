@@ -26,6 +26,7 @@ import type { UserIdentity } from '../../../cluster/api/user-certificate.ts';
 import type { DatabaseConfig } from '../../../cluster/common/config.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import type { DbAuditEvent, DbClusterAccess } from './db-cluster-access.ts';
+import type { Caller } from '../access/cluster-access.ts';
 import { authorizeDatabase, checkDatabaseIdentity, DbAccessRefusal } from './db-authorize.ts';
 import { loginUpstream, UpstreamRefusedError, type UpstreamTls } from './postgres-upstream.ts';
 
@@ -58,15 +59,25 @@ export async function servePostgresDial(dial: IncomingDial, context: PostgresSes
   if (dial.headers['postern-db-op'] === 'cancel') return _cancel(dial, context);
   const log = context.logger;
   let identity: UserIdentity | undefined;
+  let caller: Pick<Caller, 'remote' | 'cluster'> | undefined;
+  let refusedWho: { user?: string; roles?: string[] } | undefined;
   let parameters: Record<string, string> | undefined;
   const audit = (event: Omit<DbAuditEvent, 'identity' | 'resource'>): void => context.access.audit({
     ...event,
-    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : {},
+    identity: identity ? { user: identity.username.slice(0, 253), roles: identity.roles.slice(0, 256) } : refusedWho ?? {},
     resource: { kind: 'db', name: context.db.name },
     fields: { protocol: 'postgres', db_user: parameters?.user?.slice(0, 253), db_name: (parameters?.database ?? parameters?.user)?.slice(0, 253), ...event.fields },
-  });
+  }, caller);
   try {
-    identity = checkDatabaseIdentity(dial.identity, context);
+    try {
+      ({ identity, caller } = await checkDatabaseIdentity(dial.identity, context));
+    } catch (error) {
+      if (error instanceof DbAccessRefusal) {
+        refusedWho = error.who;
+        caller = error.about;
+      }
+      throw error;
+    }
     const startup = await readStartupPacket(stream, 10_000);
     if (startup.parsed.kind !== 'startup') throw new DbAccessRefusal(`expected a StartupMessage, got a ${startup.parsed.kind} request`);
     parameters = startup.parsed.parameters;

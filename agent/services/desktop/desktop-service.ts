@@ -5,25 +5,22 @@
  *
  * ```
  * proxy ── dial desktop:NAME, postern-identity = base64(user X.509 PEM) ──> handler
- *   verify the certificate against this cluster's user CAs (exportAuthorities user)  401
- *     or a trusted root's (agent/trust): then its roles map through the role_map      403 when none map
- *   a local certificate's cluster must be this agent's                                403
- *   roles from auth (RolesCache): desktop_labels must match this desktop              403 + access.denied
+ *   ClusterAccess.identify: a user certificate of this cluster, or of a trusted root
+ *   (roles through the role map)                                                      401/403 + access.denied
+ *   roles from auth (ClusterAccess): desktop_labels must match this desktop           403 + access.denied
  *   accept -> desktop-session.ts: connect{login} -> checkDesktop(login) -> RDP engine
  * ```
  *
  * Passwords are read from `password_file` / `password_env` when a session starts (so
  * a rotated file applies at once) and never logged. Sessions are recorded to
  * `recordings_dir` (default <data_dir>/recordings/desktop/<session id>.pdr) unless every
- * role of the user says `record_session: false`, and uploaded to auth when the session
- * ends (desktop-recordings.ts, the SSH uploader). Audit events go to auth through an
- * AuditQueue.
+ * role of the user says `record_session: false`. Audit events go to auth through the
+ * agent's ClusterAccess.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
-import { verifyUserCertificate, type UserIdentity } from '../../../cluster/api/verify-user-certificate.ts';
-import { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
+import type { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
 import type { PosternConfig } from '../../../cluster/common/config.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import { PosternError } from '../../../protocols/errors.ts';
@@ -33,9 +30,7 @@ import type { RdpCredentials, RdpEngine } from '../../../protocols/rdp/rdp-engin
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
-import { TrustedRoots } from '../../trust/trusted-roots.ts';
-import { AuditQueue } from '../audit-queue.ts';
-import { RolesCache } from '../roles-cache.ts';
+import { ClusterAccess, type Caller } from '../access/cluster-access.ts';
 import { DesktopRecordings } from './desktop-recordings.ts';
 import { serveDesktopSession, type DesktopSessionEvent, type DesktopTarget } from './desktop-session.ts';
 
@@ -44,46 +39,34 @@ export type DesktopConfig = NonNullable<PosternConfig['agent']>['desktops'][numb
 export interface AgentDesktopsOptions {
   identity: AgentIdentity;
   auth: () => AuthClient;
+  /** The agent's shared access module; default one of its own. */
+  access?: ClusterAccess;
   desktops: readonly DesktopConfig[];
   dataDir: string;
   logger: Logger;
   /** The RDP client; default ironrdp-wasm (loaded at the first session). */
   engine?: RdpEngine;
-  /** How often the user CAs are re-read. Default 5 min (1 s doubling to 30 s while unknown). */
-  caRefreshMs?: number;
   env?: NodeJS.ProcessEnv;
-  /** Retry period for recording uploads. Default 30 s. */
+  /** How often recordings not yet uploaded are retried. Default 30 s. */
   recordingRetryMs?: number;
 }
-
-/** Longest identity header accepted (a PEM certificate, base64). */
-const MAX_IDENTITY_HEADER = 16 * 1024;
 
 export class AgentDesktops implements SupervisedService {
   readonly name = 'desktop';
   readonly #o: AgentDesktopsOptions;
   readonly #log: Logger;
-  readonly #roles: RolesCache;
-  readonly #audit: AuditQueue;
+  readonly #access: ClusterAccess;
   readonly #recordings: DesktopRecordings;
-  readonly #roots: TrustedRoots;
   #engine: RdpEngine | undefined;
-  #userCaPems: string[] | undefined;
-  #caError: string | undefined;
-  #caFailures = 0;
-  #caTimer: NodeJS.Timeout | undefined;
-  #running = false;
   readonly #streams = new Set<IncomingDial['stream']>();
 
   constructor(options: AgentDesktopsOptions) {
     this.#o = options;
     this.#log = options.logger;
     this.#engine = options.engine;
-    this.#roles = new RolesCache({ auth: options.auth, logger: options.logger });
-    this.#audit = new AuditQueue({ auth: options.auth, logger: options.logger });
+    this.#access = options.access ?? new ClusterAccess({ auth: options.auth, cluster: () => options.identity.current.cluster, logger: options.logger });
     this.#recordings = new DesktopRecordings({ auth: options.auth, logger: options.logger, intervalMs: options.recordingRetryMs });
     for (const desktop of options.desktops) this.#recordings.watch(this.#recordingsDir(desktop));
-    this.#roots = new TrustedRoots({ auth: options.auth, localCluster: () => options.identity.current.cluster });
   }
 
   /** Registers every desktop with the tunnel registry; returns the removal. */
@@ -94,59 +77,41 @@ export class AgentDesktops implements SupervisedService {
   }
 
   async start(): Promise<void> {
-    this.#running = true;
-    this.#audit.start();
+    void this.#access.warm();
     this.#recordings.startUploads();
-    void this.#refreshCAs();
   }
 
   async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#caTimer);
     // Sessions end with the service: their RDP connections close and their end events are queued first.
     for (const stream of this.#streams) stream.destroy();
     await new Promise((resolve) => setImmediate(resolve));
     this.#recordings.stopUploads();
-    await this.#audit.stop();
+    await Promise.race([this.#access.flush(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
   }
 
   health(): ServiceHealth {
     const parts = [
       `${this.#o.desktops.length} desktop(s), ${this.#streams.size} session(s)`,
-      this.#userCaPems ? `${this.#userCaPems.length} user CA certificate(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); sessions are refused`,
-      `${this.#audit.pending} audit event(s) pending`,
+      this.#access.describe(),
       ...(this.#recordings.pending ? [`${this.#recordings.pending} desktop recording(s) waiting for upload`] : []),
     ];
     return { ok: true, detail: parts.join('; ') };
   }
 
-  /** Reads the user CA certificates now. */
-  async refreshCAs(): Promise<void> {
-    const { authorities } = await this.#o.auth().exportAuthorities({ kind: 'user' }, { deadlineMs: 5_000 });
-    const cluster = this.#o.identity.current.cluster;
-    const pems = authorities.filter((a) => a.kind === 'user' && (!cluster || !a.cluster || a.cluster === cluster) && a.tlsCertPem).map((a) => a.tlsCertPem);
-    if (pems.length === 0) throw new Error('auth exported no user CA certificate');
-    this.#userCaPems = pems;
-    this.#caError = undefined;
-  }
-
   /** Decides on one dial to `desktop`, then serves it in the background. */
   async handle(desktop: DesktopConfig, dial: IncomingDial): Promise<void> {
-    let identity: UserIdentity;
-    try {
-      identity = await this.#verify(dial.identity);
-    } catch (error) {
-      // A refusal without a trusted identity is still a decision: audited without a user.
-      if (error instanceof TunnelRejectedError && error.status !== 503) {
-        this.#emit({ type: 'access.denied', outcome: 'deny', user: { username: '', roles: [] }, desktop: desktop.name, sessionId: '', reason: error.reason });
+    const identified = await this.#access.identify(dial.identity, dial.headers);
+    if ('refused' in identified) {
+      // A refusal without a trusted identity is still a decision: audited (without a user when none is known).
+      if (identified.status !== 503) {
+        this.#emit({ type: 'access.denied', outcome: 'deny', user: { username: identified.who?.user ?? '', roles: identified.who?.roles ?? [] }, desktop: desktop.name, sessionId: '', reason: identified.refused }, identified.about);
       }
-      throw error;
+      throw new TunnelRejectedError(identified.status, identified.refused);
     }
+    const identity = identified.caller;
+    if (!identity.certificate) throw new TunnelRejectedError(401, 'the dial carries no user certificate; desktops are reached with a user certificate forwarded by the proxy');
     const target = _target(desktop);
     const user = { username: identity.username, roles: identity.roles };
-    // A root's user: the event names their cluster, so the root pulls it into its own audit log (docs/trusted-clusters.md).
-    const local = this.#o.identity.current.cluster;
-    const emit = (event: DesktopSessionEvent): void => this.#emit(local && identity.cluster !== local ? { ...event, fields: { ...event.fields, user_cluster: identity.cluster } } : event);
     let checker: AccessChecker;
     try {
       checker = await this.#checker(identity);
@@ -155,7 +120,7 @@ export class AgentDesktops implements SupervisedService {
     }
     const visible = checker.checkVisible('desktop', { name: desktop.name, labels: desktop.labels });
     if (!visible.allowed) {
-      emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
+      this.#emit({ type: 'access.denied', outcome: 'deny', user, desktop: desktop.name, sessionId: '', reason: visible.reason });
       throw new TunnelRejectedError(403, visible.reason);
     }
     const record = checker.options().recordSession;
@@ -172,57 +137,16 @@ export class AgentDesktops implements SupervisedService {
         return decision;
       },
       credentials: (login) => this.#credentials(desktop, login),
-      audit: emit,
-      record: record ? (header) => this.#recorder(desktop, header, local && identity.cluster !== local ? identity.cluster : undefined) : undefined,
+      audit: (event) => this.#emit(event, identity),
+      record: record ? (header) => this.#recorder(desktop, header, identity.remote ? identity.cluster : undefined) : undefined,
       logger: this.#log,
     }).finally(() => this.#streams.delete(dial.stream));
   }
 
-  async #verify(header: string): Promise<UserIdentity> {
-    if (!this.#userCaPems) throw new TunnelRejectedError(503, `this agent has not loaded the user CAs from the auth server yet (${this.#caError ?? 'not read yet'}); try again in a few seconds`);
-    if (!header || header.length > MAX_IDENTITY_HEADER) throw new TunnelRejectedError(401, 'the dial carries no user certificate; desktops are reached with a user certificate forwarded by the proxy');
-    const pem = Buffer.from(header, 'base64').toString('utf8');
-    let identity: UserIdentity;
-    try {
-      identity = verifyUserCertificate(pem, this.#userCaPems);
-    } catch (error) {
-      const remote = await this.#verifyRemote(pem);
-      if (remote) return remote;
-      throw new TunnelRejectedError(401, error instanceof PosternError ? error.message : `the user certificate cannot be checked: ${String(error)}`);
-    }
-    const cluster = this.#o.identity.current.cluster;
-    if (cluster && identity.cluster !== cluster) {
-      throw new TunnelRejectedError(403, `the certificate was issued by cluster "${identity.cluster}", and this agent belongs to "${cluster}"`);
-    }
-    return identity;
-  }
-
-  /**
-   * A user of a root this cluster trusts: the certificate must chain to *that* root's
-   * user CA and name it; the roles become the leaf roles the role map gives (none: 403).
-   * Undefined when no trusted root issued it.
-   */
-  async #verifyRemote(pem: string): Promise<UserIdentity | undefined> {
-    const roots = await this.#roots.get().catch(() => undefined);
-    for (const root of roots?.values() ?? []) {
-      if (root.userCaTlsPems.length === 0) continue;
-      let identity: UserIdentity;
-      try {
-        identity = verifyUserCertificate(pem, root.userCaTlsPems);
-      } catch {
-        continue;
-      }
-      if (identity.cluster !== root.name) throw new TunnelRejectedError(403, `the certificate was signed by cluster "${root.name}"'s user CA but names cluster "${identity.cluster}"; refusing it`);
-      const mapped = await this.#roots.remoteRoles(root.name, identity.username, identity.roles);
-      if (!mapped.allowed) throw new TunnelRejectedError(403, mapped.reason);
-      return { ...identity, roles: mapped.roles };
-    }
-    return undefined;
-  }
-
-  async #checker(identity: UserIdentity): Promise<AccessChecker> {
-    const { roles } = await this.#roles.resolve(identity.roles);
-    return new AccessChecker(roles, identity.traits);
+  async #checker(identity: Caller): Promise<AccessChecker> {
+    const got = await this.#access.checker(identity);
+    if ('refused' in got) throw new Error(got.refused);
+    return got.checker;
   }
 
   async #credentials(desktop: DesktopConfig, login: string): Promise<RdpCredentials> {
@@ -267,31 +191,15 @@ export class AgentDesktops implements SupervisedService {
     return this.#engine;
   }
 
-  #emit(event: DesktopSessionEvent): void {
-    this.#audit.push({
+  #emit(event: DesktopSessionEvent, caller?: Pick<Caller, 'remote' | 'cluster'>): void {
+    this.#access.audit({
       type: event.type,
       identity: event.user.username ? { user: event.user.username.slice(0, 253), roles: event.user.roles.slice(0, 256).map((r) => r.slice(0, 253)) } : {},
       resource: { kind: 'desktop', name: event.desktop },
       outcome: event.outcome,
       ...(event.reason ? { reason: event.reason.slice(0, 1024) } : {}),
       fields: { ...(event.login ? { login: event.login } : {}), ...(event.sessionId ? { session_id: event.sessionId } : {}), ...event.fields },
-    });
-  }
-
-  async #refreshCAs(): Promise<void> {
-    try {
-      await this.refreshCAs();
-      this.#caFailures = 0;
-    } catch (error) {
-      this.#caFailures++;
-      this.#caError = (error as Error).message;
-      this.#log.warn({ err: error }, this.#userCaPems ? 'cannot refresh the user CAs; keeping the ones known' : 'cannot read the user CAs; desktop sessions are refused until they are known');
-    }
-    if (!this.#running) return;
-    const every = this.#o.caRefreshMs ?? 5 * 60_000;
-    const delay = this.#userCaPems ? every : Math.min(every, 30_000, 1_000 * 2 ** Math.min(this.#caFailures - 1, 5));
-    this.#caTimer = setTimeout(() => void this.#refreshCAs(), delay);
-    this.#caTimer.unref();
+    }, caller);
   }
 }
 

@@ -3,7 +3,8 @@
  * `kube_cluster:NAME` and announced in the heartbeat.
  *
  * ```
- * proxy ──dial kube_cluster:NAME, routed identity──> checkKube(labels) ─ deny: 403 + audit
+ * proxy ──dial kube_cluster:NAME, user certificate──> ClusterAccess.identify (this cluster's
+ *   user, or a trusted root's through the role map) ─> checkKube(labels) ─ deny: 403 + audit
  *   └ allow: kubeIdentity (kubernetes_users/groups, traits expanded) -> every request:
  *       client Authorization and every Impersonate-* header dropped;
  *       Impersonate-User (first allowed user, else the Postern user name) and
@@ -14,7 +15,6 @@
  */
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Logger } from '../../../cluster/common/logger.ts';
-import { decodeRoutedIdentity, type RoutedIdentity } from '../../../cluster/api/routed-identity.ts';
 import { TunnelRejectedError, type IncomingDial } from '../../../protocols/tunnel/index.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
@@ -83,20 +83,23 @@ export class AgentKube implements SupervisedService {
 
   async #serve(name: string, dial: IncomingDial): Promise<void> {
     const served = this.#served.get(name)!;
-    let identity: RoutedIdentity;
-    try {
-      identity = decodeRoutedIdentity(dial.identity);
-    } catch (error) {
-      throw new TunnelRejectedError(400, (error as Error).message, { service: dial.service });
+    const access = this.#options.access;
+    const identified = await access.identify(dial.identity, dial.headers);
+    if ('refused' in identified) {
+      this.#denied++;
+      // A malformed identity is the proxy's bug, not a decision about anyone: logged by the tunnel, not audited.
+      if (identified.status !== 400) access.audit({ type: 'access.denied', identity: identified.who ?? {}, resource: { kind: 'kube_cluster', name }, outcome: 'deny', reason: identified.refused, fields: { node: this.#options.nodeName } }, identified.about);
+      throw new TunnelRejectedError(identified.status, identified.refused, { service: dial.service });
     }
-    const base = { identity: { user: identity.username, roles: identity.roles.slice(0, 256), addr: identity.addr }, resource: { kind: 'kube_cluster', name } };
+    const identity = identified.caller;
+    const base = { identity: access.auditIdentity(identity), resource: { kind: 'kube_cluster', name } };
     const target = { name, labels: served.config.labels };
     const got = await this.#options.access.checker(identity);
     const decision = 'refused' in got ? { allowed: false, reason: got.refused } : got.checker.checkKube(target);
     const kube = 'checker' in got && decision.allowed ? got.checker.kubeIdentity(target) : { users: [], groups: [] };
     if (!decision.allowed) {
       this.#denied++;
-      this.#options.access.audit({ ...base, type: 'access.denied', outcome: 'deny', reason: decision.reason, fields: { node: this.#options.nodeName } });
+      access.audit({ ...base, type: 'access.denied', outcome: 'deny', reason: decision.reason, fields: { node: this.#options.nodeName } }, identity);
       throw new TunnelRejectedError(403, decision.reason, { service: dial.service });
     }
     const user = kube.users[0] ?? identity.username;
@@ -110,7 +113,7 @@ export class AgentKube implements SupervisedService {
       onRequest: (req) => {
         this.#requests++;
         const info = kubeRequestInfo(req.method ?? 'GET', req.url ?? '/');
-        this.#options.access.audit({ ...base, type: 'kube.request', outcome: 'allow', fields: { ...info, path: (req.url ?? '').slice(0, 512), kube_user: user, kube_groups: kube.groups, node: this.#options.nodeName } });
+        this.#options.access.audit({ ...base, type: 'kube.request', outcome: 'allow', fields: { ...info, path: (req.url ?? '').slice(0, 512), kube_user: user, kube_groups: kube.groups, node: this.#options.nodeName } }, identity);
       },
     };
     served.forwarder.serve(dial.stream, caller);

@@ -5,13 +5,16 @@
  * - the trusted user CAs from auth (`exportAuthorities({kind:'user'})`), refreshed
  *   every few minutes; until they are known every login is refused (fail closed);
  * - `authorize`: the certificate must come from this cluster, then the roles it names
- *   are read from auth (`getResources({kind:'role'})`, cached ~10 s; a stale copy is
- *   used for a while when auth is unreachable, then logins are refused) and
+ *   are read through the agent's access module (ClusterAccess: cached ~10 s; a stale
+ *   copy is used for a while when auth is unreachable, then logins are refused) and
  *   `AccessChecker.checkNode` decides with this node's current labels;
  * - root users (trusted clusters, trusted-roots.ts): a certificate from a trusted root's
  *   user CA gets the leaf roles the role map gives its root roles, nothing else;
- * - `audit`: every event goes to auth's `emitAudit`, buffered and retried in the
- *   background, so a session never waits for (or fails on) the audit log.
+ * - `audit`: every event goes through ClusterAccess (batched, retried in the
+ *   background), so a session never waits for (or fails on) the audit log.
+ *
+ * SSH certificates are checked here (SSH CA keys); X.509 identities of the other
+ * protocol services are checked in ClusterAccess. Both use the same TrustedRoots.
  *
  * Runs under the ServiceSupervisor as `ssh`; the agent registers `serviceHandler` as
  * the tunnel service `ssh`.
@@ -21,14 +24,14 @@ import type { IdentityFile } from '../../../cluster/api/identity-file.ts';
 import { systemClock, type Clock } from '../../../cluster/common/clock.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import { AccessChecker } from '../../../cluster/access/roles/access-checker.ts';
-import { roleSpecSchema, type Role } from '../../../cluster/access/roles/role.ts';
-import { isExpired } from '../../../cluster/access/resources/resource.ts';
+import type { Role } from '../../../cluster/access/roles/role.ts';
 import { parseAuthorizedKey } from '../../../protocols/ssh/public-key.ts';
 import type { AgentIdentity } from '../../identity/agent-identity.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceHandler } from '../../tunnel/service-registry.ts';
 import { timingSafeEqual } from 'node:crypto';
-import { TrustedRoots, type RemoteRoles } from '../../trust/trusted-roots.ts';
+import type { TrustedRoots, RemoteRoles } from '../../trust/trusted-roots.ts';
+import { ClusterAccess } from '../access/cluster-access.ts';
 import { RecordingUploader } from './recording-uploader.ts';
 import { startRecording, type SessionRecording } from './session-recorder.ts';
 import { SshService, type SshRecordingRequest, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
@@ -49,8 +52,8 @@ export interface AgentSshOptions {
   rolesMaxStaleMs?: number;
   /** Audit events kept while auth is unreachable; older ones are dropped beyond it. Default 10,000. */
   auditBufferSize?: number;
-  /** Longest wait between audit retries. Default 30 s. */
-  auditMaxRetryMs?: number;
+  /** The agent's shared access module (roles, audit, trusted roots); default one of its own. */
+  access?: ClusterAccess;
   /** Where session recordings are written until auth has them (`<data_dir>/recordings`); without it nothing is recorded. */
   recordingsDir?: string;
   /** Retry period for recording uploads. Default 30 s. */
@@ -120,13 +123,7 @@ export class AgentSsh implements SupervisedService {
   #caTimer: NodeJS.Timeout | undefined;
   #rootsTimer: NodeJS.Timeout | undefined;
   #caFailures = 0;
-  #roles: { at: number; byName: Map<string, Role> } | undefined;
-  #rolesInFlight: Promise<Map<string, Role>> | undefined;
-  readonly #auditQueue: EmittedAuditEvent[] = [];
-  #auditDropped = 0;
-  #auditFailures = 0;
-  #auditTimer: NodeJS.Timeout | undefined;
-  #auditFlushing: Promise<void> | undefined;
+  readonly #access: ClusterAccess;
   #running = false;
   readonly #recording = new Set<string>();
   readonly #uploader: RecordingUploader | undefined;
@@ -143,7 +140,11 @@ export class AgentSsh implements SupervisedService {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.logger;
-    this.#roots = new TrustedRoots({ auth: options.auth, localCluster: () => options.identity.current.cluster });
+    this.#access = options.access ?? new ClusterAccess({
+      auth: options.auth, cluster: () => options.identity.current.cluster, logger: options.logger, now: () => this.#clock.now(),
+      rolesTtlMs: options.rolesTtlMs, rolesMaxStaleMs: options.rolesMaxStaleMs, auditBufferSize: options.auditBufferSize,
+    });
+    this.#roots = this.#access.roots;
     const current = options.identity.current;
     this.service = new SshService({
       hostKeyPem: current.ssh_key_pem ?? '',
@@ -151,7 +152,7 @@ export class AgentSsh implements SupervisedService {
       trustedUserCAs: () => [...(this.#userCAs ?? []), ...this.#roots.knownKeys()],
       authorize: (request) => this.authorize(request),
       nodeLabels: options.labels,
-      audit: (event) => this.#enqueue(toAuditEvent(event, options.nodeName)),
+      audit: (event) => this.#access.audit(toAuditEvent(event, options.nodeName)),
       logger: options.logger,
       now: () => this.#clock.now(),
       record: (request) => this.#record(request),
@@ -213,7 +214,6 @@ export class AgentSsh implements SupervisedService {
     // check. Every login re-reads them (2 s cache), so a stale copy only delays a newly trusted root.
     this.#rootsTimer = setInterval(() => void this.#roots.get().catch(() => undefined), 5_000);
     this.#rootsTimer.unref();
-    this.#scheduleAudit(0);
     this.#uploader?.start();
   }
 
@@ -222,19 +222,17 @@ export class AgentSsh implements SupervisedService {
     this.#options.identity.off('change', this.#onIdentity);
     clearTimeout(this.#caTimer);
     clearInterval(this.#rootsTimer);
-    clearTimeout(this.#auditTimer);
     this.#uploader?.stop();
     this.service.close();
     // One last, short attempt to hand over what is buffered.
-    await Promise.race([this.#flushAudit(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    await Promise.race([this.#access.flush(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
   }
 
   health(): ServiceHealth {
     const parts = [
       this.#userCAs ? `${this.#userCAs.length} user CA key(s)` : `user CAs unknown (${this.#caError ?? 'not read yet'}); logins are refused`,
-      `${this.#auditQueue.length} audit event(s) pending`,
+      this.#access.describe(),
       ...(this.#uploader?.pending ? [`${this.#uploader.pending} session recording(s) waiting for upload`] : []),
-      ...(this.#auditDropped ? [`${this.#auditDropped} audit event(s) dropped`] : []),
     ];
     // Healthy either way: the agent still serves its other parts, and SSH fails closed.
     return { ok: true, detail: parts.join('; ') };
@@ -290,16 +288,14 @@ export class AgentSsh implements SupervisedService {
       if (!mapped.allowed) return mapped;
       roleNames = mapped.roles;
     }
-    let byName: Map<string, Role>;
+    let found: { roles: Role[]; missing: string[] };
     try {
-      byName = await this.#rolesByName();
+      found = await this.#access.roles(roleNames);
     } catch (error) {
       this.#log.warn({ err: error }, 'cannot read roles from auth');
       return { allowed: false, reason: `this node cannot read the roles from the auth server (${(error as Error).message}); try again later` };
     }
-    const now = this.#clock.now();
-    const missing = roleNames.filter((name) => !byName.has(name));
-    const roles = roleNames.map((name) => byName.get(name)).filter((role): role is Role => role !== undefined && !isExpired(role, now));
+    const { roles, missing } = found;
     const checker = new AccessChecker(roles, request.identity.traits);
     const decision = checker.checkNode({ name: this.#options.nodeName, labels: request.nodeLabels, login: request.login });
     if (!decision.allowed && missing.length > 0) {
@@ -325,89 +321,6 @@ export class AgentSsh implements SupervisedService {
     }
     // No keys: not trusted, disabled or unreadable; remoteRoles says which.
     return this.#roots.remoteRoles(root, username, roles);
-  }
-
-  async #rolesByName(): Promise<Map<string, Role>> {
-    const now = this.#clock.now().getTime();
-    const cached = this.#roles;
-    if (cached && now - cached.at < (this.#options.rolesTtlMs ?? 10_000)) return cached.byName;
-    this.#rolesInFlight ??= this.#fetchRoles().finally(() => {
-      this.#rolesInFlight = undefined;
-    });
-    try {
-      return await this.#rolesInFlight;
-    } catch (error) {
-      if (cached && now - cached.at < (this.#options.rolesMaxStaleMs ?? 5 * 60_000)) return cached.byName;
-      throw error;
-    }
-  }
-
-  async #fetchRoles(): Promise<Map<string, Role>> {
-    const { resourcesJson } = await this.#options.auth().getResources({ kind: 'role', name: '' }, callDeadline);
-    const list = JSON.parse(resourcesJson) as unknown;
-    if (!Array.isArray(list)) throw new Error('auth answered roles with something other than a list');
-    const byName = new Map<string, Role>();
-    for (const item of list as Role[]) {
-      if (item?.kind !== 'role' || typeof item.metadata?.name !== 'string') continue;
-      const spec = roleSpecSchema.safeParse(item.spec);
-      if (!spec.success) {
-        this.#log.warn({ role: item.metadata.name }, 'role from auth does not parse; ignored');
-        continue;
-      }
-      byName.set(item.metadata.name, { ...item, spec: spec.data });
-    }
-    this.#roles = { at: this.#clock.now().getTime(), byName };
-    return byName;
-  }
-
-  #enqueue(event: EmittedAuditEvent): void {
-    const max = this.#options.auditBufferSize ?? 10_000;
-    this.#auditQueue.push(event);
-    while (this.#auditQueue.length > max) {
-      this.#auditQueue.shift();
-      if (this.#auditDropped++ % 1000 === 0) this.#log.error({ dropped: this.#auditDropped }, 'audit buffer full: dropping the oldest SSH audit events');
-    }
-    if (this.#auditFailures === 0) this.#scheduleAudit(0);
-  }
-
-  #scheduleAudit(delayMs: number): void {
-    if (!this.#running || this.#auditTimer) return;
-    this.#auditTimer = setTimeout(() => {
-      this.#auditTimer = undefined;
-      void this.#flushAudit().then(() => {
-        if (this.#auditQueue.length === 0) return;
-        const max = this.#options.auditMaxRetryMs ?? 30_000;
-        this.#scheduleAudit(this.#auditFailures === 0 ? 0 : Math.min(max, 500 * 2 ** Math.min(this.#auditFailures, 10)));
-      });
-    }, delayMs);
-    this.#auditTimer.unref();
-  }
-
-  /** Sends buffered events in order until the buffer is empty or a send fails. */
-  #flushAudit(): Promise<void> {
-    this.#auditFlushing ??= (async () => {
-      while (this.#auditQueue.length > 0) {
-        const event = this.#auditQueue[0]!;
-        try {
-          await this.#options.auth().emitAudit({ eventJson: JSON.stringify(event) }, callDeadline);
-        } catch (error) {
-          if (this.#auditFailures++ === 0) this.#log.warn({ err: error, pending: this.#auditQueue.length }, 'cannot send SSH audit events to auth; retrying');
-          const code = (error as { code?: string }).code;
-          // A refusal of the event itself would repeat forever: log it and move on.
-          if (code === 'PST_BAD_INPUT') {
-            this.#log.error({ err: error, event }, 'auth refused an SSH audit event; dropped');
-            this.#auditQueue.shift();
-            continue;
-          }
-          return;
-        }
-        this.#auditQueue.shift();
-        this.#auditFailures = 0;
-      }
-    })().finally(() => {
-      this.#auditFlushing = undefined;
-    });
-    return this.#auditFlushing;
   }
 }
 

@@ -176,7 +176,7 @@ async function reachableLeafHostKeys(deps: AuthDeps, checker: AccessChecker): Pr
 }
 
 /** Refuses (and audits) a route to a leaf that is not trusted or that the user's cluster_labels do not reach. */
-async function checkClusterRoute(deps: AuthDeps, ctx: CallContext, checker: AccessChecker, username: string, cluster: string): Promise<void> {
+export async function checkClusterRoute(deps: AuthDeps, ctx: CallContext, checker: AccessChecker, username: string, cluster: string): Promise<void> {
   let labels: Record<string, string> | undefined;
   try {
     labels = (await deps.resources.get('remote_cluster', cluster)).metadata.labels ?? {};

@@ -17,6 +17,7 @@ import { BadInputError } from '../../../protocols/errors.ts';
 import { issueCertificate } from '../pki/x509.ts';
 import type { UserIdentity } from '../pki/identity.ts';
 import { auditIdentity } from './authorizer.ts';
+import { issueRoutedCertificate } from './routed-certs-api.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 
 type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
@@ -68,42 +69,12 @@ export function dbCertsApi(deps: AuthDeps): Pick<Handlers, 'signDatabaseCertific
       };
     },
 
+    /** Kept for older clients: IssueRoutedCertificate with a database route (routed-certs-api.ts). */
     async reissueUserCertificate(request, ctx) {
+      if (!request.dbService) throw new BadInputError('reissue user certificate: name the database (db_service)');
       const caller = deps.authorizer.requireIdentity(ctx);
       if (caller.kind !== 'user') throw new BadInputError('reissue user certificate: only users may ask; this caller is a host');
-      if (!request.dbService) throw new BadInputError('reissue user certificate: name the database (db_service)');
-      _checkName('database service', request.dbService);
-      if (request.dbUser) _checkName('database user', request.dbUser);
-      if (request.dbName) _checkName('database name', request.dbName);
-      const identity: UserIdentity = {
-        ...caller,
-        routeToDatabase: { service: request.dbService, ...(request.dbUser ? { user: request.dbUser } : {}), ...(request.dbName ? { database: request.dbName } : {}) },
-      };
-      const tlsCertificatePem = issueCertificate({
-        ca: deps.authorities.x509Signer('user'),
-        publicKey: _publicKey(request.tlsPublicKey),
-        identity,
-        notAfter: caller.expires,
-        now: deps.clock.now(),
-        usage: 'client',
-      });
-      await deps.audit.emit({
-        type: 'cert.issue',
-        identity: auditIdentity(ctx),
-        resource: { kind: 'db', name: request.dbService },
-        outcome: 'success',
-        fields: { certificate: 'user-db-route', db_user: request.dbUser, db_name: request.dbName, expires: caller.expires.toISOString() },
-      });
-      return {
-        sshCertificate: '',
-        tlsCertificatePem,
-        tlsCaPems: deps.authorities.trustedTlsCerts('host'),
-        sshHostCaKeys: [],
-        expires: caller.expires.toISOString(),
-        username: caller.username,
-        roles: caller.roles,
-        logins: caller.logins,
-      };
+      return issueRoutedCertificate(deps, { tlsPublicKey: request.tlsPublicKey, routeToCluster: '', dbService: request.dbService, dbUser: request.dbUser, dbName: request.dbName, appName: '', appPublicAddr: '', kubeCluster: '' }, ctx);
     },
   };
 }

@@ -16,6 +16,7 @@ import type { ServiceHandlers } from '../../api/grpc-glue.ts';
 import { AccessDeniedError, BadInputError } from '../../../protocols/errors.ts';
 import { signEs256Jwt, type AppClaims } from '../../../protocols/jwt/es256-jwt.ts';
 import { auditIdentity } from './authorizer.ts';
+import { issueRoutedCertificate } from './routed-certs-api.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 
 type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
@@ -27,40 +28,10 @@ const traitsSchema = z.record(z.string().max(253), z.array(z.string().max(1_024)
 
 export function routesApi(deps: AuthDeps): Pick<Handlers, 'generateRouteCerts' | 'signAppToken'> {
   return {
+    /** Kept for older clients: IssueRoutedCertificate with an app or Kubernetes route (routed-certs-api.ts). */
     async generateRouteCerts(request, ctx) {
-      const caller = deps.authorizer.requireIdentity(ctx);
-      if (caller.kind !== 'user') throw new AccessDeniedError('route certificates are for users; hosts have their own identity');
-      const app = request.appName ? _name(request.appName, 'app name') : undefined;
-      const kube = request.kubeCluster ? _name(request.kubeCluster, 'Kubernetes cluster name') : undefined;
-      if ((app === undefined) === (kube === undefined)) throw new BadInputError('name exactly one of app_name and kube_cluster');
-      const kind = app !== undefined ? 'app' : 'kube_cluster';
-      const target = (app ?? kube)!;
-      const listed = await deps.presence.listServed(kind);
-      const matches = listed.filter((row) => row.metadata.name === target);
-      if (matches.length === 0) throw new BadInputError(`no ${kind === 'app' ? 'app' : 'Kubernetes cluster'} is named "${target}"; list them with psh ${kind === 'app' ? 'apps' : 'kube'} ls`);
-      const checker = await deps.authorizer.checkerFor(caller);
-      const decision = checker.checkVisible(kind, { name: target, labels: matches[0]!.metadata.labels });
-      if (!decision.allowed) {
-        await deps.audit.emit({ type: 'access.denied', identity: auditIdentity(ctx), resource: { kind, name: target }, outcome: 'deny', reason: decision.reason });
-        throw new AccessDeniedError(`access denied: ${decision.reason}`);
-      }
-      const identity = {
-        ...caller,
-        ...(app !== undefined ? { routeToApp: { name: app, sessionId: randomUUID(), ...(request.appPublicAddr ? { publicAddr: _name(request.appPublicAddr, 'public address') } : {}) } } : {}),
-        ...(kube !== undefined ? { routeToKubeCluster: kube } : {}),
-      };
-      const pem = deps.issuer.issueUserTls(identity, request.tlsPublicKey);
-      await deps.audit.emit({ type: 'cert.issue', identity: auditIdentity(ctx), resource: { kind, name: target }, outcome: 'success', fields: { route: kind, expires: caller.expires.toISOString() } });
-      return {
-        sshCertificate: '',
-        tlsCertificatePem: pem,
-        tlsCaPems: deps.authorities.trustedTlsCerts('host'),
-        sshHostCaKeys: [],
-        expires: caller.expires.toISOString(),
-        username: caller.username,
-        roles: caller.roles,
-        logins: caller.logins,
-      };
+      if (Boolean(request.appName) === Boolean(request.kubeCluster)) throw new BadInputError('name exactly one of app_name and kube_cluster');
+      return issueRoutedCertificate(deps, { tlsPublicKey: request.tlsPublicKey, routeToCluster: '', dbService: '', dbUser: '', dbName: '', appName: request.appName, appPublicAddr: request.appPublicAddr, kubeCluster: request.kubeCluster }, ctx);
     },
 
     async signAppToken(request, ctx) {

@@ -1,0 +1,198 @@
+/**
+ * Databases, apps and Kubernetes across trusted clusters, with real clients: a root
+ * user whose root role the leaf maps runs psql against a PostgreSQL server behind a
+ * leaf agent, curl against an HTTP app in the leaf and kubectl against a Kubernetes API
+ * server in the leaf, all through the root proxy (root proxy -> leaf tunnel -> leaf
+ * proxy -> the leaf agent, which maps the root roles). A root user the map leaves out
+ * is refused at the leaf agent with "no roles mapped ..." and the leaf audits it; a
+ * root role whose cluster_labels miss the leaf gets no certificate routed there.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
+import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPair } from './fixtures/cluster-process.ts';
+import { postgresSkipReason, startPostgres, type PostgresServer } from './fixtures/postgres.ts';
+import { startKubeApiServer, type KubeFixture } from './fixtures/kube-apiserver.ts';
+
+const domain = 'root.localhost';
+const password = 'a long and happy password';
+const skip = postgresSkipReason()
+  ?? (spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl')
+  ?? (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? undefined : 'kubectl missing: install Debian package kubernetes-client');
+
+function run(command: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 30_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describe('trusted clusters: databases, apps and Kubernetes in a leaf, through the root proxy', { skip }, () => {
+  let pair: TrustedPair;
+  let agent: DaemonProcess | undefined;
+  let pg: PostgresServer | undefined;
+  let kube: KubeFixture | undefined;
+  let app: http.Server | undefined;
+  let work = '';
+  const homes: Record<string, string> = {};
+  const psh = (user: string, args: string[]) => pshIn(homes[user]!)(args);
+
+  before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'postern-xcluster-'));
+    pair = await startTrustedPair({ roleMap: [{ remote: 'svc-user', local: ['svc'] }], rootProxyYaml: `  app_domain: ${domain}\n` });
+    // The leaf's database trusts the leaf's db-client CA; the app answers with who the JWT says.
+    const certs = path.join(work, 'pgcerts');
+    const signed = await pair.leaf.pctl(['auth', 'sign', '--format=db', '--host', 'localhost,127.0.0.1', '--out', certs]);
+    assert.equal(signed.code, 0, signed.stderr);
+    [pg, kube, app] = await Promise.all([
+      startPostgres({
+        serverCertPem: readFileSync(path.join(certs, 'server.crt'), 'utf8'),
+        serverKeyPem: readFileSync(path.join(certs, 'server.key'), 'utf8'),
+        clientCaPem: readFileSync(path.join(certs, 'db-client-ca.crt'), 'utf8'),
+      }),
+      startKubeApiServer(),
+      new Promise<http.Server>((resolve) => {
+        const server = http.createServer((req, res) => {
+          const jwt = String(req.headers['postern-jwt-assertion'] ?? '');
+          const claims = jwt ? JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string; roles?: string[] } : {};
+          res.end(JSON.stringify({ path: req.url, user: claims.sub ?? null, roles: claims.roles ?? null }));
+        });
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      }),
+    ]);
+    await pg!.sql('create user alice');
+    await pg!.sql('create database app owner alice');
+    const token = (JSON.parse((await pair.leaf.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
+    agent = await startDaemon('leaf-services', (dir, diag) => [
+      `data_dir: ${dir}`, `diag_addr: ${diag}`, 'agent:', '  node_name: leaf-services', `  proxy_addr: ${pair.leaf.proxy}`, `  token: ${token}`, `  ca_pin: ${pair.leaf.pin}`,
+      '  ssh: { enabled: false }',
+      '  db:',
+      '    databases:',
+      `      - { name: leafdb, protocol: postgres, uri: "127.0.0.1:${pg!.port}", labels: { env: leaf }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost }, auth: { type: cert } }`,
+      '  apps:',
+      `    - { name: leafweb, uri: "http://127.0.0.1:${(app!.address() as AddressInfo).port}", labels: { env: leaf } }`,
+      '  kube:',
+      '    clusters:',
+      `      - { name: leafk8s, labels: { env: leaf }, api_addr: "${kube!.url}", ca_file: "${kube!.caFile}", token_file: "${kube!.tokenFile}" }`,
+      '',
+    ].join('\n'));
+    await agent.waitReady();
+    const leafRole = 'kind: role\nversion: v1\nmetadata: { name: svc }\nspec:\n  allow:\n    db_labels: { env: leaf }\n    db_users: [alice]\n    db_names: [app]\n    app_labels: { env: leaf }\n    kubernetes_labels: { env: leaf }\n    kubernetes_users: [leaf-viewer]\n    kubernetes_groups: [viewers]\n    resources: [{ kinds: [db, app, kube_cluster], verbs: [list, read] }]\n';
+    assert.equal((await createResource(pair.leaf, leafRole)).code, 0);
+    const rootRoles = [
+      'kind: role\nversion: v1\nmetadata: { name: svc-user }\nspec:\n  allow:\n    cluster_labels: { env: prod }\n',
+      'kind: role\nversion: v1\nmetadata: { name: svc-unmapped }\nspec:\n  allow:\n    cluster_labels: { env: prod }\n',
+      'kind: role\nversion: v1\nmetadata: { name: svc-staging }\nspec:\n  allow:\n    cluster_labels: { env: staging }\n',
+    ].join('---\n');
+    const created = await createResource(pair.root, rootRoles);
+    assert.equal(created.code, 0, created.stderr);
+    await Promise.all([['rita', 'svc-user'], ['uma', 'svc-unmapped'], ['stan', 'svc-staging']].map(async ([name, roles]) => {
+      homes[name!] = mkdtempSync(path.join(tmpdir(), `postern-${name}-`));
+      await signUpAndLogIn(pair.root, homes[name!]!, { name: name!, roles: roles!, logins: name!, password });
+    }));
+    await until('the leaf database listed through the root', async () => {
+      const listed = await psh('rita', ['db', 'ls', '--cluster', 'leaf', '--format', 'json']);
+      return listed.code === 0 && (JSON.parse(listed.stdout) as Array<{ name: string; online: boolean }>).some((d) => d.name === 'leafdb' && d.online) ? true : undefined;
+    }, 30_000);
+  });
+
+  after(async () => {
+    await stopAll([agent, ...(pair?.daemons() ?? [])]);
+    await Promise.all([pg?.stop(), kube?.close(), new Promise((resolve) => (app ? app.close(resolve) : resolve(undefined)))]);
+    for (const home of Object.values(homes)) rmSync(home, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('psql: a mapped root user queries the leaf database as the mapped role allows; the leaf audits the query as the root user\'s', async () => {
+    const login = await psh('rita', ['db', 'login', 'leafdb', '--db-user', 'alice', '--db-name', 'app', '--cluster', 'leaf']);
+    assert.equal(login.code, 0, login.stderr);
+    const query = await psh('rita', ['db', 'connect', 'leafdb', '--', '-X', '-At', '-c', 'select current_user, current_database(), 40 + 2']);
+    assert.equal(query.code, 0, query.stderr);
+    assert.equal(query.stdout, 'alice|app|42\n');
+    const audited = await until('the query in the leaf audit log', async () => {
+      const found = await pair.leaf.pctl(['audit', 'search', '--user', 'rita', '--type', 'db.query', '--format', 'json']);
+      const events = JSON.parse(found.stdout || '[]') as Array<{ fields: Record<string, unknown>; identity: { roles?: string[] } }>;
+      return events.find((e) => String(e.fields['statement']).includes('40 + 2'));
+    });
+    assert.equal(audited.fields['user_cluster'], 'root');
+    assert.deepEqual(audited.identity.roles, ['svc'], 'the leaf roles the map gave');
+  });
+
+  test('curl: a mapped root user reaches the leaf\'s HTTP app with an app certificate; the app sees the root user', async () => {
+    const login = await psh('rita', ['apps', 'login', 'leafweb', '--cluster', 'leaf']);
+    assert.equal(login.code, 0, login.stderr);
+    const config = await psh('rita', ['apps', 'config', 'leafweb', '--format', 'json']);
+    assert.equal(config.code, 0, config.stderr);
+    const flags = JSON.parse(config.stdout) as { url: string; cert: string; key: string; cacert: string; connect_to: string };
+    const got = await run('curl', ['-sS', '--max-time', '20', '--cert', flags.cert, '--key', flags.key, '--cacert', flags.cacert, '--connect-to', flags.connect_to, `${flags.url}hello`]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(JSON.parse(got.stdout), { path: '/hello', user: 'rita', roles: ['svc'] });
+  });
+
+  test('kubectl: a mapped root user lists pods in the leaf\'s Kubernetes cluster, impersonating what the leaf role says', async () => {
+    const kubeconfig = path.join(work, 'kubeconfig');
+    const login = await psh('rita', ['kube', 'login', 'leafk8s', '--cluster', 'leaf', '--kubeconfig', kubeconfig]);
+    assert.equal(login.code, 0, login.stderr);
+    const mark = kube!.requests.length;
+    const pods = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', 'pods']);
+    assert.equal(pods.code, 0, pods.stderr);
+    assert.match(pods.stdout, /web-1\s+Running/);
+    const seen = kube!.requests.slice(mark).find((r) => r.path.startsWith('/api/v1/namespaces/default/pods'));
+    assert.ok(seen);
+    assert.equal(seen.headers['impersonate-user'], 'leaf-viewer');
+    assert.equal(seen.headers.authorization, `Bearer ${kube!.token}`);
+  });
+
+  test('a root user the role map leaves out is refused at the leaf agent with the reason, and the leaf audits it', async () => {
+    const login = await psh('uma', ['db', 'login', 'leafdb', '--db-user', 'alice', '--db-name', 'app', '--cluster', 'leaf']);
+    assert.equal(login.code, 0, login.stderr);
+    const query = await psh('uma', ['db', 'connect', 'leafdb', '--', '-X', '-At', '-c', 'select 1']);
+    assert.notEqual(query.code, 0);
+    assert.match(query.stderr, /no roles mapped for remote user uma from cluster root/);
+    const kubeconfig = path.join(work, 'kubeconfig-uma');
+    assert.equal((await psh('uma', ['kube', 'login', 'leafk8s', '--cluster', 'leaf', '--kubeconfig', kubeconfig])).code, 0);
+    const pods = await run('kubectl', ['--kubeconfig', kubeconfig, 'get', 'pods']);
+    assert.notEqual(pods.code, 0);
+    assert.match(pods.stderr, /no roles mapped for remote user uma from cluster root/);
+    const denied = await until('the denials in the leaf audit log', async () => {
+      const found = await pair.leaf.pctl(['audit', 'search', '--user', 'uma', '--type', 'access.denied', '--format', 'json']);
+      const events = (JSON.parse(found.stdout || '[]') as Array<{ reason?: string; resource?: { kind: string }; fields: Record<string, unknown> }>)
+        .filter((e) => /no roles mapped for remote user uma from cluster root/.test(e.reason ?? ''));
+      const kinds = new Set(events.map((e) => e.resource?.kind));
+      return kinds.has('db') && kinds.has('kube_cluster') ? events : undefined;
+    });
+    assert.ok(denied.every((e) => e.fields['user_cluster'] === 'root'), 'marked for forwarding to the root');
+  });
+
+  test('a root role whose cluster_labels miss the leaf gets no certificate routed to it (db, app, kube)', async () => {
+    for (const args of [['db', 'login', 'leafdb', '--db-user', 'alice'], ['apps', 'login', 'leafweb'], ['kube', 'login', 'leafk8s', '--kubeconfig', path.join(work, 'kc-stan')]]) {
+      const refused = await psh('stan', [...args, '--cluster', 'leaf']);
+      assert.notEqual(refused.code, 0, args.join(' '));
+      assert.match(refused.stderr, /cluster "leaf"|leaf cluster leaf/, args.join(' '));
+    }
+    const audited = JSON.parse((await pair.root.pctl(['audit', 'search', '--user', 'stan', '--type', 'access.denied', '--format', 'json'])).stdout || '[]') as Array<{ resource?: { kind: string; name: string } }>;
+    assert.ok(audited.some((e) => e.resource?.kind === 'cluster' && e.resource.name === 'leaf'), 'the root audits the refused route');
+  });
+});
