@@ -22,6 +22,7 @@ const benchmarks: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   ssh: () => import('./ssh.ts'),
   desktop: () => import('./desktop.ts'),
   db: () => import('./db.ts'),
+  'audit-ingest': () => import('./audit-ingest.ts'),
   trust: () => import('./trust.ts'),
 };
 

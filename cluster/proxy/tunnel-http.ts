@@ -5,6 +5,7 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { withBufferWritev } from '../../protocols/tunnel/index.ts';
 
 /** An http.Agent whose connections are tunnel streams; keep-alive reuses them. */
 export class TunnelAgent extends http.Agent {
@@ -32,7 +33,7 @@ function _socketLike(stream: Duplex): Duplex {
   socket.ref ??= () => {};
   socket.unref ??= () => {};
   socket.setNoDelay ??= () => {};
-  return socket;
+  return withBufferWritev(socket);
 }
 
 /** Replays an upgrade request onto a fresh tunnel stream and pipes both ways; the agent answers the 101. */

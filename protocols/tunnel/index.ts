@@ -29,6 +29,7 @@
  */
 export { AgentTunnel, type AgentTunnelOptions, type DialHandler, type IncomingDial } from './agent-tunnel.ts';
 export { DecoupledSocket } from './decoupled-socket.ts';
+export { withBufferWritev } from './buffer-writes.ts';
 export {
   TunnelClosedError,
   TunnelDialError,

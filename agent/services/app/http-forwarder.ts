@@ -11,6 +11,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { withBufferWritev } from '../../../protocols/tunnel/index.ts';
 
 /** The header the upstream reads the signed identity from. */
 export const jwtAssertionHeader = 'postern-jwt-assertion';
@@ -64,7 +65,7 @@ export class HttpForwarder {
   /** Serves one tunnel stream for `caller`. */
   serve(stream: Duplex, caller: StreamCaller): void {
     this.#callers.set(stream, caller);
-    this.#server.emit('connection', stream);
+    this.#server.emit('connection', withBufferWritev(stream));
   }
 
   close(): void {
@@ -120,7 +121,9 @@ export class HttpForwarder {
       const headers: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(upstreamRes.headers)) if (value !== undefined && !hopByHop.has(name)) headers[name] = value;
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, headers);
-      res.flushHeaders(); // streaming answers (SSE, watches) must reach the client before the body ends
+      // Streaming answers (SSE, watches: no content-length) must reach the client before the body
+      // ends; others leave the head to go out with the first body bytes: one tunnel write, not two.
+      if (upstreamRes.headers['content-length'] === undefined) res.flushHeaders();
       upstreamRes.pipe(res);
       upstreamRes.on('error', () => res.destroy());
     });
