@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,7 @@ import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.t
 import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPair } from './fixtures/cluster-process.ts';
 import { postgresSkipReason, startPostgres, type PostgresServer } from './fixtures/postgres.ts';
 import { startKubeApiServer, type KubeFixture } from './fixtures/kube-apiserver.ts';
+import { runCommand, until } from './fixtures/poll.ts';
 
 const domain = 'root.localhost';
 const password = 'a long and happy password';
@@ -26,28 +27,7 @@ const skip = postgresSkipReason()
   ?? (spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl')
   ?? (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? undefined : 'kubectl missing: install Debian package kubernetes-client');
 
-function run(command: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 30_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const run = (command: string, args: readonly string[], env: Record<string, string> = {}) => runCommand(command, args, { env, timeoutMs: 30_000 });
 
 describe('trusted clusters: databases, apps and Kubernetes in a leaf, through the root proxy', { skip }, () => {
   let pair: TrustedPair;

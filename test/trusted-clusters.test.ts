@@ -8,7 +8,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -19,6 +18,7 @@ import { formatOpenSshPrivateKey } from '../protocols/ssh/private-key.ts';
 import { sshUserExtensions } from '../cluster/api/ssh-identity.ts';
 import { createCaCertificate, issueCertificate } from '../cluster/auth/pki/x509.ts';
 import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type RoleMapEntry, type TrustedPair } from './fixtures/cluster-process.ts';
+import { runCommand, until } from './fixtures/poll.ts';
 
 const skip = (() => {
   try {
@@ -32,28 +32,7 @@ const skip = (() => {
 const baseMap: RoleMapEntry[] = [{ remote: 'leaf-admin', local: ['access'] }];
 const password = 'a long and happy password';
 
-function run(command: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+const run = (command: string, args: readonly string[], env: Record<string, string> = {}) => runCommand(command, args, { env, timeoutMs: 60_000 });
 
 describe('trusted clusters: root users reach leaf nodes through the root proxy', { skip }, () => {
   let pair: TrustedPair;

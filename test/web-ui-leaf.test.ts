@@ -12,34 +12,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { writeFileSync } from 'node:fs';
 import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
 import { addToken, createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPair } from './fixtures/cluster-process.ts';
 import { startXrdp, xrdpUnavailable, type XrdpDesktop } from './fixtures/xrdp.ts';
+import { until as pollUntil } from './fixtures/poll.ts';
 import { artifactsDir, chromiumMissing, launchChromium, newContext, screenshot } from './fixtures/browser.ts';
 
 const skip = chromiumMissing() ?? (process.getuid?.() === 0 ? undefined : 'logs in as root on the leaf agent: run as root');
 const password = 'a long and happy password';
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => pollUntil(what, check, timeoutMs);
 
 describe('web UI: a leaf cluster through the root', { skip }, () => {
   let pair: TrustedPair;
