@@ -41,11 +41,20 @@ test('the default (auth,proxy) writes a cluster config that validates', async ()
   assert.equal(config.diag_addr, '127.0.0.1:3000');
 });
 
+test('--roles ssh,db adds the database service section, which validates and serves nothing until databases are listed', async () => {
+  const file = path.join(dir, 'db-agent.yaml');
+  const result = await runCli(['postern', 'configure', '--roles', 'ssh,db', '--proxy', 'proxy.example.com:3080', '--token', 'tok-2', '--ca-pin', pin, '-o', file]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(readFileSync(file, 'utf8'), /# - name: orders\n\s+#\s+protocol: postgres/);
+  const config = await loadConfig(file);
+  assert.deepEqual(config.agent?.db, { databases: [], resources: [], poll_interval: '30s' });
+  assert.equal(config.agent?.ssh.enabled, true);
+});
+
 test('bad input is refused with the reason and writes nothing', async () => {
   const file = path.join(dir, 'refused.yaml');
   const cases: Array<[string[], RegExp]> = [
     [['--roles', 'ssh,web'], /--roles: unknown role "web"; expected auth, proxy, agent, ssh, db/],
-    [['--roles', 'ssh,db'], /--roles db: this build has no database service to configure yet/],
     [['--roles', 'ssh', '--ca-pin', 'sha256:abc'], /--ca-pin sha256:abc: expected sha256:<64 hex digits>/],
     [['--roles', 'ssh', '--proxy', 'proxy.example.com'], /--proxy proxy.example.com: expected host:port/],
   ];

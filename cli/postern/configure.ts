@@ -5,7 +5,7 @@ import { parseLabels } from '../output.ts';
 import { renderStarterConfig } from '../../cluster/common/starter-config.ts';
 import { parseConfig } from '../../cluster/common/config.ts';
 
-/** auth and proxy are cluster services; agent runs the agent, ssh (and later db, app...) the services it serves. */
+/** auth and proxy are cluster services; agent runs the agent, ssh and db the services it serves. */
 const knownRoles = ['auth', 'proxy', 'agent', 'ssh', 'db'] as const;
 type Role = (typeof knownRoles)[number];
 const hostPort = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/;
@@ -14,8 +14,7 @@ const hostPort = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/;
 export async function configure(invocation: Invocation): Promise<number> {
   const roles = (stringOption(invocation, 'roles') ?? 'auth,proxy').split(',').map((r) => r.trim());
   for (const role of roles) if (!knownRoles.includes(role as Role)) throw new UsageError(`--roles: unknown role "${role}"; expected ${knownRoles.join(', ')}`);
-  if (roles.includes('db')) throw new UsageError('--roles db: this build has no database service to configure yet; configure ssh now and add the database section when it ships');
-  const agent = roles.includes('agent') || roles.includes('ssh');
+  const agent = roles.includes('agent') || roles.includes('ssh') || roles.includes('db');
   const proxy = stringOption(invocation, 'proxy');
   if (proxy !== undefined && !hostPort.test(proxy)) throw new UsageError(`--proxy ${proxy}: expected host:port, e.g. proxy.example.com:3080`);
   const caPin = stringOption(invocation, 'ca-pin');
@@ -31,6 +30,7 @@ export async function configure(invocation: Invocation): Promise<number> {
     token: stringOption(invocation, 'token'),
     caPin,
     labels: invocation.options.labels ? parseLabels(stringOption(invocation, 'labels')) : undefined,
+    databases: roles.includes('db'),
   });
   const output = stringOption(invocation, 'output');
   parseConfig(text, output ?? 'postern.yaml'); // a starter that does not validate is a bug; fail loudly

@@ -12,6 +12,8 @@ export interface StarterOptions {
   nodeName?: string;
   /** /healthz, /readyz, /metrics; default 127.0.0.1:3000. */
   diagAddr?: string;
+  /** Agents: add the database service section (databases listed by the operator). */
+  databases?: boolean;
 }
 
 const yamlString = (value: string) => JSON.stringify(value);
@@ -70,6 +72,22 @@ export function renderStarterConfig(options: StarterOptions): string {
       '  ssh:',
       '    enabled: true',
     );
+    if (options.databases) {
+      lines.push(
+        '  # The database service (docs/databases.md): each database is served as db:NAME.',
+        '  db:',
+        '    databases: []',
+        '    # - name: orders',
+        '    #   protocol: postgres          # or mysql',
+        '    #   uri: 127.0.0.1:5432',
+        '    #   labels: { env: prod }',
+        '    #   tls: { mode: verify-full, ca_file: /etc/postern/orders-ca.pem }',
+        '    #   auth: { type: cert }        # db-client certificate, CN = database user (pctl auth sign --format=db)',
+        '    # Or serve `db` resources created with pctl create -f whose labels match:',
+        '    resources: []',
+        '    # - labels: { env: prod }',
+      );
+    }
   }
   return lines.join('\n') + '\n';
 }
