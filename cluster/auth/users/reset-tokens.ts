@@ -71,7 +71,7 @@ export class ResetTokens {
     }
     const now = this.#clock.now();
     const expires = new Date(now.getTime() + ttlMs);
-    const token = crypto.randomBytes(tokenBytes).toString('base64url');
+    const token = _newToken();
     const hash = hashResetToken(token);
     const record = {
       user,
@@ -120,4 +120,15 @@ export function sameHash(stored: string | undefined, hash: string): boolean {
   const left = Buffer.from(stored, 'hex');
   const right = Buffer.from(hash, 'hex');
   return left.length === right.length && crypto.timingSafeEqual(left, right);
+}
+
+/**
+ * 32 random bytes, base64url, never starting with `-`: people paste the token after
+ * `--token`, and an argument starting with a dash reads as an option (1 token in 64 did).
+ */
+function _newToken(): string {
+  for (;;) {
+    const token = crypto.randomBytes(tokenBytes).toString('base64url');
+    if (!token.startsWith('-')) return token;
+  }
 }
