@@ -121,7 +121,11 @@ test('the mesh: a tunnel per discovered proxy, none twice to one proxy, and link
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(a.tunnelPeers.length, 2, 'the alias is remembered: rediscovery does not dial it again');
 
+  // One discovery without B (a proxy that just restarted lists only itself) keeps it; two drop it.
   listed = [{ host_id: 'proxy-a', public_addr: a.address }];
+  await tunnels.discover();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(b.tunnels.size, 1, 'one discovery without B keeps its tunnel');
   await tunnels.discover();
   await until('B dropped', () => b.tunnels.size === 0);
   assert.deepEqual(tunnels.status().map((row) => row.address), [a.address]);

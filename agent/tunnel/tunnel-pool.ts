@@ -61,6 +61,8 @@ export class TunnelPool extends EventEmitter<TunnelPoolEvents> implements Superv
   readonly #aliases = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #discovering: Promise<void> | undefined;
+  /** Links missing from the last discovery, by address (see #reconcile). */
+  readonly #unlisted = new Set<string>();
   #again = false;
   #running = false;
 
@@ -153,8 +155,17 @@ export class TunnelPool extends EventEmitter<TunnelPoolEvents> implements Superv
       const alias = this.#aliases.get(address);
       if (!this.#links.has(address) && !reached.has(hostId) && !(alias !== undefined && reached.has(alias))) this.#addLink(address);
     }
+    // A proxy that has just started lists only itself until it has read its peers from
+    // auth: a link goes only when two discoveries in a row leave its proxy out.
     for (const [address, link] of this.#links) {
-      if (address !== this.#options.proxyAddr && !wanted.has(address)) this.#removeLink(link, 'the proxy is no longer listed by discovery');
+      if (address === this.#options.proxyAddr || wanted.has(address)) {
+        this.#unlisted.delete(address);
+      } else if (this.#unlisted.has(address)) {
+        this.#unlisted.delete(address);
+        this.#removeLink(link, 'the proxy is no longer listed by discovery');
+      } else {
+        this.#unlisted.add(address);
+      }
     }
   }
 
@@ -175,6 +186,7 @@ export class TunnelPool extends EventEmitter<TunnelPoolEvents> implements Superv
   #removeLink(link: TunnelLink, why: string): void {
     if (this.#links.get(link.address) !== link) return;
     this.#links.delete(link.address);
+    this.#unlisted.delete(link.address);
     this.#log.info({ proxy: link.address, why }, 'closing tunnel');
     void link.stop();
   }
