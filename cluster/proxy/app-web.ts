@@ -21,7 +21,7 @@ import { ServiceDialError } from './errors.ts';
 import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './service-dialer.ts';
 import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
-import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
+import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
@@ -67,8 +67,7 @@ export class AppWeb {
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
-  readonly #agents = new Map<string, { agent: TunnelAgent; used: number }>();
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #agents: TunnelAgentPool;
 
   constructor(options: AppWebOptions) {
     this.#options = options;
@@ -77,8 +76,7 @@ export class AppWeb {
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#http2 = http2.createServer({ settings: { maxConcurrentStreams: 256 } }, handler as never);
     this.#http2.on('sessionError', () => {});
-    this.#sweeper = setInterval(() => this.#sweep(), 30_000);
-    this.#sweeper.unref();
+    this.#agents = new TunnelAgentPool((request) => options.dialer.dial(request), { idleMs: 60_000 });
   }
 
   /** True when this socket's SNI names an app. */
@@ -93,8 +91,7 @@ export class AppWeb {
   };
 
   close(): void {
-    clearInterval(this.#sweeper);
-    for (const { agent } of this.#agents.values()) agent.destroy();
+    this.#agents.close();
     this.#http1.close();
     this.#http2.close();
   }
@@ -155,7 +152,7 @@ export class AppWeb {
     if (cookie === undefined) delete headers.cookie;
     else headers.cookie = cookie;
     headers.host = req.headers.host ?? (req.headers[':authority'] as string);
-    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(app, dial) });
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agents.get({ ...dial, service: `app:${app}` }) });
     upstream.on('response', (answer) => {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
@@ -216,31 +213,6 @@ export class AppWeb {
     this.#options.logger.info({ status, reason, why }, 'app request refused');
     if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
     res.end(`${why}\n`);
-  }
-
-  #agent(app: string, dial: _CallerDial): TunnelAgent {
-    // One keep-alive pool per identity and client address: the agent audits both.
-    const key = `${app}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`;
-    let entry = this.#agents.get(key);
-    if (!entry) {
-      entry = {
-        agent: new TunnelAgent(() => this.#options.dialer.dial({ ...dial, service: `app:${app}` })),
-        used: Date.now(),
-      };
-      this.#agents.set(key, entry);
-    }
-    entry.used = Date.now();
-    return entry.agent;
-  }
-
-  #sweep(): void {
-    const idle = Date.now() - 60_000;
-    for (const [key, entry] of this.#agents) {
-      if (entry.used < idle) {
-        entry.agent.destroy();
-        this.#agents.delete(key);
-      }
-    }
   }
 }
 

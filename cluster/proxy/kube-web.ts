@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
 import { ServiceDialError } from './errors.ts';
 import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './service-dialer.ts';
-import { TunnelAgent, pipeUpgrade } from './tunnel-http.ts';
+import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
 import { certificateDial, peerUser, type PeerUser } from './user-certificate.ts';
 
 /** The SNI name kubeconfigs written by psh use for the proxy. */
@@ -32,8 +32,7 @@ export class KubeWeb {
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
-  readonly #agents = new Map<string, { agent: TunnelAgent; used: number }>();
-  readonly #sweeper: NodeJS.Timeout;
+  readonly #agents: TunnelAgentPool;
 
   constructor(options: KubeWebOptions) {
     this.#options = options;
@@ -42,8 +41,7 @@ export class KubeWeb {
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#http2 = http2.createServer({ settings: { maxConcurrentStreams: 256 } }, handler as never);
     this.#http2.on('sessionError', () => {});
-    this.#sweeper = setInterval(() => this.#sweep(), 30_000);
-    this.#sweeper.unref();
+    this.#agents = new TunnelAgentPool((request) => options.dialer.dial(request), { idleMs: 120_000 });
   }
 
   owns(socket: TLSSocket): boolean {
@@ -56,8 +54,7 @@ export class KubeWeb {
   };
 
   close(): void {
-    clearInterval(this.#sweeper);
-    for (const { agent } of this.#agents.values()) agent.destroy();
+    this.#agents.close();
     this.#http1.close();
     this.#http2.close();
   }
@@ -87,7 +84,7 @@ export class KubeWeb {
       headers[name] = value;
     }
     headers.host = kubeServerName;
-    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agent(caller.kubeCluster, caller.dial) });
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agents.get({ ...caller.dial, service: `kube_cluster:${caller.kubeCluster}` }) });
     upstream.on('response', (answer) => {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
@@ -132,28 +129,6 @@ export class KubeWeb {
     this.#options.logger.info({ status, why }, 'kube request refused');
     if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(_status(status, why)));
-  }
-
-  #agent(kubeCluster: string, dial: _CallerDial): TunnelAgent {
-    // One keep-alive pool per certificate and client address: the agent audits both.
-    const key = `${kubeCluster}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`;
-    let entry = this.#agents.get(key);
-    if (!entry) {
-      entry = { agent: new TunnelAgent(() => this.#options.dialer.dial({ ...dial, service: `kube_cluster:${kubeCluster}` })), used: Date.now() };
-      this.#agents.set(key, entry);
-    }
-    entry.used = Date.now();
-    return entry.agent;
-  }
-
-  #sweep(): void {
-    const idle = Date.now() - 120_000;
-    for (const [key, entry] of this.#agents) {
-      if (entry.used < idle) {
-        entry.agent.destroy();
-        this.#agents.delete(key);
-      }
-    }
   }
 }
 

@@ -6,6 +6,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { withBufferWritev } from '../../protocols/tunnel/index.ts';
+import type { ServiceDialRequest } from './service-dialer.ts';
 
 /** An http.Agent whose connections are tunnel streams; keep-alive reuses them. */
 export class TunnelAgent extends http.Agent {
@@ -19,6 +20,52 @@ export class TunnelAgent extends http.Agent {
   override createConnection(_options: unknown, callback?: (error: Error | null, socket: Duplex) => void): undefined {
     this.#open().then((stream) => callback?.(null, _socketLike(stream)), (error: Error) => callback?.(error, undefined as never));
     return undefined;
+  }
+}
+
+/**
+ * Keep-alive pools of tunnel streams, one per service, caller and client address (the
+ * agent audits both), closed after `idleMs` without use.
+ */
+export class TunnelAgentPool {
+  readonly #dial: (request: ServiceDialRequest) => Promise<Duplex>;
+  readonly #idleMs: number;
+  readonly #agents = new Map<string, { agent: TunnelAgent; used: number }>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(dial: (request: ServiceDialRequest) => Promise<Duplex>, options: { idleMs: number }) {
+    this.#dial = dial;
+    this.#idleMs = options.idleMs;
+    this.#sweeper = setInterval(() => this.#sweep(), 30_000);
+    this.#sweeper.unref();
+  }
+
+  /** The pool for `request` (its service, cluster, identity and headers). */
+  get(request: ServiceDialRequest): TunnelAgent {
+    const key = `${request.service}\0${request.cluster ?? ''}\0${request.identity}\0${JSON.stringify(request.headers ?? {})}`;
+    let entry = this.#agents.get(key);
+    if (!entry) {
+      entry = { agent: new TunnelAgent(() => this.#dial(request)), used: Date.now() };
+      this.#agents.set(key, entry);
+    }
+    entry.used = Date.now();
+    return entry.agent;
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+    for (const { agent } of this.#agents.values()) agent.destroy();
+    this.#agents.clear();
+  }
+
+  #sweep(): void {
+    const idle = Date.now() - this.#idleMs;
+    for (const [key, entry] of this.#agents) {
+      if (entry.used < idle) {
+        entry.agent.destroy();
+        this.#agents.delete(key);
+      }
+    }
   }
 }
 
