@@ -17,10 +17,12 @@ import { buildWeb, webSeaAssets } from './build-web.ts';
 const root = path.resolve(import.meta.dirname, '..');
 const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
 const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-/** Native addons embedded as SEA assets, by the name node-pty asks for. */
+/** Native addons embedded as SEA assets, by the name their loader asks for. */
 const nativeAddons: Record<string, string> = {
   pty: path.join(root, 'node_modules', 'node-pty', 'build', 'Release', 'pty.node'),
 };
+/** ssh2's optional crypto binding (installers/build-ssh2-crypto.ts); without it ssh2 uses JS ciphers. */
+const sshCryptoAddon = path.join(root, 'node_modules', 'ssh2', 'lib', 'protocol', 'crypto', 'build', 'Release', 'sshcrypto.node');
 const seaNative = path.join(root, 'installers', 'sea-native.ts');
 
 /**
@@ -39,6 +41,27 @@ const nodePtyNative: Plugin = {
       }
       const contents = `var __posternLoadNative = require(${JSON.stringify(seaNative)}).loadNative;\n`
         + source.replace(call, '__posternLoadNative(name)');
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+/**
+ * ssh2's lib/protocol/crypto.js loads its optional binding with a relative require inside
+ * a try/catch (falling back to JS ciphers); in the binary the require becomes
+ * `loadNative('sshcrypto')`, which throws into that same catch when the asset is absent.
+ */
+const ssh2CryptoNative: Plugin = {
+  name: 'ssh2-crypto-native',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]crypto\.js$/ }, (args) => {
+      const source = fs.readFileSync(args.path, 'utf8');
+      const call = "require('./crypto/build/Release/sshcrypto.node')";
+      if (!source.includes(call)) {
+        return { errors: [{ text: `ssh2 ${args.path}: the binding's require (${call}) was not found; update installers/build.ts` }] };
+      }
+      const contents = `var __posternLoadNative = require(${JSON.stringify(seaNative)}).loadNative;\n`
+        + source.replace(call, "__posternLoadNative('sshcrypto')");
       return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
     });
   },
@@ -113,6 +136,12 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
   for (const file of [nodeBinary, ...Object.values(nativeAddons)]) {
     if (!fs.existsSync(file)) throw new Error(`${path.relative(root, file)} is missing: run npm ci`);
   }
+  const addons = { ...nativeAddons };
+  if (fs.existsSync(sshCryptoAddon)) {
+    addons.sshcrypto = sshCryptoAddon;
+  } else {
+    console.warn('warning: ssh2\'s crypto binding is not built (node installers/build-ssh2-crypto.ts); the binary\'s SSH uses JS ciphers');
+  }
   fs.mkdirSync(dist, { recursive: true });
 
   step(`bundling ${path.relative(root, entry)} (${buildInfo.version} ${buildInfo.commit})`);
@@ -127,15 +156,15 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     legalComments: 'none',
     logLevel: 'warning',
     logOverride: { 'require-resolve-not-external': 'silent' },
-    // ssh2's optional addons (never built here: allowScripts keeps them off); it falls back to JS.
-    external: ['cpu-features', '*/crypto/build/Release/sshcrypto.node'],
+    // cpu-features only tunes ssh2's cipher order; allowScripts keeps it unbuilt and ssh2 copes.
+    external: ['cpu-features'],
     define: {
       __POSTERN_BUILD__: JSON.stringify(buildInfo),
-      __POSTERN_NATIVE_PATHS__: JSON.stringify(nativeAddons),
+      __POSTERN_NATIVE_PATHS__: JSON.stringify(addons),
       'import.meta.dirname': '__dirname',
       'import.meta.filename': '__filename',
     },
-    plugins: [nodePtyNative],
+    plugins: [nodePtyNative, ssh2CryptoNative],
     metafile: true,
   });
   for (const warning of result.warnings) console.warn(`esbuild: ${warning.text}`);
@@ -145,7 +174,7 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
   // The web UI rides along as SEA assets (cluster/proxy/web-assets.ts serves them).
   await buildWeb({ ifStale: true, verbose: options.verbose });
   const assets = {
-    ...Object.fromEntries(Object.entries(nativeAddons).map(([addon, file]) => [`${addon}.node`, file])),
+    ...Object.fromEntries(Object.entries(addons).map(([addon, file]) => [`${addon}.node`, file])),
     ...webSeaAssets(path.join(dist, `${name}.web-manifest.json`)),
     // The RDP engine's wasm (protocols/rdp/ironrdp-engine.ts reads it with sea.getRawAsset).
     'ironrdp.wasm': path.join(root, 'node_modules', 'ironrdp-wasm', 'pkg', 'rdp_client_bg.wasm'),

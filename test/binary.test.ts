@@ -48,7 +48,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 test('dist/postern version prints the build stamp, without any environment', async () => {
   const result = await run(binary, ['version']);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^postern 0\.\d+\.\d+ \(commit [0-9a-f]{4,}(-dirty)?, v24\.\d+\.\d+, built \d{4}-\d\d-\d\dT[\d:.]+Z\)\n$/);
+  assert.match(result.stdout, /^postern 0\.\d+\.\d+ \(commit [0-9a-f]{4,}(-dirty)?, v24\.\d+\.\d+, built \d{4}-\d\d-\d\dT[\d:.]+Z; ssh ciphers native\)\n$/);
   assert.equal(result.stderr, '');
 });
 
