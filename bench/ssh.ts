@@ -18,6 +18,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cpuSeconds, sampleDescendantsCpu } from './cpu.ts';
 import { startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from '../test/fixtures/cluster-process.ts';
 import { sshdSkipReason, startSshd, type Sshd } from '../test/fixtures/sshd.ts';
@@ -90,14 +91,25 @@ export async function run(): Promise<void> {
       { name: 'postern -J', args: ['-F', jumpConfig, `${login}@bench-node`], env: pshEnv },
     ];
     // Not spawnSync: this process drains the test sshds' log pipes, and a blocked loop would stall them.
+    // Postern's own processes: the cluster (proxy), the agent and, while a session runs,
+    // psh's ProxyCommand (sampled among the session's descendants).
+    const daemons = [cluster.daemon.child.pid!, agent.child.pid!];
+    const posternCpu = new Map<string, { proxy: number; agent: number; psh: number }>();
     const ssh = async (p: Path, command: string, input?: string): Promise<number> => {
       const started = performance.now();
+      const daemonsBefore = daemons.map(cpuSeconds);
       const child = spawn(input ? 'sh' : 'ssh', input ? ['-c', input] : ['-o', 'BatchMode=yes', ...p.args, command], { env: p.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const psh = input && p.env ? sampleDescendantsCpu(child.pid!) : undefined;
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const [code] = (await once(child, 'exit')) as [number | null];
       const ms = performance.now() - started;
       if (code !== 0) throw new Error(`${p.name}: ssh exited ${code}: ${stderr}`);
+      if (psh) {
+        const [proxy, agentCpu] = daemons.map((pid, i) => cpuSeconds(pid) - daemonsBefore[i]!) as [number, number];
+        const pshCpu = psh.stop().filter((d) => /\bpsh\b|cli\/main\.ts/.test(d.command)).reduce((sum, d) => sum + d.cpu, 0);
+        posternCpu.set(p.name, { proxy, agent: agentCpu, psh: pshCpu });
+      }
       return ms;
     };
     for (const p of paths) await ssh(p, 'true'); // warm-up: caches, first recordings directory, JIT
@@ -116,6 +128,10 @@ export async function run(): Promise<void> {
     process.stdout.write(`login ${login}; ${rounds} rounds; ${mib} MiB bulk\n`);
     process.stdout.write(`${'path'.padEnd(12)} ${'connect+exec ms'.padStart(16)} ${'bulk MiB/s'.padStart(11)}\n`);
     for (const p of paths) process.stdout.write(`${p.name.padEnd(12)} ${latency.get(p.name)!.toFixed(0).padStart(16)} ${throughput.get(p.name)!.toFixed(0).padStart(11)}\n`);
+    const perMiB = (seconds: number) => ((seconds * 1000) / mib).toFixed(2);
+    for (const [name, cpu] of posternCpu) {
+      process.stdout.write(`${name} bulk: Postern's CPU ${perMiB(cpu.proxy + cpu.agent + cpu.psh)} ms/MiB (proxy ${perMiB(cpu.proxy)}, agent ${perMiB(cpu.agent)}, psh ${perMiB(cpu.psh)})\n`);
+    }
     const ratio = (map: Map<string, number>, name: string) => (map.get(name)! / map.get('direct')!).toFixed(2);
     process.stdout.write(
       `ssh vs direct sshd: connect+exec postern ${ratio(latency, 'postern')}x, postern -J ${ratio(latency, 'postern -J')}x, OpenSSH ssh -J ${ratio(latency, 'ssh -J')}x (target <= 1.5x); ` +
