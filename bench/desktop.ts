@@ -27,6 +27,7 @@ import path from 'node:path';
 import { startTestProxy } from '../cluster/proxy/testdata/proxy-fixture.ts';
 import { formatAuthorizedKey } from '../protocols/ssh/public-key.ts';
 import { startDaemon } from '../test/fixtures/processes.ts';
+import { cliPath } from '../test/fixtures/auth.ts';
 import { startXrdp, xrdpUnavailable } from '../test/fixtures/xrdp.ts';
 import { DesktopViewer } from '../test/fixtures/desktop-viewer.ts';
 
@@ -36,6 +37,8 @@ const WINDOW_MS = Number(process.env.BENCH_DESKTOP_MS ?? 8_000);
 const COLOURS = ['#ff0000', '#00ff00', '#0000ff', '#ffff00', '#00ffff', '#ff00ff'];
 /** Colour changes per second the session is driven at (the target is 10 frames/s). */
 const RATE = Number(process.env.BENCH_DESKTOP_RATE ?? 12);
+/** Where the agent writes a V8 CPU profile (node --cpu-prof) when set. */
+const PROFILE_DIR = process.env.BENCH_DESKTOP_CPU_PROF;
 
 export async function run(): Promise<void> {
   const why = xrdpUnavailable();
@@ -59,7 +62,7 @@ export async function run(): Promise<void> {
       `data_dir: ${data}`, `diag_addr: ${diag}`, 'log: { level: warn }', 'agent:', `  proxy_addr: ${t.proxy.address}`, `  token: ${secret}`, `  ca_pin: ${pin}`,
       '  node_name: bench-desk', '  ssh: { enabled: false }', '  desktops:', '    - name: bench', `      addr: ${desktop.host}:${desktop.port}`,
       `      logins: [{ login: bench, username: ${desktop.username}, password_file: ${path.join(dir, 'pass')} }]`, '',
-    ].join('\n'));
+    ].join('\n'), PROFILE_DIR ? { command: (configPath) => ({ file: process.execPath, args: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, cliPath, 'start', '-c', configPath], env: { ...process.env, POSTERN_LOG_LEVEL: 'warn' } }) } : {});
     await agent.waitReady(30_000);
     const hostId = await _until(async () => (await deps.presence.listServed('desktop')).find((d) => d.metadata.name === 'bench')?.status.host_id);
     const pid = agent.child.pid!;
@@ -83,7 +86,7 @@ export async function run(): Promise<void> {
     // The colour cycle runs inside the session as its user, RATE changes a second.
     const env = await desktop.sessionEnv();
     cycler = spawn('runuser', ['-u', desktop.username, '--', 'env', `DISPLAY=${env.DISPLAY}`, `XAUTHORITY=${env.XAUTHORITY}`, 'sh', '-c',
-      `while :; do for c in ${COLOURS.map((c) => `'${c}'`).join(' ')}; do xsetroot -solid "$c"; sleep ${(1 / RATE).toFixed(3)}; done; done`], { stdio: 'ignore' });
+      `while :; do for c in ${COLOURS.map((c) => `'${c}'`).join(' ')}; do xsetroot -solid "$c"; sleep ${(1 / RATE).toFixed(3)}; done; done`], { stdio: process.env.BENCH_DESKTOP_DEBUG ? 'inherit' : 'ignore' });
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // warm-up
 
     let changes = 0;
@@ -115,7 +118,8 @@ export async function run(): Promise<void> {
     process.stdout.write(`desktop: first frame ${firstFrameMs.toFixed(0)} ms; ${fullFrames.toFixed(1)} full-screen frames/s; agent CPU ${cpu.toFixed(2)} cores per session (${(cpu / Math.max(fullFrames, 0.001) * 1000).toFixed(1)} ms per full frame); target >= 10 frames/s under 0.5 core: ${fullFrames >= 10 && cpu < 0.5 ? 'met' : 'NOT met'}${baseline.cores ? `; ${(cpu / baseline.cores).toFixed(1)}x the CPU of xfreerdp` : ''}\n`);
   } finally {
     cycler?.kill();
-    await agent?.kill().catch(() => undefined);
+    // SIGTERM lets a profiled agent write its profile on the way out.
+    await (PROFILE_DIR ? agent?.stop() : agent?.kill())?.catch(() => undefined);
     await t.stop();
     await desktop.stop();
     if (agent) rmSync(agent.dir, { recursive: true, force: true });

@@ -7,7 +7,8 @@
  *        IronRdpEngine (ironrdp-engine.ts): ironrdp-wasm in Node
  *          FrameCanvas (frame-canvas.ts)             putImageData -> changed rectangles
  *          InProcessWebSocket (in-process-websocket.ts) -> acceptRDCleanPath (rdcleanpath-gateway.ts)
- *            RDCleanPath DER (rdcleanpath.ts), TCP + TLS to the host, INFO_AUTOLOGON (autologon-patch.ts)
+ *            RDCleanPath DER (rdcleanpath.ts), TCP + TLS to the host,
+ *            client PDUs patched (client-stream-patcher.ts): INFO_AUTOLOGON (autologon-patch.ts), no RemoteFX (remotefx-patch.ts)
  * ```
  *
  * Specs: [MS-RDPBCGR] (X.224 negotiation, Client Info PDU), Devolutions' RDCleanPath

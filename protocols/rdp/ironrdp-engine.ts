@@ -67,6 +67,7 @@ export class IronRdpEngine implements RdpEngine {
       port: options.port,
       serverCertSha256: options.serverCertSha256,
       timeoutMs: options.timeoutMs,
+      remoteFx: options.remoteFx,
       onConnected: (info) => {
         certSha256 = info.certSha256;
         selectedProtocol = info.selectedProtocol;
