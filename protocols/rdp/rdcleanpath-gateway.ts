@@ -15,13 +15,16 @@
  * The client's PDUs pass client-stream-patcher.ts: when the host picked plain TLS (no
  * NLA) the Client Info PDU gets INFO_AUTOLOGON (autologon-patch.ts), and RemoteFX is
  * taken out of the codecs the client offers unless asked for (remotefx-patch.ts), and
- * 24/32 bpp are offered (colour-depth-patch.ts). Standard RDP security (no TLS) is refused with a reason.
+ * full colour is offered (colour-depth-patch.ts). The host's bytes pass
+ * cliprdr-start-order.ts, which keeps the clipboard channel's start in an order the wasm
+ * can follow. Standard RDP security (no TLS) is refused with a reason.
  * Reads of the host stop while the wasm is more than {@link MAX_QUEUED_BYTES} behind.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { createHash, type X509Certificate } from 'node:crypto';
 import { ClientStreamPatcher } from './client-stream-patcher.ts';
+import { CliprdrStartOrder } from './cliprdr-start-order.ts';
 import { decodeRDCleanPathRequest, encodeRDCleanPathError, encodeRDCleanPathResponse, NEGOTIATION_ERROR_CODE, GENERAL_ERROR_CODE } from './rdcleanpath.ts';
 import type { ClientLink, GatewayEnd } from './in-process-websocket.ts';
 import { RdpConnectError } from './errors.ts';
@@ -92,8 +95,10 @@ export function acceptRDCleanPath(link: ClientLink, options: GatewayOptions): Ga
     options.onConnected?.({ selectedProtocol: selected, certSha256 });
     link.send(encodeRDCleanPathResponse({ x224ConnectionConfirm: confirm, serverCertChain: chain, serverAddr: `${raw.remoteAddress ?? options.host}:${raw.remotePort ?? options.port}` }));
     const tlsSocket = upstream;
+    const order = new CliprdrStartOrder();
     tlsSocket.on('data', (chunk: Buffer) => {
-      link.send(chunk);
+      if (order.done) link.send(chunk);
+      else for (const piece of order.push(chunk)) link.send(piece);
       if (link.queuedBytes > MAX_QUEUED_BYTES) tlsSocket.pause();
     });
     link.onDrain = () => tlsSocket.resume();
