@@ -19,6 +19,7 @@ packages=(
   systemd                         # systemd-analyze verify on the units postern install systemd writes
   xrdp xorgxrdp                   # the RDP desktop fixture (xrdp-sesman + xrdp + Xorg with xorgxrdp)
   x11-xserver-utils xterm socat   # the fixture's session (xsetroot, an xterm to type into) and its X socket bridges
+  xclip                           # sets and reads the X clipboard in the xrdp session (clipboard tests)
   freerdp2-x11 xvfb               # xfreerdp under Xvfb: a reference RDP client for comparisons
   freerdp2-shadow-x11             # freerdp-shadow-cli /sec:nla over Xvfb: the NLA (CredSSP) host for engine tests
   chromium                        # headless browser for the web UI tests (playwright-core drives it)

@@ -6,7 +6,8 @@
  * gets `ready`, a first picture, and the pixels of a colour set with xsetroot; keys sent
  * as stream messages type a command into the session's xterm; the
  * session is audited at auth (desktop.session.start/end), recorded, and the recording
- * uploaded to auth (kind desktop) and removed from the agent's disk.
+ * uploaded to auth (kind desktop) and removed from the agent's disk. Clipboard text
+ * crosses the stream both ways (xclip in the session).
  * Refusals: a desktop login no role allows (error message + access.denied), a desktop
  * whose labels no role matches (dial refused 403 + access.denied), an unknown desktop
  * (404), a dial without a valid certificate (401), and malformed stream frames (an
@@ -192,6 +193,30 @@ test('a desktop login no role allows gets an error message and an access.denied 
   const denied = await until('bob\'s denial at auth', async () => (await events(['access.denied'])).find((e) => e.identity.user === 'bob'));
   assert.equal(denied.fields['login'], 'tester');
   assert.deepEqual(denied.identity.roles, ['desk-other-login']);
+});
+
+test('clipboard text crosses the stream both ways (the session copies with xclip, the viewer pastes)', { skip: skip ?? (existsSync('/usr/bin/xclip') ? undefined : 'needs xclip (installers/dev-deps.sh)'), timeout: 60_000 }, async () => {
+  const viewer = await open('desktop:xrdp-1', 'dora', ['desk-test']);
+  viewer.send({ type: 'connect', login: 'tester', width: 1024, height: 768 });
+  await viewer.message('ready', 15_000);
+  const copied = 'copied on the desktop: ✓ 12';
+  const arrived = (): boolean => viewer.messages.some((m) => m.type === 'clipboard' && m['text'] === copied);
+  // A copy made before the clipboard channel is up is not announced: copy again, slower than a round trip.
+  for (let attempt = 0; attempt < 4 && !arrived(); attempt++) {
+    const set = await desktop.runInSession('sh', ['-c', `printf '%s' '${copied}' | xclip -selection clipboard -i >/dev/null 2>&1 &`]);
+    assert.equal(set.code, 0, set.stderr);
+    await until('the copied text at the viewer', () => arrived() || undefined, 5_000).catch(() => undefined);
+  }
+  assert.ok(arrived(), `no clipboard message with the copied text; got ${JSON.stringify(viewer.messages)}`);
+  const pasted = 'pasted in the browser: ✓ 34';
+  viewer.send({ type: 'clipboard', text: pasted });
+  let read = '';
+  await until('the pasted text in the session clipboard', async () => {
+    read = (await desktop.runInSession('timeout', ['3', 'xclip', '-selection', 'clipboard', '-o'])).stdout;
+    return read === pasted || undefined;
+  }).catch((error: Error) => { throw new Error(`${error.message}; xclip -o gave ${JSON.stringify(read)}`); });
+  viewer.send({ type: 'close' });
+  await viewer.ended$();
 });
 
 test('a user streams the desktop through the proxy: first picture, xsetroot pixels, typed input, audit and a recording', { skip, timeout: 90_000 }, async () => {

@@ -2,7 +2,8 @@
  * The ironrdp-wasm engine against a real xrdp desktop (test/fixtures/xrdp.ts): the
  * first picture arrives within 5 s, a colour set with xsetroot by the session user
  * shows up in the decoded pixels, and keys typed into the session's xterm run a
- * command that creates a marker file. A host that requires NLA (FreeRDP's shadow server)
+ * command that creates a marker file. Clipboard text crosses both ways (xclip in the
+ * session, xrdp-chansrv). A host that requires NLA (FreeRDP's shadow server)
  * is reached with CredSSP. Refusals: a port with nothing listening, a wrong NLA password and a
  * certificate that does not match the pin fail with reasons that say so.
  */
@@ -78,6 +79,39 @@ test('ironrdp-wasm renders an xrdp desktop, shows xsetroot colours and types int
     await until('the marker file typed into the xterm', () => existsSync(marker) || undefined)
       .catch((error: Error) => { throw new Error(`${error.message} (${marker})`); });
     assert.equal(closed, null, 'the session is still open');
+  } finally {
+    session.close();
+  }
+});
+
+const clipSkip = skip ?? (existsSync('/usr/bin/xclip') ? undefined : 'needs xclip (Debian package xclip; installers/dev-deps.sh)');
+
+test('clipboard text crosses both ways through the cliprdr channel (xrdp-chansrv, xclip in the session)', { skip: clipSkip, timeout: 60_000 }, async () => {
+  const session = await engine.connect({
+    host: desktop.host, port: desktop.port, credentials: { username: desktop.username, password: desktop.password }, width: 1024, height: 768,
+  });
+  try {
+    const received: string[] = [];
+    session.on('clipboard', (text) => void received.push(text));
+    await desktop.sessionEnv();
+    // Remote to local: a copy in the session (xclip owns CLIPBOARD) reaches the engine as text.
+    const remote = 'copied in the session: héllo ✓ 42';
+    // The copy may come before the channel has started: copy again, but slower than a round trip
+    // (each xclip takes the selection from the one before, which would fail a fetch in flight).
+    for (let attempt = 0; attempt < 4 && !received.includes(remote); attempt++) {
+      const set = await desktop.runInSession('sh', ['-c', `printf '%s' '${remote}' | xclip -selection clipboard -i >/dev/null 2>&1 &`]);
+      assert.equal(set.code, 0, set.stderr);
+      await until('the copied text', () => received.includes(remote) || undefined, 5_000).catch(() => undefined);
+    }
+    assert.ok(received.includes(remote), `the session's copy never arrived; got ${JSON.stringify(received)}\n${desktop.logs().slice(-1500)}`);
+    // Local to remote: text offered by the viewer becomes the session's CLIPBOARD.
+    const local = 'pasted from the browser: ünïcode ✓ 7';
+    await session.clipboardText(local);
+    let pasted = '';
+    await until('the text in the session clipboard', async () => {
+      pasted = (await desktop.runInSession('timeout', ['3', 'xclip', '-selection', 'clipboard', '-o'])).stdout;
+      return pasted === local || undefined;
+    }).catch((error: Error) => { throw new Error(`${error.message}; xclip -o gave ${JSON.stringify(pasted)}`); });
   } finally {
     session.close();
   }

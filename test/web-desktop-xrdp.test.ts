@@ -113,7 +113,7 @@ describe('web desktop with a real agent and xrdp', { skip }, () => {
     await page.getByRole('heading', { name: /Resources in/ }).waitFor();
   }
 
-  test('the canvas shows the xrdp session: first frame, the xsetroot colour, and typed keys reach the session', { timeout: 90_000 }, async () => {
+  test('the canvas shows the xrdp session: first frame, the xsetroot colour, typed keys and clipboard text reach the session', { timeout: 90_000 }, async () => {
     const context = await newContext(browser!);
     const page = await context.newPage();
     try {
@@ -145,6 +145,23 @@ describe('web desktop with a real agent and xrdp', { skip }, () => {
           await screenshot(page, shots, '01-typing-failed');
           throw error;
         });
+      if (existsSync('/usr/bin/xclip')) {
+        // Clipboard: a copy in the session shows in the page's clipboard box; text sent from it is the session's CLIPBOARD.
+        const box = page.getByLabel('Clipboard text');
+        const copied = 'copied in xrdp ✓';
+        for (let attempt = 0; attempt < 4 && (await box.inputValue()) !== copied; attempt++) {
+          await desktop.runInSession('sh', ['-c', `printf '%s' '${copied}' | xclip -selection clipboard -i >/dev/null 2>&1 &`]);
+          await until('the copied text in the page', async () => (await box.inputValue()) === copied || undefined, 5_000).catch(() => undefined);
+        }
+        assert.equal(await box.inputValue(), copied, 'the session\'s copy in the clipboard box');
+        await box.fill('sent from the page ✓');
+        await page.getByRole('button', { name: 'Send to desktop' }).click();
+        let read = '';
+        await until('the sent text in the session clipboard', async () => {
+          read = (await desktop.runInSession('timeout', ['3', 'xclip', '-selection', 'clipboard', '-o'])).stdout;
+          return read === 'sent from the page ✓' || undefined;
+        }).catch((error: Error) => { throw new Error(`${error.message}; xclip -o gave ${JSON.stringify(read)}`); });
+      }
     } finally {
       await context.close();
     }

@@ -7,7 +7,10 @@
  *        IronRdpEngine (ironrdp-engine.ts): ironrdp-wasm in Node
  *          FrameCanvas (frame-canvas.ts)             putImageData -> changed rectangles
  *          InProcessWebSocket (in-process-websocket.ts) -> acceptRDCleanPath (rdcleanpath-gateway.ts)
- *            RDCleanPath DER (rdcleanpath.ts), TCP + TLS to the host, INFO_AUTOLOGON (autologon-patch.ts)
+ *            RDCleanPath DER (rdcleanpath.ts), TCP + TLS to the host,
+ *            client PDUs patched (client-stream-patcher.ts): full colour (colour-depth-patch.ts),
+ *              INFO_AUTOLOGON (autologon-patch.ts), no RemoteFX (remotefx-patch.ts);
+ *            host PDUs: the clipboard channel's start kept in order (cliprdr-start-order.ts)
  * ```
  *
  * Specs: [MS-RDPBCGR] (X.224 negotiation, Client Info PDU), Devolutions' RDCleanPath

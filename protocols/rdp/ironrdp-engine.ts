@@ -67,6 +67,7 @@ export class IronRdpEngine implements RdpEngine {
       port: options.port,
       serverCertSha256: options.serverCertSha256,
       timeoutMs: options.timeoutMs,
+      remoteFx: options.remoteFx,
       onConnected: (info) => {
         certSha256 = info.certSha256;
         selectedProtocol = info.selectedProtocol;
@@ -90,7 +91,9 @@ export class IronRdpEngine implements RdpEngine {
     if (options.credentials.domain) builder.serverDomain(options.credentials.domain);
     const session = new IronRdpSession(wasm, canvas);
     builder.remoteClipboardChangedCallback((data: Wasm.ClipboardData) => session.remoteClipboard(data));
-    builder.forceClipboardUpdateCallback(() => {});
+    // No forceClipboardUpdateCallback: without one the wasm answers the host's Monitor Ready with
+    // an empty format list itself, which completes the clipboard channel's start. A no-op callback
+    // here left the channel half-started and no text crossed either way.
     let connected: Wasm.Session;
     const timeoutMs = options.timeoutMs ?? 15_000;
     let timer: NodeJS.Timeout | undefined;

@@ -12,14 +12,19 @@
  *
  * The host is the one the engine was told to reach, not the request's `destination`
  * (the request comes from our own wasm, but the address is the caller's decision).
- * When the host picked plain TLS (no NLA), the Client Info PDU gets INFO_AUTOLOGON
- * (autologon-patch.ts). Standard RDP security (no TLS) is refused with a reason.
+ * The client's PDUs pass client-stream-patcher.ts: when the host picked plain TLS (no
+ * NLA) the Client Info PDU gets INFO_AUTOLOGON (autologon-patch.ts), and RemoteFX is
+ * taken out of the codecs the client offers unless asked for (remotefx-patch.ts), and
+ * full colour is offered (colour-depth-patch.ts). The host's bytes pass
+ * cliprdr-start-order.ts, which keeps the clipboard channel's start in an order the wasm
+ * can follow. Standard RDP security (no TLS) is refused with a reason.
  * Reads of the host stop while the wasm is more than {@link MAX_QUEUED_BYTES} behind.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { createHash, type X509Certificate } from 'node:crypto';
-import { AutologonPatcher } from './autologon-patch.ts';
+import { ClientStreamPatcher } from './client-stream-patcher.ts';
+import { CliprdrStartOrder } from './cliprdr-start-order.ts';
 import { decodeRDCleanPathRequest, encodeRDCleanPathError, encodeRDCleanPathResponse, NEGOTIATION_ERROR_CODE, GENERAL_ERROR_CODE } from './rdcleanpath.ts';
 import type { ClientLink, GatewayEnd } from './in-process-websocket.ts';
 import { RdpConnectError } from './errors.ts';
@@ -36,6 +41,8 @@ export interface GatewayOptions {
   /** Accept only this server certificate (sha256 of its DER, hex). Without it any certificate is accepted and reported. */
   serverCertSha256?: string;
   timeoutMs?: number;
+  /** Let the host use RemoteFX (off by default: it costs the agent ~20 ms of CPU per full frame; remotefx-patch.ts). */
+  remoteFx?: boolean;
   /** Called once the TLS session to the host is up. */
   onConnected?: (info: { selectedProtocol: number; certSha256: string }) => void;
   /** Called once with why the connection failed or ended. */
@@ -47,7 +54,7 @@ export function acceptRDCleanPath(link: ClientLink, options: GatewayOptions): Ga
   let request: Buffer | undefined;
   let upstream: tls.TLSSocket | undefined;
   let raw: net.Socket | undefined;
-  let patcher: AutologonPatcher | undefined;
+  let patcher: ClientStreamPatcher | undefined;
   let ended = false;
   const end = (error?: Error): void => {
     if (ended) return;
@@ -84,12 +91,14 @@ export function acceptRDCleanPath(link: ClientLink, options: GatewayOptions): Ga
       fail(new RdpConnectError(`${options.host}:${options.port} presented a certificate with sha256 ${certSha256}, not the pinned ${options.serverCertSha256}; check the desktop's server_cert_sha256`), encodeRDCleanPathError({ errorCode: GENERAL_ERROR_CODE, tlsAlertCode: 42 }));
       return;
     }
-    if (selected === PROTOCOL_SSL) patcher = new AutologonPatcher();
+    patcher = new ClientStreamPatcher({ autologon: selected === PROTOCOL_SSL, withoutRemoteFx: !options.remoteFx, colourDepth: selected === PROTOCOL_SSL ? 24 : 32 });
     options.onConnected?.({ selectedProtocol: selected, certSha256 });
     link.send(encodeRDCleanPathResponse({ x224ConnectionConfirm: confirm, serverCertChain: chain, serverAddr: `${raw.remoteAddress ?? options.host}:${raw.remotePort ?? options.port}` }));
     const tlsSocket = upstream;
+    const order = new CliprdrStartOrder();
     tlsSocket.on('data', (chunk: Buffer) => {
-      link.send(chunk);
+      if (order.done) link.send(chunk);
+      else for (const piece of order.push(chunk)) link.send(piece);
       if (link.queuedBytes > MAX_QUEUED_BYTES) tlsSocket.pause();
     });
     link.onDrain = () => tlsSocket.resume();
@@ -116,7 +125,7 @@ export function acceptRDCleanPath(link: ClientLink, options: GatewayOptions): Ga
       }
       if (!upstream) return;
       try {
-        upstream.write(patcher && !patcher.done ? patcher.push(bytes) : bytes);
+        upstream.write(patcher ? patcher.push(bytes) : bytes);
       } catch (error) {
         link.close(1011, 'malformed RDP stream from the client');
         end(error as Error);

@@ -20,24 +20,35 @@ export interface RdpConnectOptions {
   height: number;
   /** Accept only this server certificate (sha256 of its DER, hex); without it any is accepted and reported. */
   serverCertSha256?: string;
+  /**
+   * Offer RemoteFX to the host. Default false: the host then sends bitmap updates, which
+   * cost the engine far less CPU per frame (remotefx-patch.ts) for more bytes between it and the host.
+   */
+  remoteFx?: boolean;
   /** For the connection up to the first picture. Default 15 s. */
   timeoutMs?: number;
 }
 
-/** A changed rectangle: `rgba` holds width*height*4 bytes, rows top to bottom, no padding. */
+/**
+ * A changed rectangle: pixel (x+i, y+j) is the 4 bytes (RGBA) at `rgba[j*stride + i*4]`.
+ * Rects from a 'rects' event may be views of the engine's own picture (no copy per
+ * frame): they hold until the event handler returns; copy what must outlive it.
+ */
 export interface FrameRect {
   x: number;
   y: number;
   width: number;
   height: number;
   rgba: Buffer;
+  /** Bytes from one row to the next in `rgba`; width*4 (rows packed) when absent. */
+  stride?: number;
 }
 
 /** Mouse buttons as the browser numbers them (MouseEvent.button). */
 export type MouseButton = 0 | 1 | 2 | 3 | 4;
 
 export interface RdpSessionEvents {
-  /** Rectangles drawn since the last event (one server update). */
+  /** Rectangles drawn since the last event (one server update); views valid during the event only. */
   rects: [rects: FrameRect[]];
   /** The desktop changed size (after a resize or by the server); the picture restarts. */
   resize: [width: number, height: number];

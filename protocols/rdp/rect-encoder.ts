@@ -16,38 +16,58 @@ const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** The stream rects for one changed rectangle (one, or several bands of a huge one). */
 export function encodeRects(rect: FrameRect): RectFrame[] {
+  const stride = rect.stride ?? rect.width * 4;
   const bandRows = Math.max(1, Math.floor(MAX_BAND_PIXELS / Math.max(1, rect.width)));
   const out: RectFrame[] = [];
   for (let top = 0; top < rect.height; top += bandRows) {
     const rows = Math.min(bandRows, rect.height - top);
-    const rgba = rows === rect.height ? rect.rgba : rect.rgba.subarray(top * rect.width * 4, (top + rows) * rect.width * 4);
+    const rgba = rect.rgba.subarray(top * stride);
     const pixels = rect.width * rows;
     out.push(pixels <= RAW_MAX_PIXELS
-      ? { x: rect.x, y: rect.y + top, width: rect.width, height: rows, encoding: ENCODING_RAW, data: Buffer.from(rgba) }
-      : { x: rect.x, y: rect.y + top, width: rect.width, height: rows, encoding: ENCODING_PNG, data: encodePng(rect.width, rows, rgba) });
+      ? { x: rect.x, y: rect.y + top, width: rect.width, height: rows, encoding: ENCODING_RAW, data: _packed(rect.width, rows, rgba, stride) }
+      : { x: rect.x, y: rect.y + top, width: rect.width, height: rows, encoding: ENCODING_PNG, data: encodePng(rect.width, rows, rgba, stride) });
   }
   return out;
 }
 
-/** A PNG (RGBA, 8 bits per channel) of `rgba`, rows top down without padding. */
-export function encodePng(width: number, height: number, rgba: Buffer): Buffer {
-  const stride = width * 4;
-  const filtered = Buffer.alloc((stride + 1) * height);
-  for (let row = 0; row < height; row++) rgba.copy(filtered, row * (stride + 1) + 1, row * stride, (row + 1) * stride);
+/** The filtered rows of the last PNG, kept for the next (one frame's worth at most): a new 3 MB buffer a frame was most of the agent's garbage. */
+let scratch = Buffer.alloc(0);
+const MAX_SCRATCH_BYTES = 8 * 1024 * 1024;
+
+/** A PNG (RGBA, 8 bits per channel) of `rgba`, rows top down, `stride` bytes apart (default packed). */
+export function encodePng(width: number, height: number, rgba: Buffer, stride = width * 4): Buffer {
+  const rowBytes = width * 4;
+  const size = (rowBytes + 1) * height;
+  const filtered = size <= scratch.length ? scratch : Buffer.allocUnsafe(size);
+  if (filtered !== scratch && size <= MAX_SCRATCH_BYTES) scratch = filtered;
+  for (let row = 0; row < height; row++) {
+    const at = row * (rowBytes + 1);
+    filtered[at] = 0; // filter type None
+    rgba.copy(filtered, at + 1, row * stride, row * stride + rowBytes);
+  }
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);
   header.set([8, 6, 0, 0, 0], 8);
-  return Buffer.concat([SIGNATURE, _chunk('IHDR', header), _chunk('IDAT', deflateSync(filtered, { level: 1 })), _chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([SIGNATURE, ..._chunk('IHDR', header), ..._chunk('IDAT', deflateSync(filtered.subarray(0, size), { level: 1 })), ..._chunk('IEND', Buffer.alloc(0))]);
 }
 
-function _chunk(type: string, data: Buffer): Buffer {
+/** A PNG chunk as [length+type, data, crc], so the caller's one concat copies the data once. */
+function _chunk(type: string, data: Buffer): Buffer[] {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
   const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
+  crc.writeUInt32BE(crc32(data, crc32(head.subarray(4))) >>> 0, 0);
+  return [head, data, crc];
+}
+
+/** Rows `stride` apart, packed into a new buffer. */
+function _packed(width: number, height: number, rgba: Buffer, stride: number): Buffer {
+  const rowBytes = width * 4;
+  const out = Buffer.allocUnsafe(rowBytes * height);
+  for (let row = 0; row < height; row++) rgba.copy(out, row * rowBytes, row * stride, row * stride + rowBytes);
+  return out;
 }
 
 /** The RGBA pixels of a stream rect: raw as is, PNG as written by {@link encodePng} (filter 0 only). */
