@@ -27,11 +27,6 @@ export interface StreamCaller {
   onRequest?(req: IncomingMessage): void;
 }
 
-/** The caller of an app stream: its JWT assertion goes on every request. */
-export function appCaller(jwt: string, addr: string): StreamCaller {
-  return { addr, decorate: (out) => void (out[jwtAssertionHeader] = jwt) };
-}
-
 export interface HttpForwarderOptions {
   upstream: URL;
   rewriteHeaders: Record<string, string>;
