@@ -39,7 +39,7 @@ export interface AppSessionsOptions {
   cacheMs?: number;
 }
 
-function _cookie(req: IncomingMessage): string | undefined {
+function _cookie(req: Pick<IncomingMessage, 'headers'>): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of (Array.isArray(header) ? header.join('; ') : header).split(';')) {
@@ -68,7 +68,7 @@ export class AppSessions {
   }
 
   /** The caller of a request with a valid session cookie for `app`. */
-  readonly lookup = async (req: IncomingMessage, app: string): Promise<AppCaller | undefined> => {
+  readonly lookup = async (req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | undefined> => {
     const id = _cookie(req);
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
     const cached = this.#cache.get(id);

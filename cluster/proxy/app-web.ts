@@ -22,6 +22,8 @@ import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './servi
 import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
+import { headerValues, serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
+import { AppHttp1Connection, type FastPathDecision } from './app-http1-connection.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
@@ -35,7 +37,7 @@ export interface AppCaller {
 }
 
 /** Resolves the app session cookie of a request (app-sessions.ts); undefined when none is valid. */
-export type SessionLookup = (req: IncomingMessage, app: string) => Promise<AppCaller | undefined>;
+export type SessionLookup = (req: Pick<IncomingMessage, 'headers'>, app: string) => Promise<AppCaller | undefined>;
 
 export interface AppWebOptions {
   /** The domain apps live under; undefined turns app routing off. */
@@ -47,6 +49,8 @@ export interface AppWebOptions {
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
   /** Where a browser without a session is sent. */
   loginUrl?: (appHost: string, path: string) => string;
+  /** Serve authorized HTTP/1.1 requests on the fast path (app-http1-connection.ts). Default true. */
+  fastPath?: boolean;
   logger: Logger;
   onRefused?: (reason: string) => void;
 }
@@ -87,7 +91,8 @@ export class AppWeb {
   /** Takes a TLS socket (ALPN h2, http/1.1 or none) whose SNI names an app. */
   readonly accept = (socket: TLSSocket): void => {
     if (socket.alpnProtocol === 'h2') this.#http2.emit('connection', socket);
-    else this.#http1.emit('connection', socket);
+    else if (this.#options.fastPath === false) this.#http1.emit('connection', socket);
+    else new AppHttp1Connection(socket, { check: this.#fastCheck, dial: (request) => this.#options.dialer.dial(request), handOff: (s) => this.#http1.emit('connection', s) });
   };
 
   close(): void {
@@ -102,23 +107,31 @@ export class AppWeb {
 
   /** The app of a request, after checking that Host names the same app as SNI. */
   #appOf(req: IncomingMessage): { app: string } | { status: number; why: string } {
+    return this.#appOfRequest(this.#tlsOf(req), req.headers.host ?? (req.headers[':authority'] as string | undefined), req.url);
+  }
+
+  #appOfRequest(socket: TLSSocket, host: string | undefined, url: string | undefined): { app: string } | { status: number; why: string } {
     const domain = this.#options.appDomain();
-    const sni = this.#tlsOf(req).servername || undefined;
+    const sni = socket.servername || undefined;
     const app = appNameOf(sni, domain);
-    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
     if (app === undefined) return { status: 421, why: 'this connection does not name an app (TLS server name)' };
     if (appNameOf(host, domain) !== app || host!.toLowerCase().replace(/:\d+$/, '') !== sni!.toLowerCase()) {
       return { status: 421, why: `the Host header (${String(host).slice(0, 128)}) does not match the TLS server name ${sni}; one connection reaches one app` };
     }
-    if (!(req.url ?? '/').startsWith('/')) return { status: 400, why: 'the request target must be a path' };
+    if (!(url ?? '/').startsWith('/')) return { status: 400, why: 'the request target must be a path' };
     return { app };
   }
 
   async #caller(req: IncomingMessage, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
     const key = 'stream' in req ? (req as unknown as { stream: { session: object } }).stream.session : req.socket;
+    return this.#callerOf(key, this.#tlsOf(req), req, app);
+  }
+
+  /** Who sends a request: the connection's user certificate, else its session cookie. */
+  async #callerOf(key: object, socket: TLSSocket, req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
     let peer = this.#peers.get(key);
     if (!peer) {
-      peer = peerUser(this.#tlsOf(req), this.#options.userCaPems());
+      peer = peerUser(socket, this.#options.userCaPems());
       this.#peers.set(key, peer);
     }
     if (peer.kind === 'bad') return { status: 401, why: `the client certificate was refused: ${peer.why}` };
@@ -130,6 +143,34 @@ export class AppWeb {
     }
     return this.#options.sessions?.(req, app);
   }
+
+  /**
+   * The fast path's check of one HTTP/1.1 request head: the same Host, path and caller
+   * checks as #serve; anything it does not forward as is (no or bad credentials, login
+   * pages, upgrades, HTTP/1.0, Connection options) goes to #serve through Node's server.
+   */
+  readonly #fastCheck = async (socket: TLSSocket, head: MessageHead): Promise<FastPathDecision> => {
+    if (head.version !== 'HTTP/1.1' || head.upgrade || !head.keepAlive || (head.connection.size > 0 && !(head.connection.size === 1 && head.connection.has('keep-alive')))) return { forward: false };
+    const hosts = headerValues(head, 'host');
+    if (hosts.length !== 1 || head.target.startsWith('/.postern/')) return { forward: false };
+    const where = this.#appOfRequest(socket, hosts[0], head.target);
+    if ('status' in where) return { forward: false };
+    const cookies = headerValues(head, 'cookie');
+    const caller = await this.#callerOf(socket, socket, { headers: { cookie: cookies.length > 0 ? cookies.join('; ') : undefined } }, where.app);
+    if (caller === undefined || 'status' in caller) return { forward: false };
+    const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${where.app}` };
+    const out: HeaderField[] = [];
+    for (const field of head.headers) {
+      const lower = field[0].toLowerCase();
+      if (lower === 'cookie' || (hopByHop.has(lower) && lower !== 'host')) continue;
+      out.push(field);
+    }
+    // The session cookie is Postern's, never the app's.
+    const cookie = withoutSessionCookie(cookies.length > 0 ? cookies : undefined);
+    if (cookie !== undefined) out.push(['cookie', cookie]);
+    if (head.framing.kind === 'chunked') out.push(['transfer-encoding', 'chunked']);
+    return { forward: true, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`, dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
+  };
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const where = this.#appOf(req);

@@ -1,0 +1,189 @@
+/**
+ * The fast path for HTTP/1.1 app connections: request heads are read here
+ * (protocols/http1), each one authorized like any other app request, rewritten, and
+ * written with its body bytes to one tunnel stream per connection; the agent's answers
+ * are piped back to the client as bytes. No HTTP server or client objects per request.
+ *
+ * ```
+ * TLS socket ─ MessageReader ─ head ─ check (app-web.ts: Host = SNI, caller by certificate
+ *   │                                 or session cookie, same caller as the stream's)
+ *   │                                   ├ ok:      rewritten head + body ──> tunnel stream
+ *   │                                   └ anything else: hand the connection to Node's HTTP
+ *   │                                     server (login pages, refusals, upgrades, HTTP/1.0)
+ *   <──────────────────────────── raw answers ─────────────────── tunnel stream
+ * ```
+ *
+ * A hand-off never interleaves answers: the stream's request side is ended, the agent
+ * finishes the answers already asked for and ends the stream, and only then does Node's
+ * server get the socket with the unread bytes put back.
+ */
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { MessageReader, type MessageHead } from '../../protocols/http1/index.ts';
+import type { ServiceDialRequest } from './service-dialer.ts';
+
+const maxHeadBytes = 32 * 1024;
+/** Idle time in both directions after which a fast-path connection is dropped. */
+const idleMs = 120_000;
+
+/** What the app layer decided about one request head. */
+export type FastPathDecision =
+  | { forward: true; key: string; dial: ServiceDialRequest; head: Buffer }
+  /** Anything the fast path does not serve itself: Node's HTTP server answers it. */
+  | { forward: false };
+
+export interface AppHttp1ConnectionOptions {
+  check: (socket: TLSSocket, head: MessageHead) => Promise<FastPathDecision>;
+  dial: (request: ServiceDialRequest) => Promise<Duplex>;
+  /** Gives the connection (unread bytes put back) to the full HTTP server. */
+  handOff: (socket: TLSSocket) => void;
+}
+
+/** Serves one HTTP/1.1 app connection on the fast path until it closes or is handed off. */
+export class AppHttp1Connection {
+  readonly #socket: TLSSocket;
+  readonly #options: AppHttp1ConnectionOptions;
+  readonly #reader = new MessageReader({ kind: 'request', maxHeadBytes });
+  #stream: Duplex | undefined;
+  #key = '';
+  /** A head is being checked (or its stream dialed): read nothing further meanwhile. */
+  #busy = false;
+  #waitingDrain = false;
+  #handedOff = false;
+
+  constructor(socket: TLSSocket, options: AppHttp1ConnectionOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    socket.on('error', _noop);
+    socket.setTimeout(idleMs, this.#onTimeout);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#reader.push(chunk);
+    this.#pump();
+  };
+
+  readonly #onEnd = (): void => {
+    if (this.#stream) this.#stream.end();
+    else this.#socket.end();
+  };
+
+  readonly #onClose = (): void => {
+    this.#stream?.destroy();
+  };
+
+  readonly #onTimeout = (): void => {
+    this.#socket.destroy();
+  };
+
+  #pump(): void {
+    if (this.#busy || this.#handedOff) return;
+    const body: Buffer[] = [];
+    for (;;) {
+      let event;
+      try {
+        event = this.#reader.read();
+      } catch {
+        // Not well-formed: Node's parser answers it (400, 431) the way it always has.
+        this.#write(body);
+        return this.#handOff(this.#reader.rest());
+      }
+      if (!event) break;
+      if (event.type === 'body') body.push(event.data);
+      else if (event.type === 'head') {
+        this.#write(body);
+        this.#busy = true;
+        this.#socket.pause();
+        void this.#forward(event.head, event.raw);
+        return;
+      }
+    }
+    this.#write(body);
+  }
+
+  async #forward(head: MessageHead, raw: Buffer): Promise<void> {
+    const decision = await this.#options.check(this.#socket, head).catch((): FastPathDecision => ({ forward: false }));
+    if (this.#socket.destroyed) return;
+    if (!decision.forward || (this.#stream && decision.key !== this.#key)) return this.#handOff(Buffer.concat([raw, this.#reader.rest()]));
+    if (!this.#stream) {
+      let stream: Duplex;
+      try {
+        stream = await this.#options.dial(decision.dial);
+      } catch {
+        // A refused or failed dial is explained by the full path, which dials again.
+        return this.#handOff(Buffer.concat([raw, this.#reader.rest()]));
+      }
+      if (this.#socket.destroyed) return void stream.destroy();
+      this.#attach(stream, decision.key);
+    }
+    this.#write([decision.head]);
+    this.#busy = false;
+    this.#resume();
+    this.#pump();
+  }
+
+  #attach(stream: Duplex, key: string): void {
+    this.#stream = stream;
+    this.#key = key;
+    stream.on('error', _noop);
+    stream.pipe(this.#socket, { end: false });
+    stream.once('end', () => {
+      if (!this.#handedOff) this.#socket.end();
+    });
+    stream.once('close', () => {
+      if (!stream.readableEnded) this.#socket.destroy();
+    });
+  }
+
+  #write(chunks: Buffer[]): void {
+    if (chunks.length === 0 || !this.#stream) return;
+    const ok = this.#stream.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    chunks.length = 0;
+    if (!ok && !this.#waitingDrain) {
+      this.#waitingDrain = true;
+      this.#socket.pause();
+      this.#stream.once('drain', () => {
+        this.#waitingDrain = false;
+        this.#resume();
+      });
+    }
+  }
+
+  #resume(): void {
+    if (!this.#busy && !this.#waitingDrain && !this.#handedOff) this.#socket.resume();
+  }
+
+  /** Ends the stream, waits for the answers already asked for, then gives the socket to Node's server. */
+  #handOff(unread: Buffer): void {
+    this.#handedOff = true;
+    this.#busy = true;
+    const socket = this.#socket;
+    socket.pause();
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    socket.off('close', this.#onClose);
+    socket.setTimeout(0);
+    const give = (): void => {
+      if (socket.destroyed) return;
+      if (this.#stream) this.#stream.unpipe(socket);
+      if (unread.length > 0) socket.unshift(unread);
+      // Node's HTTP server reads a fresh socket's handle directly in C++ and would skip the
+      // bytes put back; marked as consumed, it reads through 'data' events, in order.
+      const handle = (socket as unknown as { _handle?: { _consumed?: boolean } })._handle;
+      if (handle) handle._consumed = true;
+      socket.off('error', _noop);
+      this.#options.handOff(socket);
+      socket.resume();
+    };
+    const stream = this.#stream;
+    if (!stream) return give();
+    socket.once('close', () => stream.destroy());
+    stream.once('end', give);
+    stream.end();
+  }
+}
+
+function _noop(): void {}
