@@ -71,6 +71,7 @@ export class AppWeb {
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
+  readonly #fastDials = new WeakMap<TLSSocket, { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string }>();
   readonly #agents: TunnelAgentPool;
 
   constructor(options: AppWebOptions) {
@@ -158,7 +159,13 @@ export class AppWeb {
     const cookies = headerValues(head, 'cookie');
     const caller = await this.#callerOf(socket, socket, { headers: { cookie: cookies.length > 0 ? cookies.join('; ') : undefined } }, where.app);
     if (caller === undefined || 'status' in caller) return { forward: false };
-    const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${where.app}` };
+    // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
+    let routed = this.#fastDials.get(socket);
+    if (!routed || routed.identity !== caller.identity || routed.app !== where.app || routed.via !== caller.via) {
+      const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${where.app}` };
+      routed = { identity: caller.identity, app: where.app, via: caller.via, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
+      this.#fastDials.set(socket, routed);
+    }
     const out: HeaderField[] = [];
     for (const field of head.headers) {
       const lower = field[0].toLowerCase();
@@ -169,7 +176,7 @@ export class AppWeb {
     const cookie = withoutSessionCookie(cookies.length > 0 ? cookies : undefined);
     if (cookie !== undefined) out.push(['cookie', cookie]);
     if (head.framing.kind === 'chunked') out.push(['transfer-encoding', 'chunked']);
-    return { forward: true, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}`, dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
+    return { forward: true, key: routed.key, dial: routed.dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
   };
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
