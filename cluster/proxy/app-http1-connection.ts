@@ -33,7 +33,8 @@ export type FastPathDecision =
   | { forward: false };
 
 export interface AppHttp1ConnectionOptions {
-  check: (socket: TLSSocket, head: MessageHead) => Promise<FastPathDecision>;
+  /** Synchronous when the answer is known at once (certificate, cached session): the usual case. */
+  check: (socket: TLSSocket, head: MessageHead) => FastPathDecision | Promise<FastPathDecision>;
   dial: (request: ServiceDialRequest) => Promise<Duplex>;
   /** Gives the connection (unread bytes put back) to the full HTTP server. */
   handOff: (socket: TLSSocket) => void;
@@ -50,6 +51,8 @@ export class AppHttp1Connection {
   #busy = false;
   #waitingDrain = false;
   #handedOff = false;
+  /** A forwarded head's body is still being read. */
+  #inMessage = false;
 
   constructor(socket: TLSSocket, options: AppHttp1ConnectionOptions) {
     this.#socket = socket;
@@ -81,31 +84,47 @@ export class AppHttp1Connection {
 
   #pump(): void {
     if (this.#busy || this.#handedOff) return;
-    const body: Buffer[] = [];
+    // Rewritten heads and body bytes, written to the stream in one piece per read.
+    const out: Buffer[] = [];
     for (;;) {
       let event;
       try {
         event = this.#reader.read();
       } catch {
-        // Not well-formed: Node's parser answers it (400, 431) the way it always has.
-        this.#write(body);
+        this.#write(out);
+        // A body that goes wrong after its head went to the app cannot be answered in order: reset.
+        if (this.#inMessage) return void this.#socket.destroy();
+        // A head that is not well-formed: Node's parser answers it (400, 431) the way it always has.
         return this.#handOff(this.#reader.rest());
       }
       if (!event) break;
-      if (event.type === 'body') body.push(event.data);
+      if (event.type === 'body') out.push(event.data);
+      else if (event.type === 'end') this.#inMessage = false;
       else if (event.type === 'head') {
-        this.#write(body);
+        let decision: FastPathDecision | Promise<FastPathDecision>;
+        try {
+          decision = this.#options.check(this.#socket, event.head);
+        } catch {
+          decision = { forward: false };
+        }
+        if (!(decision instanceof Promise) && this.#stream && decision.forward && decision.key === this.#key) {
+          // Known caller on the open stream: forward without leaving this turn.
+          out.push(decision.head);
+          this.#inMessage = true;
+          continue;
+        }
+        this.#write(out);
         this.#busy = true;
         this.#socket.pause();
-        void this.#forward(event.head, event.raw);
+        void this.#forward(decision, event.raw);
         return;
       }
     }
-    this.#write(body);
+    this.#write(out);
   }
 
-  async #forward(head: MessageHead, raw: Buffer): Promise<void> {
-    const decision = await this.#options.check(this.#socket, head).catch((): FastPathDecision => ({ forward: false }));
+  async #forward(pending: FastPathDecision | Promise<FastPathDecision>, raw: Buffer): Promise<void> {
+    const decision = await Promise.resolve(pending).catch((): FastPathDecision => ({ forward: false }));
     if (this.#socket.destroyed) return;
     if (!decision.forward || (this.#stream && decision.key !== this.#key)) return this.#handOff(Buffer.concat([raw, this.#reader.rest()]));
     if (!this.#stream) {
@@ -120,6 +139,7 @@ export class AppHttp1Connection {
       this.#attach(stream, decision.key);
     }
     this.#write([decision.head]);
+    this.#inMessage = true;
     this.#busy = false;
     this.#resume();
     this.#pump();

@@ -69,11 +69,10 @@ export class AppSessions {
 
   /** The caller of a request with a valid session cookie for `app`. */
   readonly lookup = async (req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | undefined> => {
-    const id = _cookie(req);
-    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-    const cached = this.#cache.get(id);
+    const known = this.cached(req, app);
+    if (known !== 'miss') return known;
+    const id = _cookie(req)!;
     const now = Date.now();
-    if (cached && now - cached.at < (this.#options.cacheMs ?? 10_000)) return cached.app === app && cached.caller && cached.caller.identity.expires.getTime() > now ? cached.caller : undefined;
     let caller: AppCaller | undefined;
     let sessionApp = '';
     try {
@@ -87,6 +86,20 @@ export class AppSessions {
     if (this.#cache.size > 50_000) this.#cache.clear();
     this.#cache.set(id, { at: now, caller, app: sessionApp });
     return sessionApp === app ? caller : undefined;
+  };
+
+  /**
+   * The answer for a request's cookie without asking auth: the caller, undefined (no
+   * valid session for `app`), or 'miss' when auth must be asked (lookup does).
+   * Expiry is checked on every call, not only when the entry is made.
+   */
+  readonly cached = (req: Pick<IncomingMessage, 'headers'>, app: string): AppCaller | undefined | 'miss' => {
+    const id = _cookie(req);
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const cached = this.#cache.get(id);
+    const now = Date.now();
+    if (!cached || now - cached.at >= (this.#options.cacheMs ?? 10_000)) return 'miss';
+    return cached.app === app && cached.caller && cached.caller.identity.expires.getTime() > now ? cached.caller : undefined;
   };
 
   /** Where a browser without a session goes. */

@@ -45,6 +45,8 @@ export interface AppWebOptions {
   userCaPems: () => readonly string[];
   dialer: Pick<ServiceDialer, 'dial'>;
   sessions?: SessionLookup;
+  /** The session lookup's cached answer, without waiting: 'miss' when only `sessions` can tell. */
+  sessionsCached?: (req: Pick<IncomingMessage, 'headers'>, app: string) => AppCaller | undefined | 'miss';
   /** Paths under the app host the session layer answers itself (`/.postern/...`); true when handled. */
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
   /** Where a browser without a session is sent. */
@@ -130,6 +132,13 @@ export class AppWeb {
 
   /** Who sends a request: the connection's user certificate, else its session cookie. */
   async #callerOf(key: object, socket: TLSSocket, req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
+    const known = this.#certificateCaller(key, socket, app);
+    if (known !== 'no-certificate') return known;
+    return this.#options.sessions?.(req, app);
+  }
+
+  /** The caller by the connection's certificate; 'no-certificate' when the connection has none (the cookie decides). */
+  #certificateCaller(key: object, socket: TLSSocket, app: string): AppCaller | { status: number; why: string } | 'no-certificate' {
     let peer = this.#peers.get(key);
     if (!peer) {
       peer = peerUser(socket, this.#options.userCaPems());
@@ -142,7 +151,7 @@ export class AppWeb {
       if (routed !== app) return { status: 403, why: routed ? `this certificate is for app "${routed}", not "${app}"; run psh apps login ${app}` : `this certificate is not routed to an app; run psh apps login ${app}` };
       return { identity: peer.identity, via: 'certificate', certificate: { pem: peer.pem, routeToCluster: peer.identity.routeToCluster } };
     }
-    return this.#options.sessions?.(req, app);
+    return 'no-certificate';
   }
 
   /**
@@ -150,15 +159,27 @@ export class AppWeb {
    * checks as #serve; anything it does not forward as is (no or bad credentials, login
    * pages, upgrades, HTTP/1.0, Connection options) goes to #serve through Node's server.
    */
-  readonly #fastCheck = async (socket: TLSSocket, head: MessageHead): Promise<FastPathDecision> => {
+  readonly #fastCheck = (socket: TLSSocket, head: MessageHead): FastPathDecision | Promise<FastPathDecision> => {
     if (head.version !== 'HTTP/1.1' || head.upgrade || !head.keepAlive || (head.connection.size > 0 && !(head.connection.size === 1 && head.connection.has('keep-alive')))) return { forward: false };
     const hosts = headerValues(head, 'host');
     if (hosts.length !== 1 || head.target.startsWith('/.postern/')) return { forward: false };
     const where = this.#appOfRequest(socket, hosts[0], head.target);
     if ('status' in where) return { forward: false };
     const cookies = headerValues(head, 'cookie');
-    const caller = await this.#callerOf(socket, socket, { headers: { cookie: cookies.length > 0 ? cookies.join('; ') : undefined } }, where.app);
+    const req = { headers: { cookie: cookies.length > 0 ? cookies.join('; ') : undefined } };
+    // Answered at once when the certificate or the session cache decides (the common case): no event-loop turn.
+    let caller = this.#certificateCaller(socket, socket, where.app);
+    if (caller === 'no-certificate') {
+      const cached = this.#options.sessionsCached?.(req, where.app) ?? 'miss';
+      if (cached === 'miss') return (this.#options.sessions?.(req, where.app) ?? Promise.resolve(undefined)).then((found) => this.#fastDecision(socket, head, where.app, cookies, found));
+      caller = cached;
+    }
+    return this.#fastDecision(socket, head, where.app, cookies, caller);
+  };
+
+  #fastDecision(socket: TLSSocket, head: MessageHead, app: string, cookies: string[], caller: AppCaller | { status: number; why: string } | undefined): FastPathDecision {
     if (caller === undefined || 'status' in caller) return { forward: false };
+    const where = { app };
     // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
     let routed = this.#fastDials.get(socket);
     if (!routed || routed.identity !== caller.identity || routed.app !== where.app || routed.via !== caller.via) {
@@ -177,7 +198,7 @@ export class AppWeb {
     if (cookie !== undefined) out.push(['cookie', cookie]);
     if (head.framing.kind === 'chunked') out.push(['transfer-encoding', 'chunked']);
     return { forward: true, key: routed.key, dial: routed.dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
-  };
+  }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const where = this.#appOf(req);
