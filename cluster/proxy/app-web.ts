@@ -22,7 +22,7 @@ import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './servi
 import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
-import { headerValues, serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
+import { serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
 import { AppHttp1Connection, type FastPathDecision } from './app-http1-connection.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -73,7 +73,7 @@ export class AppWeb {
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
-  readonly #fastDials = new WeakMap<TLSSocket, { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string }>();
+  readonly #fastStates = new WeakMap<TLSSocket, _FastState>();
   readonly #agents: TunnelAgentPool;
 
   constructor(options: AppWebOptions) {
@@ -161,41 +161,69 @@ export class AppWeb {
    */
   readonly #fastCheck = (socket: TLSSocket, head: MessageHead): FastPathDecision | Promise<FastPathDecision> => {
     if (head.version !== 'HTTP/1.1' || head.upgrade || !head.keepAlive || (head.connection.size > 0 && !(head.connection.size === 1 && head.connection.has('keep-alive')))) return { forward: false };
-    const hosts = headerValues(head, 'host');
-    if (hosts.length !== 1 || head.target.startsWith('/.postern/')) return { forward: false };
-    const where = this.#appOfRequest(socket, hosts[0], head.target);
-    if ('status' in where) return { forward: false };
-    const cookies = headerValues(head, 'cookie');
-    const req = { headers: { cookie: cookies.length > 0 ? cookies.join('; ') : undefined } };
-    // Answered at once when the certificate or the session cache decides (the common case): no event-loop turn.
-    let caller = this.#certificateCaller(socket, socket, where.app);
-    if (caller === 'no-certificate') {
-      const cached = this.#options.sessionsCached?.(req, where.app) ?? 'miss';
-      if (cached === 'miss') return (this.#options.sessions?.(req, where.app) ?? Promise.resolve(undefined)).then((found) => this.#fastDecision(socket, head, where.app, cookies, found));
-      caller = cached;
-    }
-    return this.#fastDecision(socket, head, where.app, cookies, caller);
-  };
-
-  #fastDecision(socket: TLSSocket, head: MessageHead, app: string, cookies: string[], caller: AppCaller | { status: number; why: string } | undefined): FastPathDecision {
-    if (caller === undefined || 'status' in caller) return { forward: false };
-    const where = { app };
-    // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
-    let routed = this.#fastDials.get(socket);
-    if (!routed || routed.identity !== caller.identity || routed.app !== where.app || routed.via !== caller.via) {
-      const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${where.app}` };
-      routed = { identity: caller.identity, app: where.app, via: caller.via, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
-      this.#fastDials.set(socket, routed);
-    }
+    if (head.target.startsWith('/.postern/')) return { forward: false };
+    // One pass over the fields: Host and Cookie out, the rest kept unless hop-by-hop.
+    let host: string | undefined;
+    let hosts = 0;
+    let cookie: string | undefined;
     const out: HeaderField[] = [];
     for (const field of head.headers) {
       const lower = field[0].toLowerCase();
-      if (lower === 'cookie' || (hopByHop.has(lower) && lower !== 'host')) continue;
+      if (lower === 'host') {
+        host = field[1];
+        hosts++;
+      } else if (lower === 'cookie') {
+        cookie = cookie === undefined ? field[1] : `${cookie}; ${field[1]}`;
+        continue;
+      } else if (hopByHop.has(lower)) continue;
       out.push(field);
     }
+    if (hosts !== 1) return { forward: false };
+    const state = this.#fastState(socket);
+    // Host and SNI are compared once per distinct Host value on a connection (SNI cannot change).
+    if (host !== state.host) {
+      const where = this.#appOfRequest(socket, host, head.target);
+      if ('status' in where) return { forward: false };
+      state.host = host;
+      state.app = where.app;
+    } else if (!head.target.startsWith('/')) return { forward: false };
+    const app = state.app;
+    // Answered at once when the certificate or the session cache decides (the common case): no event-loop turn.
+    let caller = this.#certificateCaller(socket, socket, app);
+    const req = { headers: { cookie } };
+    if (caller === 'no-certificate') {
+      const cached = this.#options.sessionsCached?.(req, app) ?? 'miss';
+      if (cached === 'miss') return (this.#options.sessions?.(req, app) ?? Promise.resolve(undefined)).then((found) => this.#fastDecision(socket, head, app, cookie, out, found));
+      caller = cached;
+    }
+    return this.#fastDecision(socket, head, app, cookie, out, caller);
+  };
+
+  #fastState(socket: TLSSocket): _FastState {
+    let state = this.#fastStates.get(socket);
+    if (!state) {
+      state = { host: undefined, app: '', cookie: undefined, strippedCookie: undefined, routed: undefined };
+      this.#fastStates.set(socket, state);
+    }
+    return state;
+  }
+
+  #fastDecision(socket: TLSSocket, head: MessageHead, app: string, cookie: string | undefined, out: HeaderField[], caller: AppCaller | { status: number; why: string } | undefined): FastPathDecision {
+    if (caller === undefined || 'status' in caller) return { forward: false };
+    const state = this.#fastState(socket);
+    // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
+    let routed = state.routed;
+    if (!routed || routed.identity !== caller.identity || routed.app !== app || routed.via !== caller.via) {
+      const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${app}` };
+      routed = { identity: caller.identity, app, via: caller.via, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
+      state.routed = routed;
+    }
     // The session cookie is Postern's, never the app's.
-    const cookie = withoutSessionCookie(cookies.length > 0 ? cookies : undefined);
-    if (cookie !== undefined) out.push(['cookie', cookie]);
+    if (cookie !== state.cookie) {
+      state.cookie = cookie;
+      state.strippedCookie = withoutSessionCookie(cookie);
+    }
+    if (state.strippedCookie !== undefined) out.push(['cookie', state.strippedCookie]);
     if (head.framing.kind === 'chunked') out.push(['transfer-encoding', 'chunked']);
     return { forward: true, key: routed.key, dial: routed.dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
   }
@@ -286,6 +314,18 @@ export class AppWeb {
 }
 
 type _CallerDial = Omit<ServiceDialRequest, 'service'>;
+
+/** What the fast path remembers about one connection (values are re-checked per request; these only skip recomputation). */
+interface _FastState {
+  /** The last Host value that matched the SNI, and the app it names. */
+  host: string | undefined;
+  app: string;
+  /** The last Cookie value and that value without the session cookie. */
+  cookie: string | undefined;
+  strippedCookie: string | undefined;
+  /** The dial for the last caller. */
+  routed: { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string } | undefined;
+}
 
 /** How a caller is dialled: a certificate holder to its route-to-cluster with the certificate; an app session here, vouched for. */
 export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {
