@@ -176,6 +176,15 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     const upload = await curl('web', '/upload', [...certArgs('web'), '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
     assert.equal(upload.status, 200, upload.stderr);
     assert.deepEqual(JSON.parse(upload.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    // The same over HTTP/1.1 (the proxy's fast path): curl sends Expect: 100-continue, the app's 100 comes back through.
+    const upload1 = await curl('web', '/upload', [...certArgs('web'), '--http1.1', '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
+    assert.equal(upload1.status, 200, upload1.stderr);
+    assert.deepEqual(JSON.parse(upload1.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    const started1 = Date.now();
+    const stream1 = await curl('web', '/stream', [...certArgs('web'), '-N', '--http1.1']);
+    assert.equal(stream1.status, 200, stream1.stderr);
+    assert.match(stream1.body, /tick 1[\s\S]*tick 3/);
+    assert.ok(Date.now() - started1 >= 500);
     const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
     const socket = tls.connect({ host: '127.0.0.1', port, servername: `web.${domain}`, ca: readFileSync(caFile), cert: readFileSync(path.join(dir, 'app-web.crt')), key: readFileSync(path.join(dir, 'app-web.key')), ALPNProtocols: ['http/1.1'] });
     socket.write(`GET /ws HTTP/1.1\r\nHost: web.${domain}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);

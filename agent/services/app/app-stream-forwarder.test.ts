@@ -98,6 +98,27 @@ test('pipelined requests: heads rewritten (assertion, forwarded headers, rewrite
   }
 });
 
+test('an answer without length or chunking (HTTP/1.0 style) ends with the upstream connection, and so does the stream', async () => {
+  const old = net.createServer((socket) => {
+    socket.once('data', () => socket.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end'));
+  });
+  await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+  const apps = forwarder((old.address() as AddressInfo).port);
+  try {
+    const [proxySide, agentSide] = duplexPair();
+    apps.serve(agentSide, { jwt: 'j', addr: '10.0.0.1:1' });
+    const c = client(proxySide);
+    const ended = new Promise<void>((resolve) => proxySide.once('end', resolve));
+    proxySide.resume();
+    proxySide.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await ended;
+    assert.match(c.raw(), /^HTTP\/1\.0 200 OK[\s\S]*\r\n\r\nuntil the end$/);
+  } finally {
+    apps.close();
+    old.close();
+  }
+});
+
 test('an unreachable upstream is answered 502; a malformed request 400; an upgrade becomes a raw pipe after 101', async () => {
   const closed = net.createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

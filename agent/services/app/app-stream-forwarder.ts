@@ -276,9 +276,13 @@ class _Connection {
     upstream.destroy();
     const current = this.#pending[0];
     if (current && this.#answers.closeDelimited) {
-      // An answer delimited by the connection's end is complete now.
+      // An answer delimited by the connection's end is complete now, and the client learns
+      // that only from the end of its own connection: end the stream too.
       this.#pending.shift();
       this.#answering = false;
+      this.#done = true;
+      this.#stream.end();
+      return;
     }
     if (this.#pending.length === 0) {
       // Closed between answers (idle timeout, Connection: close): the next request reconnects.
