@@ -185,6 +185,7 @@ export class AppHttp1Connection {
     socket.off('data', this.#onData);
     socket.off('end', this.#onEnd);
     socket.off('close', this.#onClose);
+    socket.off('timeout', this.#onTimeout);
     socket.setTimeout(0);
     const give = (): void => {
       if (socket.destroyed) return;

@@ -98,3 +98,33 @@ test('heads expose keep-alive, upgrade and header values', () => {
   assert.equal(old.read()?.type, 'end');
   assert.equal(old.idle, true);
 });
+
+test('fuzz: mutated messages either frame or throw Http1ParseError, and never read past what was pushed', () => {
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = Buffer.from('\r\n :;0123456789abcdefABCDEF\t\x00\x7fGET/HTTP1.Content-LengthTransfer-Encodingchunked', 'latin1');
+  for (let round = 0; round < 3000; round++) {
+    const bytes = Buffer.from(pipelined);
+    for (let k = 1 + random(4); k > 0; k--) bytes[random(bytes.length)] = alphabet[random(alphabet.length)]!;
+    const reader = new MessageReader({ kind: round % 2 === 0 ? 'request' : 'response', maxHeadBytes: 512 });
+    let seen = 0;
+    try {
+      for (let at = 0; at < bytes.length;) {
+        const length = 1 + random(40);
+        reader.push(bytes.subarray(at, at + length));
+        at += length;
+        for (let event = reader.read(), guard = 0; event; event = reader.read(), guard++) {
+          assert.ok(guard < 10_000, 'the reader must not loop');
+          if (event.type === 'body') seen += event.data.length;
+          if (event.type === 'head') seen += event.raw.length;
+        }
+      }
+    } catch (error) {
+      assert.ok(error instanceof Http1ParseError, String(error));
+    }
+    assert.ok(seen <= bytes.length, 'never more bytes out than in');
+  }
+});
