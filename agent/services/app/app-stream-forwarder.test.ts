@@ -153,7 +153,11 @@ test('an unreachable upstream is answered 502; a malformed request 400; an upgra
     p3.write('raw bytes both ways');
     for (let i = 0; i < 200 && !c3.raw().endsWith('raw bytes both ways'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.ok(c3.raw().endsWith('raw bytes both ways'), c3.raw());
-    p3.destroy();
+    // A clean close carries over after the last bytes: they are not cut off.
+    const ended = new Promise<void>((resolve) => p3.once('end', resolve));
+    p3.end(' and last words');
+    await ended;
+    assert.ok(c3.raw().endsWith('raw bytes both ways and last words'), c3.raw());
   } finally {
     apps.close();
     up.server.close();

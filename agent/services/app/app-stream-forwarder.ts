@@ -136,6 +136,8 @@ class _Connection {
   #done = false;
   /** The last answer head read was interim (1xx): its end is not the answer's end. */
   #lastInterim = false;
+  /** Upgraded: bytes pass both ways untouched. */
+  #raw = false;
 
   constructor(forwarder: AppStreamForwarder, stream: Duplex, caller: AppStreamCaller) {
     this.#forwarder = forwarder;
@@ -261,6 +263,7 @@ class _Connection {
 
   /** After a 101: bytes flow both ways untouched until either side closes. */
   #pipeRaw(upstream: net.Socket): void {
+    this.#raw = true;
     this.#stream.off('data', this.#onRequestBytes);
     const early = this.#requests.rest();
     this.#requests.stop();
@@ -272,6 +275,8 @@ class _Connection {
 
   #upstreamGone(upstream: net.Socket, error: Error | undefined): void {
     if (upstream !== this.#upstream || this.#done) return;
+    // A raw pipe carries a clean end over by itself (and flushes first); only a failure tears both down.
+    if (this.#raw) return void (error || !upstream.readableEnded ? this.destroy() : undefined);
     this.#upstream = undefined;
     upstream.destroy();
     const current = this.#pending[0];
