@@ -62,6 +62,7 @@ export function safeRedirect(target: string | null | undefined): string {
 export class AppSessions {
   readonly #options: AppSessionsOptions;
   readonly #cache = new Map<string, { at: number; caller: AppCaller | undefined; app: string }>();
+  readonly #inflight = new Map<string, Promise<{ caller: AppCaller | undefined; app: string }>>();
 
   constructor(options: AppSessionsOptions) {
     this.#options = options;
@@ -72,6 +73,17 @@ export class AppSessions {
     const known = this.cached(req, app);
     if (known !== 'miss') return known;
     const id = _cookie(req)!;
+    // Every connection of a browser misses at the same moment when the entry ages out: one call to auth for all of them.
+    let pending = this.#inflight.get(id);
+    if (!pending) {
+      pending = this.#fetch(id).finally(() => this.#inflight.delete(id));
+      this.#inflight.set(id, pending);
+    }
+    const found = await pending;
+    return found.app === app && found.caller && found.caller.identity.expires.getTime() > Date.now() ? found.caller : undefined;
+  };
+
+  async #fetch(id: string): Promise<{ caller: AppCaller | undefined; app: string }> {
     const now = Date.now();
     let caller: AppCaller | undefined;
     let sessionApp = '';
@@ -84,9 +96,11 @@ export class AppSessions {
       this.#options.logger.debug({ why: (error as Error).message }, 'app session cookie not accepted');
     }
     if (this.#cache.size > 50_000) this.#cache.clear();
-    this.#cache.set(id, { at: now, caller, app: sessionApp });
-    return sessionApp === app ? caller : undefined;
-  };
+    const entry = { at: now, caller, app: sessionApp };
+    // A logout while this call was out must not be undone by its answer.
+    if (this.#inflight.has(id)) this.#cache.set(id, entry);
+    return entry;
+  }
 
   /**
    * The answer for a request's cookie without asking auth: the caller, undefined (no
@@ -121,6 +135,7 @@ export class AppSessions {
       const id = _cookie(req);
       if (id && /^[A-Za-z0-9_-]{43}$/.test(id)) {
         this.#cache.delete(id);
+        this.#inflight.delete(id);
         await this.#options.auth().deleteAppSession({ sessionId: id }, { deadlineMs: 5_000 }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'cannot delete an app session at auth'));
       }
       res.writeHead(303, { location: '/.postern/login', 'set-cookie': `${sessionCookie}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`, 'cache-control': 'no-store' }).end();
