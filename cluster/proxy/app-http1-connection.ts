@@ -15,7 +15,9 @@
  *
  * A hand-off never interleaves answers: the stream's request side is ended, the agent
  * finishes the answers already asked for and ends the stream, and only then does Node's
- * server get the socket with the unread bytes put back.
+ * server get the socket with the unread bytes put back. A request from another caller
+ * (or after `maxStreamMs`, so the agent decides again) drains the stream the same way and
+ * goes on a freshly dialed one.
  */
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -38,6 +40,8 @@ export interface AppHttp1ConnectionOptions {
   dial: (request: ServiceDialRequest) => Promise<Duplex>;
   /** Gives the connection (unread bytes put back) to the full HTTP server. */
   handOff: (socket: TLSSocket) => void;
+  /** A stream older than this is drained and dialed again at the next request, so the agent decides again (roles change). Default 60 s. */
+  maxStreamMs?: number;
 }
 
 /** Serves one HTTP/1.1 app connection on the fast path until it closes or is handed off. */
@@ -47,6 +51,9 @@ export class AppHttp1Connection {
   readonly #reader = new MessageReader({ kind: 'request', maxHeadBytes });
   #stream: Duplex | undefined;
   #key = '';
+  #streamSince = 0;
+  /** The stream is being drained before another is dialed. */
+  #retiring = false;
   /** A head is being checked (or its stream dialed): read nothing further meanwhile. */
   #busy = false;
   #waitingDrain = false;
@@ -107,7 +114,7 @@ export class AppHttp1Connection {
         } catch {
           decision = { forward: false };
         }
-        if (!(decision instanceof Promise) && this.#stream && decision.forward && decision.key === this.#key) {
+        if (!(decision instanceof Promise) && this.#stream && decision.forward && decision.key === this.#key && !this.#stale()) {
           // Known caller on the open stream: forward without leaving this turn.
           out.push(decision.head);
           this.#inMessage = true;
@@ -126,7 +133,12 @@ export class AppHttp1Connection {
   async #forward(pending: FastPathDecision | Promise<FastPathDecision>, raw: Buffer): Promise<void> {
     const decision = await Promise.resolve(pending).catch((): FastPathDecision => ({ forward: false }));
     if (this.#socket.destroyed) return;
-    if (!decision.forward || (this.#stream && decision.key !== this.#key)) return this.#handOff(Buffer.concat([raw, this.#reader.rest()]));
+    if (!decision.forward) return this.#handOff(Buffer.concat([raw, this.#reader.rest()]));
+    if (this.#stream && (decision.key !== this.#key || this.#stale())) {
+      // Another caller, or a stream old enough that the agent should decide again: the
+      // answers already asked for come first, then a fresh stream is dialed.
+      if (!(await this.#retire()) || this.#socket.destroyed) return void this.#socket.destroy();
+    }
     if (!this.#stream) {
       let stream: Duplex;
       try {
@@ -145,16 +157,37 @@ export class AppHttp1Connection {
     this.#pump();
   }
 
+  #stale(): boolean {
+    return performance.now() - this.#streamSince > (this.#options.maxStreamMs ?? 60_000);
+  }
+
+  /** Ends the stream's request side and waits for its answers; false when it broke instead. */
+  #retire(): Promise<boolean> {
+    const stream = this.#stream!;
+    this.#retiring = true;
+    return new Promise<boolean>((resolve) => {
+      stream.once('end', () => resolve(true));
+      stream.once('close', () => resolve(stream.readableEnded));
+      stream.end();
+    }).then((ended) => {
+      stream.unpipe(this.#socket);
+      this.#stream = undefined;
+      this.#retiring = false;
+      return ended;
+    });
+  }
+
   #attach(stream: Duplex, key: string): void {
     this.#stream = stream;
     this.#key = key;
+    this.#streamSince = performance.now();
     stream.on('error', _noop);
     stream.pipe(this.#socket, { end: false });
     stream.once('end', () => {
-      if (!this.#handedOff) this.#socket.end();
+      if (!this.#handedOff && !this.#retiring) this.#socket.end();
     });
     stream.once('close', () => {
-      if (!stream.readableEnded) this.#socket.destroy();
+      if (!stream.readableEnded && stream === this.#stream) this.#socket.destroy();
     });
   }
 
