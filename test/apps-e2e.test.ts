@@ -22,10 +22,23 @@ import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from 
 import { cliPath } from './fixtures/auth.ts';
 import { startHttpApp, startTcpEcho, type HttpApp } from './fixtures/app-upstream.ts';
 import type { PublicJwk } from '../protocols/jwt/es256-jwt.ts';
+import { MessageReader } from '../protocols/http1/index.ts';
 
 const chromiumMissing = existsSync('/usr/bin/chromium') ? undefined : 'chromium missing: install Debian package chromium';
 const curlMissing = spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl';
 const domain = 'proxy.localhost';
+
+/** The payload of a chunked body (the reader hands bodies on with their framing). */
+function _dechunk(framed: string): string {
+  let out = '';
+  for (let at = 0; ;) {
+    const eol = framed.indexOf('\r\n', at);
+    const size = Number.parseInt(framed.slice(at, eol), 16);
+    if (!(size > 0)) return out;
+    out += framed.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
+}
 
 describe('apps through Postern', { skip: curlMissing }, () => {
   let cluster: ClusterProcess | undefined;
@@ -57,6 +70,36 @@ describe('apps through Postern', { skip: curlMissing }, () => {
   const certArgs = (app: string) => {
     const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
     return ['--cert', path.join(dir, `app-${app}.crt`), '--key', path.join(dir, `app-${app}.key`)];
+  };
+
+  /** One HTTP/1.1 connection to APP: send() writes raw bytes, answers(n) waits for n whole answers. */
+  const http1 = (app: string) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: `${app}.${domain}`, ca: readFileSync(caFile), ALPNProtocols: ['http/1.1'] });
+    const reader = new MessageReader({ kind: 'response', maxHeadBytes: 64 * 1024 });
+    const got: Array<{ status: number; body: string }> = [];
+    let current: { status: number; body: string; chunked: boolean } | undefined;
+    let wake = (): void => {};
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      for (let event = reader.read(); event; event = reader.read()) {
+        if (event.type === 'head') current = { status: event.head.status, body: '', chunked: event.head.framing.kind === 'chunked' };
+        else if (event.type === 'body') current!.body += event.data.toString('latin1');
+        else got.push({ status: current!.status, body: current!.chunked ? _dechunk(current!.body) : current!.body });
+      }
+      wake();
+    });
+    let closed = false;
+    socket.on('close', () => { closed = true; wake(); });
+    return {
+      send: (text: string) => socket.write(text),
+      answers: async (n: number) => {
+        const deadline = Date.now() + 10_000;
+        while (got.length < n && !closed && Date.now() < deadline) await new Promise<void>((resolve) => { wake = resolve; setTimeout(resolve, 100); });
+        assert.ok(got.length >= n, `expected ${n} answers, got ${JSON.stringify(got)} (closed: ${closed})`);
+        return got.splice(0, n);
+      },
+      close: () => socket.destroy(),
+    };
   };
 
   before(async () => {
@@ -133,6 +176,15 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     const upload = await curl('web', '/upload', [...certArgs('web'), '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
     assert.equal(upload.status, 200, upload.stderr);
     assert.deepEqual(JSON.parse(upload.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    // The same over HTTP/1.1 (the proxy's fast path): curl sends Expect: 100-continue, the app's 100 comes back through.
+    const upload1 = await curl('web', '/upload', [...certArgs('web'), '--http1.1', '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
+    assert.equal(upload1.status, 200, upload1.stderr);
+    assert.deepEqual(JSON.parse(upload1.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    const started1 = Date.now();
+    const stream1 = await curl('web', '/stream', [...certArgs('web'), '-N', '--http1.1']);
+    assert.equal(stream1.status, 200, stream1.stderr);
+    assert.match(stream1.body, /tick 1[\s\S]*tick 3/);
+    assert.ok(Date.now() - started1 >= 500);
     const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
     const socket = tls.connect({ host: '127.0.0.1', port, servername: `web.${domain}`, ca: readFileSync(caFile), cert: readFileSync(path.join(dir, 'app-web.crt')), key: readFileSync(path.join(dir, 'app-web.key')), ALPNProtocols: ['http/1.1'] });
     socket.write(`GET /ws HTTP/1.1\r\nHost: web.${domain}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -215,6 +267,60 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     assert.match(logout.body, /Max-Age=0/);
     const after = await curl('web', '/', ['-H', `Cookie: ${cookie}`]);
     assert.equal(after.status, 401, 'a logged-out session must not work');
+  });
+
+  test('HTTP/1.1 keep-alive connections: every request is checked on its own, pipelined answers keep their order, a refusal mid-connection answers after the earlier ones', async () => {
+    const login = await curl('web', '/.postern/login', ['-D', '-', '--data-urlencode', 'user=alice', '--data-urlencode', 'password=a long and happy password', '--data-urlencode', 'redirect=/']);
+    const id = /set-cookie: __Host-postern_app=([A-Za-z0-9_-]{43})/i.exec(login.body)?.[1];
+    assert.ok(id, login.body);
+    const host = `Host: web.${domain}:${port}`;
+    const cookie = `Cookie: theme=dark; __Host-postern_app=${id}`;
+    const first = http1('web');
+    try {
+      first.send(`GET /one HTTP/1.1\r\n${host}\r\n${cookie}\r\nX-Forwarded-For: 6.6.6.6\r\nPostern-Jwt-Assertion: forged\r\n\r\n`);
+      const [one] = await first.answers(1);
+      assert.equal(one!.status, 200, one!.body);
+      const seen = JSON.parse(one!.body) as { user: string; jwtError: string | null; headers: Record<string, string> };
+      assert.equal(seen.user, 'alice');
+      assert.equal(seen.jwtError, null);
+      assert.equal(seen.headers.cookie, 'theme=dark', 'the session cookie must not reach the app');
+      assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'a client-sent X-Forwarded-For is replaced');
+      // Pipelined in one write: a chunked upload, a forged cookie, then the good cookie again.
+      first.send([
+        `POST /upload HTTP/1.1\r\n${host}\r\n${cookie}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+        `GET /forged HTTP/1.1\r\n${host}\r\nCookie: __Host-postern_app=${'A'.repeat(43)}\r\n\r\n`,
+        `GET /three HTTP/1.1\r\n${host}\r\n${cookie}\r\n\r\n`,
+      ].join(''));
+      const [upload, forged, three] = await first.answers(3);
+      assert.deepEqual([upload!.status, forged!.status, three!.status], [200, 401, 200], JSON.stringify([upload, forged, three]));
+      assert.deepEqual(JSON.parse(upload!.body), { bytes: 5, sha256: createHash('sha256').update('hello').digest('hex') });
+      assert.match(forged!.body, /log in to reach app "web"/);
+      assert.equal((JSON.parse(three!.body) as { path: string }).path, '/three');
+    } finally {
+      first.close();
+    }
+    // A cookie for web on a connection to web naming another app in Host: refused, never forwarded.
+    const trick = http1('web');
+    try {
+      trick.send(`GET / HTTP/1.1\r\nHost: secret.${domain}:${port}\r\n${cookie}\r\n\r\n`);
+      const [refused] = await trick.answers(1);
+      assert.equal(refused!.status, 421, refused!.body);
+    } finally {
+      trick.close();
+    }
+    // Logged out while a connection that used the session stays open: its next request is refused.
+    const second = http1('web');
+    try {
+      second.send(`GET /before HTTP/1.1\r\n${host}\r\n${cookie}\r\n\r\n`);
+      assert.equal((await second.answers(1))[0]!.status, 200);
+      const logout = await curl('web', '/.postern/logout', ['-X', 'POST', '-H', cookie]);
+      assert.equal(logout.status, 303);
+      second.send(`GET /after HTTP/1.1\r\n${host}\r\n${cookie}\r\n\r\n`);
+      assert.equal((await second.answers(1))[0]!.status, 401);
+    } finally {
+      second.close();
+    }
+    assert.ok(!web!.seen.some((r) => r.path === '/forged' || r.path === '/after'), 'refused requests never reach the app');
   });
 
   test('headless Chromium is sent to the login form, logs in and sees the app as its user', { skip: chromiumMissing }, async () => {

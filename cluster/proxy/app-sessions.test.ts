@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { startTestProxy } from './testdata/proxy-fixture.ts';
-import { safeRedirect, withoutSessionCookie } from './app-sessions.ts';
+import { AppSessions, safeRedirect, withoutSessionCookie } from './app-sessions.ts';
+import { RateLimiter } from './rate-limiter.ts';
+import type { AuthClient } from '../api/auth-client.ts';
+import type { Logger } from '../common/logger.ts';
 
 function curl(port: number, cookie: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
@@ -53,4 +56,25 @@ test('redirects stay on the app host; the session cookie is removed from what th
   for (const bad of ['//evil.example/', 'https://evil.example/', '/\\evil', '', null, '/a\r\nSet-Cookie: x=1']) assert.equal(safeRedirect(bad), '/');
   assert.equal(withoutSessionCookie(`a=1; __Host-postern_app=${'A'.repeat(43)}; b=2`), 'a=1; b=2');
   assert.equal(withoutSessionCookie(`__Host-postern_app=${'A'.repeat(43)}`), undefined);
+});
+
+test('concurrent lookups of one session id make one call to auth, then the answer is cached', async () => {
+  let calls = 0;
+  const auth = {
+    getAppSession: async () => {
+      calls++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw new Error('no such app session');
+    },
+  };
+  const silent = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => silent };
+  const sessions = new AppSessions({ auth: () => auth as unknown as AuthClient, userCaPems: () => [], limiter: new RateLimiter({ burst: 5, perSecond: 1 }), logger: silent as unknown as Logger });
+  const req = { headers: { cookie: `a=1; __Host-postern_app=${'B'.repeat(43)}` } };
+  assert.equal(sessions.cached(req, 'web'), 'miss');
+  const answers = await Promise.all(Array.from({ length: 10 }, () => sessions.lookup(req, 'web')));
+  assert.deepEqual(answers, Array(10).fill(undefined));
+  assert.equal(calls, 1);
+  assert.equal(sessions.cached(req, 'web'), undefined, 'the refusal is cached');
+  await sessions.lookup(req, 'web');
+  assert.equal(calls, 1);
 });

@@ -39,7 +39,7 @@ export interface AppSessionsOptions {
   cacheMs?: number;
 }
 
-function _cookie(req: IncomingMessage): string | undefined {
+function _cookie(req: Pick<IncomingMessage, 'headers'>): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of (Array.isArray(header) ? header.join('; ') : header).split(';')) {
@@ -62,18 +62,29 @@ export function safeRedirect(target: string | null | undefined): string {
 export class AppSessions {
   readonly #options: AppSessionsOptions;
   readonly #cache = new Map<string, { at: number; caller: AppCaller | undefined; app: string }>();
+  readonly #inflight = new Map<string, Promise<{ caller: AppCaller | undefined; app: string }>>();
 
   constructor(options: AppSessionsOptions) {
     this.#options = options;
   }
 
   /** The caller of a request with a valid session cookie for `app`. */
-  readonly lookup = async (req: IncomingMessage, app: string): Promise<AppCaller | undefined> => {
-    const id = _cookie(req);
-    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
-    const cached = this.#cache.get(id);
+  readonly lookup = async (req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | undefined> => {
+    const known = this.cached(req, app);
+    if (known !== 'miss') return known;
+    const id = _cookie(req)!;
+    // Every connection of a browser misses at the same moment when the entry ages out: one call to auth for all of them.
+    let pending = this.#inflight.get(id);
+    if (!pending) {
+      pending = this.#fetch(id).finally(() => this.#inflight.delete(id));
+      this.#inflight.set(id, pending);
+    }
+    const found = await pending;
+    return found.app === app && found.caller && found.caller.identity.expires.getTime() > Date.now() ? found.caller : undefined;
+  };
+
+  async #fetch(id: string): Promise<{ caller: AppCaller | undefined; app: string }> {
     const now = Date.now();
-    if (cached && now - cached.at < (this.#options.cacheMs ?? 10_000)) return cached.app === app && cached.caller && cached.caller.identity.expires.getTime() > now ? cached.caller : undefined;
     let caller: AppCaller | undefined;
     let sessionApp = '';
     try {
@@ -85,8 +96,24 @@ export class AppSessions {
       this.#options.logger.debug({ why: (error as Error).message }, 'app session cookie not accepted');
     }
     if (this.#cache.size > 50_000) this.#cache.clear();
-    this.#cache.set(id, { at: now, caller, app: sessionApp });
-    return sessionApp === app ? caller : undefined;
+    const entry = { at: now, caller, app: sessionApp };
+    // A logout while this call was out must not be undone by its answer.
+    if (this.#inflight.has(id)) this.#cache.set(id, entry);
+    return entry;
+  }
+
+  /**
+   * The answer for a request's cookie without asking auth: the caller, undefined (no
+   * valid session for `app`), or 'miss' when auth must be asked (lookup does).
+   * Expiry is checked on every call, not only when the entry is made.
+   */
+  readonly cached = (req: Pick<IncomingMessage, 'headers'>, app: string): AppCaller | undefined | 'miss' => {
+    const id = _cookie(req);
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
+    const cached = this.#cache.get(id);
+    const now = Date.now();
+    if (!cached || now - cached.at >= (this.#options.cacheMs ?? 10_000)) return 'miss';
+    return cached.app === app && cached.caller && cached.caller.identity.expires.getTime() > now ? cached.caller : undefined;
   };
 
   /** Where a browser without a session goes. */
@@ -108,6 +135,7 @@ export class AppSessions {
       const id = _cookie(req);
       if (id && /^[A-Za-z0-9_-]{43}$/.test(id)) {
         this.#cache.delete(id);
+        this.#inflight.delete(id);
         await this.#options.auth().deleteAppSession({ sessionId: id }, { deadlineMs: 5_000 }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'cannot delete an app session at auth'));
       }
       res.writeHead(303, { location: '/.postern/login', 'set-cookie': `${sessionCookie}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`, 'cache-control': 'no-store' }).end();

@@ -22,6 +22,8 @@ import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './servi
 import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
+import { serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
+import { AppHttp1Connection, type FastPathDecision } from './app-http1-connection.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
@@ -35,7 +37,7 @@ export interface AppCaller {
 }
 
 /** Resolves the app session cookie of a request (app-sessions.ts); undefined when none is valid. */
-export type SessionLookup = (req: IncomingMessage, app: string) => Promise<AppCaller | undefined>;
+export type SessionLookup = (req: Pick<IncomingMessage, 'headers'>, app: string) => Promise<AppCaller | undefined>;
 
 export interface AppWebOptions {
   /** The domain apps live under; undefined turns app routing off. */
@@ -43,10 +45,14 @@ export interface AppWebOptions {
   userCaPems: () => readonly string[];
   dialer: Pick<ServiceDialer, 'dial'>;
   sessions?: SessionLookup;
+  /** The session lookup's cached answer, without waiting: 'miss' when only `sessions` can tell. */
+  sessionsCached?: (req: Pick<IncomingMessage, 'headers'>, app: string) => AppCaller | undefined | 'miss';
   /** Paths under the app host the session layer answers itself (`/.postern/...`); true when handled. */
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
   /** Where a browser without a session is sent. */
   loginUrl?: (appHost: string, path: string) => string;
+  /** Serve authorized HTTP/1.1 requests on the fast path (app-http1-connection.ts). Default true. */
+  fastPath?: boolean;
   logger: Logger;
   onRefused?: (reason: string) => void;
 }
@@ -67,6 +73,7 @@ export class AppWeb {
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
+  readonly #fastStates = new WeakMap<TLSSocket, _FastState>();
   readonly #agents: TunnelAgentPool;
 
   constructor(options: AppWebOptions) {
@@ -87,7 +94,8 @@ export class AppWeb {
   /** Takes a TLS socket (ALPN h2, http/1.1 or none) whose SNI names an app. */
   readonly accept = (socket: TLSSocket): void => {
     if (socket.alpnProtocol === 'h2') this.#http2.emit('connection', socket);
-    else this.#http1.emit('connection', socket);
+    else if (this.#options.fastPath === false) this.#http1.emit('connection', socket);
+    else new AppHttp1Connection(socket, { check: this.#fastCheck, dial: (request) => this.#options.dialer.dial(request), handOff: (s) => this.#http1.emit('connection', s) });
   };
 
   close(): void {
@@ -102,23 +110,38 @@ export class AppWeb {
 
   /** The app of a request, after checking that Host names the same app as SNI. */
   #appOf(req: IncomingMessage): { app: string } | { status: number; why: string } {
+    return this.#appOfRequest(this.#tlsOf(req), req.headers.host ?? (req.headers[':authority'] as string | undefined), req.url);
+  }
+
+  #appOfRequest(socket: TLSSocket, host: string | undefined, url: string | undefined): { app: string } | { status: number; why: string } {
     const domain = this.#options.appDomain();
-    const sni = this.#tlsOf(req).servername || undefined;
+    const sni = socket.servername || undefined;
     const app = appNameOf(sni, domain);
-    const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
     if (app === undefined) return { status: 421, why: 'this connection does not name an app (TLS server name)' };
     if (appNameOf(host, domain) !== app || host!.toLowerCase().replace(/:\d+$/, '') !== sni!.toLowerCase()) {
       return { status: 421, why: `the Host header (${String(host).slice(0, 128)}) does not match the TLS server name ${sni}; one connection reaches one app` };
     }
-    if (!(req.url ?? '/').startsWith('/')) return { status: 400, why: 'the request target must be a path' };
+    if (!(url ?? '/').startsWith('/')) return { status: 400, why: 'the request target must be a path' };
     return { app };
   }
 
   async #caller(req: IncomingMessage, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
     const key = 'stream' in req ? (req as unknown as { stream: { session: object } }).stream.session : req.socket;
+    return this.#callerOf(key, this.#tlsOf(req), req, app);
+  }
+
+  /** Who sends a request: the connection's user certificate, else its session cookie. */
+  async #callerOf(key: object, socket: TLSSocket, req: Pick<IncomingMessage, 'headers'>, app: string): Promise<AppCaller | { status: number; why: string } | undefined> {
+    const known = this.#certificateCaller(key, socket, app);
+    if (known !== 'no-certificate') return known;
+    return this.#options.sessions?.(req, app);
+  }
+
+  /** The caller by the connection's certificate; 'no-certificate' when the connection has none (the cookie decides). */
+  #certificateCaller(key: object, socket: TLSSocket, app: string): AppCaller | { status: number; why: string } | 'no-certificate' {
     let peer = this.#peers.get(key);
     if (!peer) {
-      peer = peerUser(this.#tlsOf(req), this.#options.userCaPems());
+      peer = peerUser(socket, this.#options.userCaPems());
       this.#peers.set(key, peer);
     }
     if (peer.kind === 'bad') return { status: 401, why: `the client certificate was refused: ${peer.why}` };
@@ -128,7 +151,81 @@ export class AppWeb {
       if (routed !== app) return { status: 403, why: routed ? `this certificate is for app "${routed}", not "${app}"; run psh apps login ${app}` : `this certificate is not routed to an app; run psh apps login ${app}` };
       return { identity: peer.identity, via: 'certificate', certificate: { pem: peer.pem, routeToCluster: peer.identity.routeToCluster } };
     }
-    return this.#options.sessions?.(req, app);
+    return 'no-certificate';
+  }
+
+  /**
+   * The fast path's check of one HTTP/1.1 request head: the same Host, path and caller
+   * checks as #serve; anything it does not forward as is (no or bad credentials, login
+   * pages, upgrades, HTTP/1.0, Connection options) goes to #serve through Node's server.
+   */
+  readonly #fastCheck = (socket: TLSSocket, head: MessageHead): FastPathDecision | Promise<FastPathDecision> => {
+    if (head.version !== 'HTTP/1.1' || head.upgrade || !head.keepAlive || (head.connection.size > 0 && !(head.connection.size === 1 && head.connection.has('keep-alive')))) return { forward: false };
+    if (head.target.startsWith('/.postern/')) return { forward: false };
+    // One pass over the fields: Host and Cookie out, the rest kept unless hop-by-hop.
+    let host: string | undefined;
+    let hosts = 0;
+    let cookie: string | undefined;
+    const out: HeaderField[] = [];
+    for (const field of head.headers) {
+      const lower = field[0].toLowerCase();
+      if (lower === 'host') {
+        host = field[1];
+        hosts++;
+      } else if (lower === 'cookie') {
+        cookie = cookie === undefined ? field[1] : `${cookie}; ${field[1]}`;
+        continue;
+      } else if (hopByHop.has(lower)) continue;
+      out.push(field);
+    }
+    if (hosts !== 1) return { forward: false };
+    const state = this.#fastState(socket);
+    // Host and SNI are compared once per distinct Host value on a connection (SNI cannot change).
+    if (host !== state.host) {
+      const where = this.#appOfRequest(socket, host, head.target);
+      if ('status' in where) return { forward: false };
+      state.host = host;
+      state.app = where.app;
+    } else if (!head.target.startsWith('/')) return { forward: false };
+    const app = state.app;
+    // Answered at once when the certificate or the session cache decides (the common case): no event-loop turn.
+    let caller = this.#certificateCaller(socket, socket, app);
+    const req = { headers: { cookie } };
+    if (caller === 'no-certificate') {
+      const cached = this.#options.sessionsCached?.(req, app) ?? 'miss';
+      if (cached === 'miss') return (this.#options.sessions?.(req, app) ?? Promise.resolve(undefined)).then((found) => this.#fastDecision(socket, head, app, cookie, out, found));
+      caller = cached;
+    }
+    return this.#fastDecision(socket, head, app, cookie, out, caller);
+  };
+
+  #fastState(socket: TLSSocket): _FastState {
+    let state = this.#fastStates.get(socket);
+    if (!state) {
+      state = { host: undefined, app: '', cookie: undefined, strippedCookie: undefined, routed: undefined };
+      this.#fastStates.set(socket, state);
+    }
+    return state;
+  }
+
+  #fastDecision(socket: TLSSocket, head: MessageHead, app: string, cookie: string | undefined, out: HeaderField[], caller: AppCaller | { status: number; why: string } | undefined): FastPathDecision {
+    if (caller === undefined || 'status' in caller) return { forward: false };
+    const state = this.#fastState(socket);
+    // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
+    let routed = state.routed;
+    if (!routed || routed.identity !== caller.identity || routed.app !== app || routed.via !== caller.via) {
+      const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${app}` };
+      routed = { identity: caller.identity, app, via: caller.via, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
+      state.routed = routed;
+    }
+    // The session cookie is Postern's, never the app's.
+    if (cookie !== state.cookie) {
+      state.cookie = cookie;
+      state.strippedCookie = withoutSessionCookie(cookie);
+    }
+    if (state.strippedCookie !== undefined) out.push(['cookie', state.strippedCookie]);
+    if (head.framing.kind === 'chunked') out.push(['transfer-encoding', 'chunked']);
+    return { forward: true, key: routed.key, dial: routed.dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -217,6 +314,18 @@ export class AppWeb {
 }
 
 type _CallerDial = Omit<ServiceDialRequest, 'service'>;
+
+/** What the fast path remembers about one connection (values are re-checked per request; these only skip recomputation). */
+interface _FastState {
+  /** The last Host value that matched the SNI, and the app it names. */
+  host: string | undefined;
+  app: string;
+  /** The last Cookie value and that value without the session cookie. */
+  cookie: string | undefined;
+  strippedCookie: string | undefined;
+  /** The dial for the last caller. */
+  routed: { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string } | undefined;
+}
 
 /** How a caller is dialled: a certificate holder to its route-to-cluster with the certificate; an app session here, vouched for. */
 export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {

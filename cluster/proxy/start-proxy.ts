@@ -171,7 +171,7 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const sessions = new AppSessions({ auth: () => parts.auth.current.client, userCaPems: () => credentials.userCaPems(), limiter: limits.login, logger: logger.child({ part: 'apps' }) });
   const apps = new AppWeb({
     appDomain, userCaPems: () => credentials.userCaPems(), dialer, logger: logger.child({ part: 'apps' }), onRefused: (reason) => metrics.reject(reason),
-    sessions: sessions.lookup, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
+    sessions: sessions.lookup, sessionsCached: sessions.cached, sessionRoutes: sessions.routes, loginUrl: sessions.loginUrl,
   });
   const kube = new KubeWeb({ userCaPems: () => credentials.userCaPems(), dialer, logger: logger.child({ part: 'kube' }), onRefused: (reason) => metrics.reject(reason) });
   parts.handlers.setTls(ALPN.kube, kube.accept);

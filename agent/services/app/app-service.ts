@@ -7,7 +7,7 @@
  *   trusted root through the role map, or an app session's routed identity) ─ refused: 4xx + audit
  *   ─ checkApp(app labels) ─ deny: 403 + access.denied audit
  *                          └ allow: app.session.start audit, then
- *                               http(s):  HttpForwarder (JWT assertion per stream)
+ *                               http(s):  AppStreamForwarder (JWT assertion on every request of the stream)
  *                               tcp:      raw byte pipe to host:port
  * ```
  */
@@ -18,7 +18,7 @@ import { pipeBidirectional, TunnelRejectedError, type IncomingDial } from '../..
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
 import type { Caller, ClusterAccess } from '../access/cluster-access.ts';
-import { appCaller, HttpForwarder } from './http-forwarder.ts';
+import { AppStreamForwarder } from './app-stream-forwarder.ts';
 
 export type AppConfig = NonNullable<PosternConfig['agent']>['apps'][number];
 
@@ -34,7 +34,7 @@ export interface AgentAppsOptions {
 export class AgentApps implements SupervisedService {
   readonly name = 'apps';
   readonly #options: AgentAppsOptions;
-  readonly #forwarders = new Map<string, HttpForwarder>();
+  readonly #forwarders = new Map<string, AppStreamForwarder>();
   readonly #removals: Array<() => void> = [];
   #served = 0;
   #denied = 0;
@@ -64,7 +64,7 @@ export class AgentApps implements SupervisedService {
     const uri = new URL(app.uri);
     const protocol = uri.protocol === 'tcp:' ? 'tcp' : 'http';
     if (protocol === 'http') {
-      this.#forwarders.set(app.name, new HttpForwarder({
+      this.#forwarders.set(app.name, new AppStreamForwarder({
         upstream: uri,
         rewriteHeaders: app.rewrite.headers,
         insecureSkipVerify: app.insecure_skip_verify,
@@ -108,7 +108,7 @@ export class AgentApps implements SupervisedService {
     }
     this.#served++;
     this.#options.access.audit({ ...base, type: 'app.session.start', outcome: 'allow', reason: decision.reason }, identity);
-    this.#forwarders.get(app.name)!.serve(dial.stream, appCaller(jwt, identity.addr));
+    this.#forwarders.get(app.name)!.serve(dial.stream, { jwt, addr: identity.addr });
   }
 
   async #decide(app: AppConfig, identity: Caller): Promise<{ allowed: boolean; reason: string }> {

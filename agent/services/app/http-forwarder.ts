@@ -1,12 +1,15 @@
 /**
- * Forwards the HTTP/1.1 requests of one tunnel stream to an app's upstream.
+ * Forwards the HTTP/1.1 requests of one tunnel stream to an upstream with Node's HTTP
+ * server and client, for callers that need every request parsed (the Kubernetes
+ * service: impersonation headers and a per-request audit). HTTP apps use the lighter
+ * AppStreamForwarder (app-stream-forwarder.ts), which passes bodies and answers as bytes.
  *
- * The proxy opens one stream per (user, app) keep-alive connection; the stream's caller
- * was checked when it was dialed (app-service.ts), so every request on it carries that
- * caller's JWT assertion. Each request: hop-by-hop headers and any client-sent
- * `Postern-Jwt-Assertion` are dropped, the configured rewrite headers set, the
- * assertion added; bodies stream both ways (large uploads, server-sent events); an
- * Upgrade (websocket) becomes a raw byte pipe once the upstream answers 101.
+ * The proxy opens one stream per keep-alive connection; the stream's caller was checked
+ * when it was dialed, so every request on it carries that caller's headers. Each
+ * request: hop-by-hop headers and any client-sent `Postern-Jwt-Assertion` are dropped,
+ * the configured rewrite headers set, the caller's headers added; bodies stream both
+ * ways (large uploads, watches); an Upgrade (exec, port-forward) becomes a raw byte pipe
+ * once the upstream answers 101.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -25,11 +28,6 @@ export interface StreamCaller {
   decorate(out: OutgoingHttpHeaders, req: IncomingMessage): void;
   /** Called for each request (audit). */
   onRequest?(req: IncomingMessage): void;
-}
-
-/** The caller of an app stream: its JWT assertion goes on every request. */
-export function appCaller(jwt: string, addr: string): StreamCaller {
-  return { addr, decorate: (out) => void (out[jwtAssertionHeader] = jwt) };
 }
 
 export interface HttpForwarderOptions {
