@@ -84,6 +84,9 @@ export const auditEventSchema = z.strictObject({
 });
 export type AuditEvent = z.output<typeof auditEventSchema>;
 
+/** What a host sends (EmitAudit): the event without the parts the log assigns (id, time, cluster). */
+export const auditInputSchema = auditEventSchema.omit({ id: true, time: true, cluster: true }).partial({ fields: true });
+
 /** What an emitter gives; the log adds id, time and cluster. */
 export type AuditEventInput = Omit<AuditEvent, 'id' | 'time' | 'cluster' | 'fields'> & { fields?: Record<string, unknown> };
 
