@@ -71,7 +71,8 @@ export class AgentTunnel extends TunnelSession {
     // The agent's session must never stop reading while it writes, or bulk data both ways
     // can deadlock the tunnel; see DecoupledSocket. The proxy keeps Node's fast path.
     const wire = new DecoupledSocket(socket, { maxQueuedBytes: Math.max(64 * 1024 * 1024, 4 * connectionWindow(options)) });
-    const session = http2.performServerHandshake(wire, {
+    // Not a Duplex, only what Node's JSStreamSocket (which wraps it) calls; see DecoupledSocket.
+    const session = http2.performServerHandshake(wire as unknown as Duplex, {
       ...tunnelSessionOptions(),
       settings: tunnelSettings(options, { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS }),
     });

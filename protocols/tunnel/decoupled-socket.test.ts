@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import { it } from 'node:test';
 import { DecoupledSocket } from './decoupled-socket.ts';
 
@@ -14,17 +15,26 @@ async function _pair(): Promise<[net.Socket, net.Socket]> {
   return [client, accepted];
 }
 
+function _collect(wire: DecoupledSocket): { chunks: Buffer[]; ended: Promise<void> } {
+  const chunks: Buffer[] = [];
+  wire.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return { chunks, ended: new Promise((resolve) => wire.once('end', () => resolve())) };
+}
+
 it('completes writes at once while the peer is not reading, up to the cap, then fails', async () => {
   const [client, peer] = await _pair();
   peer.pause(); // the peer reads nothing
   const wire = new DecoupledSocket(client, { maxQueuedBytes: 32 * 1024 * 1024 });
   const chunk = Buffer.alloc(1024 * 1024);
   let completed = 0;
+  let failedWrites = 0;
   const failed = new Promise<Error>((resolve) => wire.once('error', resolve));
-  for (let i = 0; i < 64; i++) wire.write(chunk, (err) => { if (!err) completed++; });
+  for (let i = 0; i < 64; i++) wire.write(chunk, (err) => { if (err) failedWrites++; else completed++; });
   const err = await failed;
   assert.match(err.message, /stopped reading/);
   assert.ok(completed >= 16, `${completed} writes completed without the peer reading`);
+  assert.equal(completed + failedWrites, 64, 'every write was answered, synchronously');
+  await once(client, 'close');
   assert.equal(client.destroyed, true);
   peer.destroy();
 });
@@ -32,11 +42,71 @@ it('completes writes at once while the peer is not reading, up to the cap, then 
 it('passes bytes both ways and ends when the socket ends', async () => {
   const [client, peer] = await _pair();
   const wire = new DecoupledSocket(client, { maxQueuedBytes: 1024 * 1024 });
-  wire.write('to peer');
+  const { chunks, ended } = _collect(wire);
+  wire.cork();
+  wire.write(Buffer.from('to '));
+  wire.write(Buffer.from('peer'));
+  wire.uncork();
   assert.equal(String((await once(peer, 'data'))[0]), 'to peer');
   peer.end('to wire');
-  const chunks: Buffer[] = [];
-  for await (const c of wire) chunks.push(c as Buffer);
+  await ended;
   assert.equal(String(Buffer.concat(chunks)), 'to wire');
   wire.destroy();
+});
+
+it('holds what arrives while paused and hands it over, in order and before the end, once resumed', async () => {
+  const socket = new PassThrough();
+  const wire = new DecoupledSocket(socket, { maxQueuedBytes: 1024 * 1024 });
+  const { chunks, ended } = _collect(wire);
+  socket.write('one ');
+  assert.equal(String(Buffer.concat(chunks)), 'one ');
+  wire.pause();
+  socket.write('two ');
+  socket.end('three');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(String(Buffer.concat(chunks)), 'one ', 'nothing is handed over while paused');
+  let endedYet = false;
+  void ended.then(() => { endedYet = true; });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(endedYet, false, 'the end waits for the held bytes');
+  wire.resume();
+  await ended;
+  assert.equal(String(Buffer.concat(chunks)), 'one two three');
+});
+
+it('pauses the socket when a paused session lets more than 1 MiB pile up, and resumes it after', async () => {
+  const socket = new PassThrough({ highWaterMark: 64 * 1024 });
+  const wire = new DecoupledSocket(socket, { maxQueuedBytes: 1024 * 1024 });
+  const { chunks } = _collect(wire);
+  wire.pause();
+  for (let i = 0; i < 40; i++) socket.write(Buffer.alloc(64 * 1024, i));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(socket.isPaused(), true, 'the socket was paused');
+  const held = chunks.length;
+  assert.equal(held, 0);
+  wire.resume();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const got = Buffer.concat(chunks);
+  assert.equal(got.length, 40 * 64 * 1024);
+  for (let i = 0; i < 40; i++) assert.equal(got[i * 64 * 1024], i, `chunk ${i} in order`);
+});
+
+it('hands the full TLS records of one read to the session in one piece', async () => {
+  const socket = new PassThrough();
+  const wire = new DecoupledSocket(socket, { maxQueuedBytes: 1024 * 1024 });
+  const { chunks } = _collect(wire);
+  // What a TLS socket emits for one socket read: full 16 KiB records, then a short one.
+  socket.write(Buffer.alloc(16 * 1024, 1));
+  socket.write(Buffer.alloc(16 * 1024, 2));
+  socket.write(Buffer.alloc(100, 3));
+  assert.equal(chunks.length, 1);
+  assert.equal(chunks[0]!.length, 32 * 1024 + 100);
+  // Full records with no short one after them go on the next tick.
+  socket.write(Buffer.alloc(16 * 1024, 4));
+  assert.equal(chunks.length, 1);
+  await new Promise((resolve) => process.nextTick(resolve));
+  assert.equal(chunks.length, 2);
+  // A small message alone is handed over at once.
+  socket.write(Buffer.from('small'));
+  assert.equal(String(chunks[2]), 'small');
 });

@@ -4,14 +4,12 @@ import type { ServiceHandlers } from '../../api/grpc-glue.ts';
 import { BadInputError } from '../../../protocols/errors.ts';
 import { parseWith } from '../../common/validation.ts';
 import { parseDuration } from '../../common/duration.ts';
-import { auditEventSchema } from '../audit/audit-event.ts';
+import { auditInputSchema } from '../audit/audit-event.ts';
 import type { AuthDeps, CallContext } from './auth-deps.ts';
 
 type Handlers = ServiceHandlers<(typeof AuthService)['method'], CallContext>;
 
 const maxSearchLimit = 10_000;
-/** What a host may send: the event without the fields the log assigns. */
-const emittedEventSchema = auditEventSchema.omit({ id: true, time: true, cluster: true }).partial({ fields: true });
 
 /** The audit handlers. */
 /** Most events one EmitAudit call may carry. */
@@ -52,11 +50,12 @@ export function auditApi(deps: AuthDeps): Pick<Handlers, 'searchAudit' | 'emitAu
         } catch {
           throw new BadInputError(`audit event${texts.length > 1 ? ` ${index}` : ''}: not JSON`);
         }
-        return parseWith(emittedEventSchema, raw, 'audit event');
+        return parseWith(auditInputSchema, raw, 'audit event');
       });
       // The emitting host is recorded by the auth server, not taken from the event.
       const emitter = ctx.identity?.kind === 'host' ? ctx.identity.hostId : 'unknown';
-      await deps.audit.emitMany(events.map((event) => ({ ...event, fields: { ...event.fields, emitted_by: emitter } })));
+      // Parsed above: the log need not parse them again: one zod parse per database query event instead of two.
+      await deps.audit.emitMany(events.map((event) => ({ ...event, fields: { ...event.fields, emitted_by: emitter } })), { checked: true });
       return {};
     },
   };

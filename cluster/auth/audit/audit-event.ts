@@ -84,6 +84,9 @@ export const auditEventSchema = z.strictObject({
 });
 export type AuditEvent = z.output<typeof auditEventSchema>;
 
+/** What a host sends (EmitAudit): the event without the parts the log assigns (id, time, cluster). */
+export const auditInputSchema = auditEventSchema.omit({ id: true, time: true, cluster: true }).partial({ fields: true });
+
 /** What an emitter gives; the log adds id, time and cluster. */
 export type AuditEventInput = Omit<AuditEvent, 'id' | 'time' | 'cluster' | 'fields'> & { fields?: Record<string, unknown> };
 
@@ -145,10 +148,23 @@ function _sanitizeArray(value: unknown[], depth: number, seen: WeakSet<object>):
   return value.map((item) => _sanitize(item, depth + 1, seen) ?? null);
 }
 
+/** Whether a key names a secret, by key: the same few keys come with every event (a database query's). */
+const _secretKeyCache = new Map<string, boolean>();
+
+function _isSecretKey(key: string): boolean {
+  let secret = _secretKeyCache.get(key);
+  if (secret === undefined) {
+    secret = secretKeys.has(key.toLowerCase().replace(/[-_]/g, ''));
+    if (_secretKeyCache.size >= 1024) _secretKeyCache.clear();
+    _secretKeyCache.set(key, secret);
+  }
+  return secret;
+}
+
 function _sanitizeObject(value: object, depth: number, seen: WeakSet<object>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (secretKeys.has(key.toLowerCase().replace(/[-_]/g, ''))) {
+    if (_isSecretKey(key)) {
       out[key] = '[redacted]';
       continue;
     }

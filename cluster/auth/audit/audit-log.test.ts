@@ -99,6 +99,34 @@ describe('AuditLog.emit', () => {
   });
 });
 
+describe('AuditLog.emitMany', () => {
+  const batch = (): AuditEventInput[] => [
+    login('alice'),
+    { type: 'access.denied', identity: { user: 'bob', roles: ['dev'] }, resource: { kind: 'db', name: 'prod' }, outcome: 'deny', reason: 'no role allows db_user postgres', fields: { password: 'hunter2', n: 1n } },
+    { type: 'db.query', identity: { user: 'carol' }, resource: { kind: 'db', name: 'pg' }, outcome: 'success' },
+  ];
+  const stored = async (backend: SqliteBackend) => (await backend.range(auditPrefix)).map((item) => item.value.replace(/"id":"[^"]+"/, '"id":"X"'));
+
+  it('stores inputs checked by the caller exactly as it stores ones it parses itself', async (t) => {
+    const parsed = setup(t);
+    const checked = setup(t);
+    const a = await parsed.audit.emitMany(batch());
+    const b = await checked.audit.emitMany(batch(), { checked: true });
+    assert.deepEqual(b.map((e) => ({ ...e, id: 'X' })), a.map((e) => ({ ...e, id: 'X' })));
+    assert.deepEqual(await stored(checked.backend), await stored(parsed.backend), 'same JSON, same key order');
+    assert.equal(b[1]!.fields.password, '[redacted]', 'fields are still sanitized');
+    assert.equal(b[1]!.fields.n, '1');
+    for (const event of b) assert.equal(auditEventSchema.safeParse(event).success, true);
+  });
+
+  it('parses what it is given unless told it was checked', async (t) => {
+    const { audit, backend } = setup(t);
+    const bad = { ...login('alice'), outcome: 'maybe' } as unknown as AuditEventInput;
+    await assert.rejects(audit.emitMany([login('bob'), bad]), BadInputError);
+    assert.equal((await backend.range(auditPrefix)).length, 0, 'nothing of the batch was stored');
+  });
+});
+
 describe('AuditLog.search', () => {
   it('returns events in [from, to), oldest first', async (t) => {
     const { audit, clock } = setup(t);
