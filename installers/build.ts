@@ -67,6 +67,17 @@ const ssh2CryptoNative: Plugin = {
   },
 };
 
+/**
+ * The bundle with every non-ASCII character written as a \u escape. Node makes the SEA's
+ * main script a V8 string: one byte per character when it is all ASCII, two when a single
+ * character is not, which doubles the largest object in the heap. esbuild escapes strings,
+ * template literals and identifiers and minifying drops comments; what it leaves is regular
+ * expression literals (systeminformation has /[^°]/), where the escape means the same.
+ */
+export function asciiOnly(code: string): string {
+  return code.replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function run(command: string, args: string[]): string {
   return execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 }
@@ -155,6 +166,10 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     target: 'node24',
     legalComments: 'none',
     logLevel: 'warning',
+    // Whitespace and comments out, names kept (stack traces still name functions): Node copies
+    // the whole bundle into the V8 heap as the main script's source and keeps it there.
+    minifyWhitespace: true,
+    minifySyntax: true,
     logOverride: { 'require-resolve-not-external': 'silent' },
     // cpu-features only tunes ssh2's cipher order; allowScripts keeps it unbuilt and ssh2 copes.
     external: ['cpu-features'],
@@ -168,6 +183,7 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     metafile: true,
   });
   for (const warning of result.warnings) console.warn(`esbuild: ${warning.text}`);
+  fs.writeFileSync(bundleFile, asciiOnly(fs.readFileSync(bundleFile, 'utf8')));
   fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
   step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
 
