@@ -5,6 +5,8 @@
  * service and a database, waits until idle, prints the RSS split by what backs it
  * (sections of the binary file, anonymous memory) and the V8 heap from /metrics;
  * with `SESSIONS=N` runs N OpenSSH sessions and prints the split again.
+ * With `BULK_MB=N`, one more session reads N MB from the host (`head -c`), and the agent's CPU
+ * time per 100 MB is printed: what a V8 flag costs where the agent's JS works hardest.
  * `HOLD=1` keeps everything running (the agent's pid is printed) until Ctrl-C.
  * `AGENT_ENV='K=V K2=V2'` adds variables to the agent's otherwise empty environment.
  */
@@ -89,6 +91,12 @@ async function report(pid: number, diagPort: number, title: string): Promise<voi
   process.stdout.write(lines.join('\n') + '\n');
 }
 
+/** User + system CPU seconds the process has used, from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function sshOnce(sshConfig: string, home: string): Promise<number | null> {
@@ -115,6 +123,10 @@ try {
     '  db:', '    databases:', '      - name: pg', '        protocol: postgres', `        uri: 127.0.0.1:${await freePort()}`, '',
   ].join('\n'));
   const env = Object.fromEntries((process.env.AGENT_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2) as [string, string]));
+  // The whole file in the page cache first, as bench/agent.ts leaves it (it gzips the binary):
+  // the kernel maps cached neighbours of each page the agent touches, so the file part of
+  // the RSS depends on what is cached.
+  readFileSync(binary);
   agent = spawn(binary, ['start', '-c', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let logs = '';
   agent.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
@@ -128,6 +140,7 @@ try {
   const count = Number(process.env.SESSIONS ?? 0);
   if (count > 0) {
     let next = 0;
+    const cpuBefore = cpuSeconds(pid);
     const worker = async () => {
       while (next < count) {
         next++;
@@ -136,8 +149,22 @@ try {
       }
     };
     await Promise.all(Array.from({ length: 4 }, worker));
+    const cpuMs = ((cpuSeconds(pid) - cpuBefore) * 1000) / count;
     await sleep(3_000);
-    await report(pid, diagPort, `after ${count} sessions`);
+    await report(pid, diagPort, `after ${count} sessions (agent CPU ${cpuMs.toFixed(1)} ms per session)`);
+  }
+  const bulkMb = Number(process.env.BULK_MB ?? 0);
+  if (bulkMb > 0) {
+    const cpuBefore = cpuSeconds(pid);
+    const started = performance.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn('ssh', ['-F', sshConfig, '-o', 'BatchMode=yes', 'root@bench-node', `head -c ${bulkMb}M /dev/zero`], { env: { ...process.env, POSTERN_HOME: home }, stdio: 'ignore' });
+      child.once('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`bulk ssh failed (${code})`);
+    const cpu = cpuSeconds(pid) - cpuBefore;
+    process.stdout.write(`-- bulk ${bulkMb} MB in ${((performance.now() - started) / 1000).toFixed(1)} s: agent CPU ${((cpu * 1000 * 100) / bulkMb).toFixed(0)} ms per 100 MB\n`);
+    await report(pid, diagPort, `after the bulk session`);
   }
   if (process.env.HOLD) {
     process.stdout.write(`holding: agent pid ${pid}, diag port ${diagPort}, ssh -F ${sshConfig} (POSTERN_HOME=${home}); Ctrl-C ends\n`);
