@@ -127,6 +127,7 @@ try {
   // the kernel maps cached neighbours of each page the agent touches, so the file part of
   // the RSS depends on what is cached.
   readFileSync(binary);
+  const spawned = performance.now();
   agent = spawn(binary, ['start', '-c', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let logs = '';
   agent.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
@@ -135,6 +136,7 @@ try {
     await sleep(100);
   }
   const pid = agent.pid!;
+  process.stdout.write(`-- start (with a join) to tunnel up: ${(performance.now() - spawned).toFixed(0)} ms\n`);
   await sleep(5_000);
   await report(pid, diagPort, `idle (${binary}, env ${JSON.stringify(env)})`);
   const count = Number(process.env.SESSIONS ?? 0);

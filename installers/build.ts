@@ -18,14 +18,14 @@ const root = path.resolve(import.meta.dirname, '..');
 const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
 const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /**
- * V8 flags every program in the binary runs with (SEA `execArgv`; docs/build.md, "Memory"),
- * measured on an idle SSH+DB agent and over SSH sessions (bench/agent-memory.ts):
- *  - a young generation of 2 MB semi-spaces instead of up to 16 MB: 8-10 MB less idle RSS
- *    and half the growth over sessions, at no measurable CPU per session;
- *  - no TurboFan (Maglev is the top tier): its code and tables are 6-10 MB of the binary
- *    that stop being paged in; agent CPU per session and per MB of SSH bulk unchanged.
+ * V8 flags every program in the binary runs with (SEA `execArgv`; docs/build.md, "Memory"):
+ * a young generation of 2 MB semi-spaces instead of up to 16 MB. On an idle SSH+DB agent
+ * 7 MB less anonymous memory, and its growth over 200 SSH sessions +12 MB instead of +32,
+ * at no measurable CPU per session or per MB of SSH bulk (bench/agent-memory.ts).
+ * --max-opt=2 (no TurboFan) was tried: the binary's file pages it saves were within the
+ * run-to-run noise (52-65 MB either way) and it made start-up slower, so it is not here.
  */
-export const seaExecArgv = ['--max-semi-space-size=2', '--max-opt=2'];
+export const seaExecArgv = ['--max-semi-space-size=2'];
 /** Native addons embedded as SEA assets, by the name their loader asks for. */
 const nativeAddons: Record<string, string> = {
   pty: path.join(root, 'node_modules', 'node-pty', 'build', 'Release', 'pty.node'),
