@@ -15,7 +15,8 @@
  * ```
  *
  * The three run under a ServiceSupervisor; `/readyz` is ready when a tunnel is up and
- * the last heartbeat went through.
+ * the last heartbeat went through. A protocol service's code is imported only when the
+ * config enables it, so an SSH-only agent does not hold the desktop, app or kube code.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -38,12 +39,12 @@ import { ServiceSupervisor } from './supervisor/service-supervisor.ts';
 import type { BackoffOptions } from './supervisor/backoff.ts';
 import { ServiceRegistry, type ServiceHandler } from './tunnel/service-registry.ts';
 import { TunnelPool } from './tunnel/tunnel-pool.ts';
-import { AgentSsh } from './services/ssh/ssh-wiring.ts';
-import { AgentDesktops } from './services/desktop/desktop-service.ts';
-import { AgentApps } from './services/app/app-service.ts';
-import { AgentKube } from './services/kube/kube-service.ts';
+import type { AgentSsh } from './services/ssh/ssh-wiring.ts';
+import type { AgentDesktops } from './services/desktop/desktop-service.ts';
+import type { AgentApps } from './services/app/app-service.ts';
+import type { AgentKube } from './services/kube/kube-service.ts';
 import { ClusterAccess } from './services/access/cluster-access.ts';
-import { DbService } from './services/db/db-service.ts';
+import type { DbService } from './services/db/db-service.ts';
 
 type AgentConfig = NonNullable<PosternConfig['agent']>;
 
@@ -104,18 +105,29 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   const access = new ClusterAccess({ auth: () => auth.client(), cluster: () => identity.current.cluster, logger: log });
   let ssh: AgentSsh | undefined;
   if (agent.ssh.enabled && !services.names().includes('ssh')) {
+    const { AgentSsh } = await import('./services/ssh/ssh-wiring.ts');
     ssh = new AgentSsh({ identity, auth: () => auth.client(), nodeName, labels: () => inventory.snapshot().labels, logger: log, access, recordingsDir: path.join(config.data_dir, 'recordings') });
     services.register('ssh', ssh.serviceHandler);
   }
   let desktops: AgentDesktops | undefined;
   if (agent.desktops.length > 0) {
+    const { AgentDesktops } = await import('./services/desktop/desktop-service.ts');
     desktops = new AgentDesktops({ identity, auth: () => auth.client(), access, desktops: agent.desktops, dataDir: config.data_dir, logger: log });
     desktops.register(services);
   }
-  const apps = agent.apps.length > 0 ? new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) }) : undefined;
-  const kube = agent.kube.clusters.length > 0 ? new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) }) : undefined;
+  let apps: AgentApps | undefined;
+  if (agent.apps.length > 0) {
+    const { AgentApps } = await import('./services/app/app-service.ts');
+    apps = new AgentApps({ apps: agent.apps, access, services, nodeName, logger: log.child({ part: 'apps' }) });
+  }
+  let kube: AgentKube | undefined;
+  if (agent.kube.clusters.length > 0) {
+    const { AgentKube } = await import('./services/kube/kube-service.ts');
+    kube = new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) });
+  }
   let db: DbService | undefined;
   if (agent.db.databases.length > 0 || agent.db.resources.length > 0) {
+    const { DbService } = await import('./services/db/db-service.ts');
     db = new DbService({ databases: agent.db.databases, resourceSelectors: agent.db.resources.map((r) => r.labels), resourcePollMs: parseDuration(agent.db.poll_interval), auth: () => auth.client(), cluster: () => identity.current.cluster ?? '', logger: log, access });
     db.register(services);
   }

@@ -5,7 +5,8 @@
  *  - start to "tunnel up": `env -i dist/postern start` spawned until it logs
  *    `tunnel up`, first with a join (token in the config), then restarts with the
  *    identity on disk (what a reboot does; median of 3; page cache warm) (target <= 1 s);
- *  - idle RSS of the agent with its SSH service, before any session (target <= 80 MB);
+ *  - idle RSS of the agent with its SSH service and a database (`db:pg`), before any
+ *    session (target <= 80 MB);
  *  - RSS and open file descriptors after N SSH sessions (default 1,000;
  *    `AGENT_BENCH_SESSIONS`), each a real OpenSSH connection through the proxy and the
  *    tunnel running `true`, 4 at a time, against the same after 50 warm-up sessions
@@ -138,7 +139,9 @@ export async function run(): Promise<void> {
     const config = path.join(scratch, 'agent.yaml');
     const state = path.join(scratch, 'state');
     const diagPort = await freePort();
-    writeFileSync(config, `data_dir: ${state}\ndiag_addr: 127.0.0.1:${diagPort}\nagent:\n  node_name: bench-node\n  proxy_addr: ${cluster.proxy}\n  token: ${token}\n  ca_pin: ${cluster.pin}\n`);
+    // SSH (on by default) and a database (db:pg; nothing listens there, no session goes to it): the SSH+DB agent of the target.
+    const database = `  db:\n    databases:\n      - name: pg\n        protocol: postgres\n        uri: 127.0.0.1:${await freePort()}\n`;
+    writeFileSync(config, `data_dir: ${state}\ndiag_addr: 127.0.0.1:${diagPort}\nagent:\n  node_name: bench-node\n  proxy_addr: ${cluster.proxy}\n  token: ${token}\n  ca_pin: ${cluster.pin}\n${database}`);
 
     process.stdout.write(`binary ${(size / MB).toFixed(1)} MB; cluster up; starting the agent\n`);
     const first = await startAgent(binary, config);
@@ -187,7 +190,7 @@ export async function run(): Promise<void> {
       `binary size          ${(size / MB).toFixed(1)} MB (target <= 115) ${verdict(size / MB <= 115)}`,
       `gzipped              ${(gzipped / MB).toFixed(1)} MB (target <= 45) ${verdict(gzipped / MB <= 45)}`,
       `start to tunnel up   ${first.toTunnelMs.toFixed(0)} ms first start (joins); ${median.toFixed(0)} ms restart median of ${restarts.map((ms) => ms.toFixed(0)).join('/')} (target <= 1000) ${verdict(median <= 1000)}`,
-      `idle RSS (SSH on)    ${idleRss.toFixed(1)} MB (target <= 80) ${verdict(idleRss <= 80)}; of it anonymous ${idleAnon.toFixed(1)} MB, the rest clean pages of the binary file`,
+      `idle RSS (SSH+DB)    ${idleRss.toFixed(1)} MB (target <= 80) ${verdict(idleRss <= 80)}; of it anonymous ${idleAnon.toFixed(1)} MB, the rest clean pages of the binary file`,
       `sessions             ${SESSIONS} in ${(elapsed / 1000).toFixed(1)} s (${(SESSIONS / (elapsed / 1000)).toFixed(1)}/s); fds ${warmFds} -> ${afterFds}`,
       `anonymous after      ${warmAnon.toFixed(1)} MB -> ${afterAnon.toFixed(1)} MB`,
       `RSS after sessions   ${warmRss.toFixed(1)} MB after ${WARMUP} -> ${afterRss.toFixed(1)} MB after ${WARMUP + SESSIONS}: ${(growth * 100).toFixed(1)} % growth (target <= 10 %) ${verdict(growth <= 0.1)}`,

@@ -17,6 +17,15 @@ import { buildWeb, webSeaAssets } from './build-web.ts';
 const root = path.resolve(import.meta.dirname, '..');
 const nodeBinary = path.join(root, 'node_modules', 'node', 'bin', 'node');
 const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/**
+ * V8 flags every program in the binary runs with (SEA `execArgv`; docs/build.md, "Memory"):
+ * a young generation of 2 MB semi-spaces instead of up to 16 MB. On an idle SSH+DB agent
+ * 7 MB less anonymous memory, and its growth over 200 SSH sessions +12 MB instead of +32,
+ * at no measurable CPU per session or per MB of SSH bulk (bench/agent-memory.ts).
+ * --max-opt=2 (no TurboFan) was tried: the binary's file pages it saves were within the
+ * run-to-run noise (52-65 MB either way) and it made start-up slower, so it is not here.
+ */
+export const seaExecArgv = ['--max-semi-space-size=2'];
 /** Native addons embedded as SEA assets, by the name their loader asks for. */
 const nativeAddons: Record<string, string> = {
   pty: path.join(root, 'node_modules', 'node-pty', 'build', 'Release', 'pty.node'),
@@ -66,6 +75,17 @@ const ssh2CryptoNative: Plugin = {
     });
   },
 };
+
+/**
+ * The bundle with every non-ASCII character written as a \u escape. Node makes the SEA's
+ * main script a V8 string: one byte per character when it is all ASCII, two when a single
+ * character is not, which doubles the largest object in the heap. esbuild escapes strings,
+ * template literals and identifiers and minifying drops comments; what it leaves is regular
+ * expression literals (systeminformation has /[^°]/), where the escape means the same.
+ */
+export function asciiOnly(code: string): string {
+  return code.replace(/[^\x00-\x7f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 function run(command: string, args: string[]): string {
   return execFileSync(command, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
@@ -155,6 +175,10 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     target: 'node24',
     legalComments: 'none',
     logLevel: 'warning',
+    // Whitespace and comments out, names kept (stack traces still name functions): Node copies
+    // the whole bundle into the V8 heap as the main script's source and keeps it there.
+    minifyWhitespace: true,
+    minifySyntax: true,
     logOverride: { 'require-resolve-not-external': 'silent' },
     // cpu-features only tunes ssh2's cipher order; allowScripts keeps it unbuilt and ssh2 copes.
     external: ['cpu-features'],
@@ -168,6 +192,7 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     metafile: true,
   });
   for (const warning of result.warnings) console.warn(`esbuild: ${warning.text}`);
+  fs.writeFileSync(bundleFile, asciiOnly(fs.readFileSync(bundleFile, 'utf8')));
   fs.writeFileSync(path.join(dist, `${name}.meta.json`), JSON.stringify(result.metafile));
   step(`bundle ${megabytes(fs.statSync(bundleFile).size)}`);
 
@@ -185,9 +210,11 @@ export async function buildBinary(options: BuildOptions = {}): Promise<string> {
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: true,
+    execArgv: seaExecArgv,
     assets,
   }, null, 2) + '\n');
-  runQuietly(process.execPath, ['--experimental-sea-config', seaConfigFile]);
+  // The code cache is made under the same flags: V8 rejects a cache made under others.
+  runQuietly(process.execPath, [...seaExecArgv, '--experimental-sea-config', seaConfigFile]);
   step(`SEA blob ${megabytes(fs.statSync(blobFile).size)}`);
 
   const temporary = `${binary}.tmp`;

@@ -8,13 +8,9 @@ import { stringOption, type Invocation } from '../command.ts';
 import { loadConfig, type PosternConfig } from '../../cluster/common/config.ts';
 import { createLogger, type Logger } from '../../cluster/common/logger.ts';
 import { DiagServer } from '../../cluster/common/diag-server.ts';
-import { AuthServer } from '../../cluster/auth/auth-server.ts';
-import { startProxyService, type RunningProxy } from '../../cluster/proxy/index.ts';
+import type { AuthServer } from '../../cluster/auth/auth-server.ts';
+import type { RunningProxy } from '../../cluster/proxy/index.ts';
 import { drainTimeoutMs, levelControl, reloadConfig } from './lifecycle.ts';
-import { rootAuthExtension } from '../../root/trust/root-auth-extension.ts';
-import { leafAuthExtension } from '../../leaf/trust/leaf-auth-extension.ts';
-import { LeafTunnels } from '../../root/tunnel/leaf-tunnels.ts';
-import { RootTunnels } from '../../leaf/tunnel/root-tunnels.ts';
 
 /** Default config location, overridable by POSTERN_CONFIG. */
 export function defaultConfigPath(): string {
@@ -33,7 +29,11 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/** Starts every enabled service of `config`; the caller decides when to stop. */
+/**
+ * Starts every enabled service of `config`; the caller decides when to stop. Each
+ * service's code is imported only when the config enables it: an agent host never
+ * loads the auth server or the proxy (their modules are a third of an agent's heap).
+ */
 export async function startDaemon(config: PosternConfig, logger: Logger): Promise<RunningDaemon> {
   const diag = new DiagServer();
   const stops: Array<() => Promise<void>> = [];
@@ -53,6 +53,11 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
     if (config.auth?.enabled) {
       let ready = false;
       diag.addReadinessCheck('auth', () => (ready ? { ready } : { ready, reason: 'starting' }));
+      const [{ AuthServer }, { rootAuthExtension }, { leafAuthExtension }] = await Promise.all([
+        import('../../cluster/auth/auth-server.ts'),
+        import('../../root/trust/root-auth-extension.ts'),
+        import('../../leaf/trust/leaf-auth-extension.ts'),
+      ]);
       daemon.auth = await AuthServer.start({
         clusterName: config.auth.cluster_name,
         dataDir: config.data_dir,
@@ -68,6 +73,11 @@ export async function startDaemon(config: PosternConfig, logger: Logger): Promis
       stops.push(() => auth.close());
     }
     if (config.proxy?.enabled) {
+      const [{ startProxyService }, { LeafTunnels }, { RootTunnels }] = await Promise.all([
+        import('../../cluster/proxy/index.ts'),
+        import('../../root/tunnel/leaf-tunnels.ts'),
+        import('../../leaf/tunnel/root-tunnels.ts'),
+      ]);
       const proxy = (daemon.proxy = await startProxyService(config, { logger, diag, localAuth: daemon.auth, extensions: [new LeafTunnels(), new RootTunnels()] }));
       stops.push(() => proxy.close());
     }
