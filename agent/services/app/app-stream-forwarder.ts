@@ -116,6 +116,8 @@ interface _Pending {
   method: string;
   url: string;
   upgrade: boolean;
+  /** false for `Connection: close` (or HTTP/1.0 without keep-alive): the stream ends after its answer. */
+  keepAlive: boolean;
 }
 
 /** One tunnel stream and its upstream connection. */
@@ -138,6 +140,8 @@ class _Connection {
   #lastInterim = false;
   /** Upgraded: bytes pass both ways untouched. */
   #raw = false;
+  /** A `Connection: close` request was answered: the stream ends once that answer is written. */
+  #closeAfterAnswer = false;
 
   constructor(forwarder: AppStreamForwarder, stream: Duplex, caller: AppStreamCaller) {
     this.#forwarder = forwarder;
@@ -173,7 +177,7 @@ class _Connection {
         if (event.type === 'head') {
           const head = event.head;
           if (head.upgrade && this.#pending.length > 0) throw new Error('an upgrade request must not follow unanswered requests on a stream');
-          this.#pending.push({ method: head.method, url: head.target, upgrade: head.upgrade });
+          this.#pending.push({ method: head.method, url: head.target, upgrade: head.upgrade, keepAlive: head.keepAlive });
           out.push(this.#forwarder.head(head, this.#caller));
           if (head.upgrade) this.#awaitingUpgrade = true;
         } else if (event.type === 'body') {
@@ -240,6 +244,7 @@ class _Connection {
           if (this.#answering && current && !this.#lastHeadInterim()) {
             this.#pending.shift();
             this.#answering = false;
+            if (!current.keepAlive) this.#closeAfterAnswer = true;
           }
         }
       }
@@ -253,6 +258,7 @@ class _Connection {
       this.#stream.once('drain', () => upstream.resume());
     }
     if (upgraded) return this.#pipeRaw(upstream);
+    if (this.#closeAfterAnswer) return this.#finishNow();
     if (!this.#awaitingUpgrade && this.#requests.rest().length > 0) this.#readRequests();
     this.#maybeFinish();
   }
@@ -312,6 +318,12 @@ class _Connection {
 
   #maybeFinish(): void {
     if (this.#done || !this.#streamEnded || this.#pending.length > 0) return;
+    this.#finishNow();
+  }
+
+  /** Ends both sides cleanly (the client's last answer is through, or it asked to close). */
+  #finishNow(): void {
+    if (this.#done) return;
     this.#done = true;
     this.#upstream?.end();
     this.#stream.end();
