@@ -29,6 +29,17 @@ export function cpuSeconds(pid: number): number {
   return stat.cpu;
 }
 
+/**
+ * CPU seconds the whole machine has spent busy (every state but idle and iowait, all
+ * cores): over a run, divided by its operations, what each operation cost everything
+ * that ran, the client and server included.
+ */
+export function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / USER_HZ;
+}
+
 export interface DescendantCpu {
   pid: number;
   /** argv joined by spaces. */

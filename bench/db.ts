@@ -26,6 +26,7 @@ import { postgresSkipReason, startPostgres, systemUser, type PostgresServer } fr
 import { psqlConnInfo, type DbLogin } from '../cli/psh/db.ts';
 import { mariadbSkipReason, startMariadb, type MariadbServer } from '../test/fixtures/mariadb.ts';
 import { cliPath } from '../test/fixtures/auth.ts';
+import { cpuSeconds, machineBusySeconds } from './cpu.ts';
 
 const SECONDS = Number(process.env.DB_BENCH_SECONDS ?? 15);
 
@@ -63,10 +64,11 @@ async function _mysqlslap(connection: string[]): Promise<number> {
   return MYSQL_QUERIES / seconds;
 }
 
-/** User + system CPU seconds of a process so far. */
-function _cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+/** A pgbench run with the whole machine's busy CPU over it. */
+async function _pgbenchMeasured(conninfo: string, clients: number, seconds: number): Promise<PgbenchResult & { machineUsPerTxn: number }> {
+  const before = machineBusySeconds();
+  const result = await _pgbench(conninfo, clients, seconds);
+  return { ...result, machineUsPerTxn: ((machineBusySeconds() - before) * 1e6) / result.transactions };
 }
 
 async function _startPgbouncer(dir: string, pg: PostgresServer): Promise<{ port: number; child: ChildProcess }> {
@@ -127,7 +129,8 @@ export async function run(): Promise<void> {
       serverCertPem: readFileSync(path.join(certs, 'server.crt'), 'utf8'),
       serverKeyPem: readFileSync(path.join(certs, 'server.key'), 'utf8'),
       clientCaPem: readFileSync(path.join(certs, 'db-client-ca.crt'), 'utf8'),
-      hbaLines: ['hostnossl all all 127.0.0.1/32 trust'],
+      // tlsbench: pgbench over TLS straight to the server, the floor any TLS path pays.
+      hbaLines: ['hostnossl all all 127.0.0.1/32 trust', 'hostssl app tlsbench 127.0.0.1/32 trust'],
     });
     await pg.sql('create user alice');
     await pg.sql('create database app owner alice');
@@ -142,6 +145,9 @@ export async function run(): Promise<void> {
       await maria.sql("CREATE DATABASE app; CREATE USER 'alice'@'%' REQUIRE SUBJECT '/CN=alice'; GRANT ALL ON app.* TO 'alice'@'%'; CREATE USER 'plain'@'127.0.0.1'; GRANT ALL ON app.* TO 'plain'@'127.0.0.1'");
     }
     await _exec('pgbench', ['-i', '-s', '1', '-q', direct]);
+    await pg.sql('create user tlsbench');
+    await _exec('psql', [direct, '-qc', 'grant select on all tables in schema public to tlsbench']);
+    const directTls = `host=127.0.0.1 port=${pg.port} user=tlsbench dbname=app sslmode=require`;
     const token = String(JSON.parse((await cluster.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout).token);
     agent = await startDaemon('dbbench-agent', (dir, diag) => [
       `data_dir: ${dir}`, `diag_addr: ${diag}`, 'log: { level: warn }', 'agent:', `  proxy_addr: ${cluster!.proxy}`, `  token: ${token}`, `  ca_pin: ${cluster!.pin}`,
@@ -169,17 +175,23 @@ export async function run(): Promise<void> {
 
     await _pgbench(viaPostern, 2, 2); // warm-up: certificates fetched, JIT warm
     process.stdout.write(`pgbench -S -c 8 -j 2 -T ${SECONDS} (loopback, 2 cores shared by client, server and proxies)\n`);
-    const d = await _pgbench(direct, 8, SECONDS);
+    const d = await _pgbenchMeasured(direct, 8, SECONDS);
     process.stdout.write(`  direct          ${d.tps.toFixed(0).padStart(7)} tps\n`);
+    const dt = await _pgbenchMeasured(directTls, 8, SECONDS);
+    process.stdout.write(`  direct over TLS ${dt.tps.toFixed(0).padStart(7)} tps  ratio ${(dt.tps / d.tps).toFixed(2)} (pgbench and the server each doing TLS, as they do with Postern between them)\n`);
     const b = await _pgbench(viaBouncer, 8, SECONDS);
     process.stdout.write(`  pgbouncer       ${b.tps.toFixed(0).padStart(7)} tps  ratio ${(b.tps / d.tps).toFixed(2)}\n`);
     const pids = [cluster.daemon.child.pid!, agent.child.pid!];
-    const cpuBefore = pids.map(_cpuSeconds);
-    const p = await _pgbench(viaPostern, 8, SECONDS);
-    const cpuAfter = pids.map(_cpuSeconds);
+    const cpuBefore = pids.map(cpuSeconds);
+    const p = await _pgbenchMeasured(viaPostern, 8, SECONDS);
+    const cpuAfter = pids.map(cpuSeconds);
     const cpu = cpuAfter.map((after, i) => after - cpuBefore[i]!);
     const usPerTxn = ((cpu[0]! + cpu[1]!) * 1e6) / p.transactions;
     process.stdout.write(`  Postern         ${p.tps.toFixed(0).padStart(7)} tps  ratio ${(p.tps / d.tps).toFixed(2)}; CPU per txn: auth+proxy ${((cpu[0]! * 1e6) / p.transactions).toFixed(0)} us, agent ${((cpu[1]! * 1e6) / p.transactions).toFixed(0)} us\n`);
+    // What each transaction cost the whole machine (2 cores) tells how far any proxy could go:
+    // the client and server's own share is at least what they spend talking TLS directly.
+    const ceiling = 2e6 / (dt.machineUsPerTxn + usPerTxn) / d.tps;
+    process.stdout.write(`  machine CPU per txn: direct ${d.machineUsPerTxn.toFixed(0)} us, direct over TLS ${dt.machineUsPerTxn.toFixed(0)} us, through Postern ${p.machineUsPerTxn.toFixed(0)} us (Postern's processes ${usPerTxn.toFixed(0)}); at ${usPerTxn.toFixed(0)} us/txn, 2 cores allow Postern at most ratio ${ceiling.toFixed(2)}\n`);
     const d1 = await _pgbench(direct, 1, 5);
     const p1 = await _pgbench(viaPostern, 1, 5);
     const addedUs = (p1.latencyMs - d1.latencyMs) * 1000;
@@ -198,9 +210,9 @@ export async function run(): Promise<void> {
       const slapDirect = await _mysqlslap(['--host=127.0.0.1', `--port=${maria.port}`, '--user=plain', '--skip-ssl']);
       const pids = [cluster.daemon.child.pid!, agent.child.pid!, tunnel.pid!];
       const measure = async (connection: string[]): Promise<{ qps: number; usPerQuery: number }> => {
-        const before = pids.map(_cpuSeconds);
+        const before = pids.map(cpuSeconds);
         const qps = await _mysqlslap(connection);
-        const cpu = pids.map(_cpuSeconds).reduce((sum, value, i) => sum + value - before[i]!, 0);
+        const cpu = pids.map(cpuSeconds).reduce((sum, value, i) => sum + value - before[i]!, 0);
         return { qps, usPerQuery: (cpu * 1e6) / MYSQL_QUERIES / 3 };
       };
       const tls = [`--ssl-ca=${path.join(pdir, 'cluster-ca.pem')}`, `--ssl-cert=${path.join(pdir, 'db', 'my.crt')}`, `--ssl-key=${path.join(pdir, 'db', 'my.key')}`];

@@ -32,6 +32,7 @@ import { startDaemon } from '../test/fixtures/processes.ts';
 import { cliPath } from '../test/fixtures/auth.ts';
 import { startXrdp, xrdpUnavailable } from '../test/fixtures/xrdp.ts';
 import { DesktopViewer } from '../test/fixtures/desktop-viewer.ts';
+import { cpuSeconds } from './cpu.ts';
 
 const WIDTH = 1024;
 const HEIGHT = 768;
@@ -81,10 +82,10 @@ export async function run(): Promise<void> {
 
     // What the agent burns with the session open and the screen still: tunnel, heartbeats, timers.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const idleBefore = _cpuSeconds(pid);
+    const idleBefore = cpuSeconds(pid);
     const idleStart = performance.now();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const idleCpu = (_cpuSeconds(pid) - idleBefore) / ((performance.now() - idleStart) / 1000);
+    const idleCpu = (cpuSeconds(pid) - idleBefore) / ((performance.now() - idleStart) / 1000);
     // The colour cycle runs inside the session as its user, RATE changes a second.
     const env = await desktop.sessionEnv();
     cycler = spawn('runuser', ['-u', desktop.username, '--', 'env', `DISPLAY=${env.DISPLAY}`, `XAUTHORITY=${env.XAUTHORITY}`, 'sh', '-c',
@@ -103,11 +104,11 @@ export async function run(): Promise<void> {
         last = centre;
       }
     };
-    const cpuBefore = _cpuSeconds(pid);
+    const cpuBefore = cpuSeconds(pid);
     const t0 = performance.now();
     await new Promise((resolve) => setTimeout(resolve, WINDOW_MS));
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = (_cpuSeconds(pid) - cpuBefore) / seconds;
+    const cpu = (cpuSeconds(pid) - cpuBefore) / seconds;
     const fullFrames = pixels / (WIDTH * HEIGHT) / seconds;
     const bytesPerSecond = viewer.rectBytes / (viewer.rects || 1);
     viewer.send({ type: 'close' });
@@ -144,10 +145,10 @@ async function _xfreerdpCores(desktop: Awaited<ReturnType<typeof startXrdp>>, wi
     });
     await new Promise((resolve) => setTimeout(resolve, 3_000)); // connect, log in, warm up
     if (client.exitCode !== null) return { why: `skipped: xfreerdp exited with ${client.exitCode}` };
-    const before = _cpuSeconds(client.pid!);
+    const before = cpuSeconds(client.pid!);
     const start = performance.now();
     await new Promise((resolve) => setTimeout(resolve, windowMs));
-    return { cores: (_cpuSeconds(client.pid!) - before) / ((performance.now() - start) / 1000) };
+    return { cores: (cpuSeconds(client.pid!) - before) / ((performance.now() - start) / 1000) };
   } finally {
     client?.kill('SIGKILL');
     xvfb.kill('SIGKILL');
@@ -164,12 +165,6 @@ function _userCertificate(t: Awaited<ReturnType<typeof startTestProxy>>): string
     permit: { pty: false, portForwarding: false, agentForwarding: false },
   });
   return Buffer.from(issued.tlsCertPem).toString('base64');
-}
-
-/** utime + stime of a process, in seconds. */
-function _cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function _until<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
