@@ -207,7 +207,12 @@ export async function run(): Promise<void> {
       const tunnelPort = await freePort();
       tunnel = spawn(process.execPath, [cliPath, 'psh', 'proxy', 'db', 'my', '--port', String(tunnelPort), '--tunnel'], { env: { ...process.env, POSTERN_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve) => tunnel!.stdout!.once('data', () => resolve()));
+      const slapBusyBefore = machineBusySeconds();
       const slapDirect = await _mysqlslap(['--host=127.0.0.1', `--port=${maria.port}`, '--user=plain', '--skip-ssl']);
+      const slapDirectUs = ((machineBusySeconds() - slapBusyBefore) * 1e6) / MYSQL_QUERIES / 3;
+      const slapTlsBusyBefore = machineBusySeconds();
+      const slapDirectTls = await _mysqlslap(['--host=127.0.0.1', `--port=${maria.port}`, '--user=plain', '--ssl']);
+      const slapDirectTlsUs = ((machineBusySeconds() - slapTlsBusyBefore) * 1e6) / MYSQL_QUERIES / 3;
       const pids = [cluster.daemon.child.pid!, agent.child.pid!, tunnel.pid!];
       const measure = async (connection: string[]): Promise<{ qps: number; usPerQuery: number }> => {
         const before = pids.map(cpuSeconds);
@@ -218,9 +223,10 @@ export async function run(): Promise<void> {
       const tls = [`--ssl-ca=${path.join(pdir, 'cluster-ca.pem')}`, `--ssl-cert=${path.join(pdir, 'db', 'my.crt')}`, `--ssl-key=${path.join(pdir, 'db', 'my.key')}`];
       const listener = await measure(['--host=127.0.0.1', `--port=${mysqlListenPort}`, '--user=alice', '--ssl', ...tls]);
       const tunnelled = await measure(['--host=127.0.0.1', `--port=${tunnelPort}`, '--user=alice', '--skip-ssl']);
-      process.stdout.write(`mysqlslap -c 8 (${MYSQL_QUERIES} x SELECT 1, 3 iterations): direct ${slapDirect.toFixed(0)} q/s\n`);
+      process.stdout.write(`mysqlslap -c 8 (${MYSQL_QUERIES} x SELECT 1, 3 iterations): direct ${slapDirect.toFixed(0)} q/s (machine CPU ${slapDirectUs.toFixed(0)} us/query), direct over TLS ${slapDirectTls.toFixed(0)} q/s (${slapDirectTlsUs.toFixed(0)} us/query)\n`);
       process.stdout.write(`  Postern MySQL listener (client TLS -> proxy -> agent): ${listener.qps.toFixed(0)} q/s, ratio ${(listener.qps / slapDirect).toFixed(2)}, Postern CPU ${listener.usPerQuery.toFixed(0)} us/query\n`);
       process.stdout.write(`  Postern via psh proxy db --tunnel (psh -> proxy -> agent): ${tunnelled.qps.toFixed(0)} q/s, ratio ${(tunnelled.qps / slapDirect).toFixed(2)}, CPU ${tunnelled.usPerQuery.toFixed(0)} us/query incl. psh\n`);
+      process.stdout.write(`  at ${listener.usPerQuery.toFixed(0)} us/query, 2 cores allow the MySQL listener at most ratio ${(2e6 / (slapDirectTlsUs + listener.usPerQuery) / slapDirect).toFixed(2)}\n`);
       mysqlLine = `mysqlslap ratio ${(listener.qps / slapDirect).toFixed(2)} via the MySQL listener, ${(tunnelled.qps / slapDirect).toFixed(2)} via psh --tunnel (target >= 0.4)`;
     }
     const audited = await cluster.pctl(['audit', 'search', '--type', 'db.query', '--from', '1h', '--limit', '1', '--format', 'json']);
