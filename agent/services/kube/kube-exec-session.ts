@@ -8,7 +8,9 @@
  *   from the API server: 1 stdout, 2 stderr -> asciicast "o";  3 error: a Status (exit code)
  *   from the client:     0 stdin (not recorded, like SSH);    4 resize {"Width","Height"} -> "r"
  *                        255 (v5) close of a channel
- * SPDY/3.1: one SPDY stream per channel, named by its `streamtype` header (spdy-channels.ts)
+ * SPDY/3.1 (v1..v4.channel.k8s.io): the client opens one SPDY stream per channel, named by
+ *   its SYN_STREAM's `streamtype` header: stdout, stderr -> "o"; error: a Status;
+ *   resize: JSON sizes, one per line -> "r"; stdin not recorded
  * ```
  *
  * The readers are strict: input that breaks the framing ends the recording there (the
@@ -18,6 +20,8 @@
 import type { UpgradeTap } from '../app/http-forwarder.ts';
 import type { SessionRecording } from '../recordings/session-recorder.ts';
 import { WebSocketFrameReader, opcodes } from '../../../protocols/websocket/frame-reader.ts';
+import { SpdyFrameReader, type SpdyFrame } from '../../../protocols/spdy/frame-reader.ts';
+import { SpdyProtocolError } from '../../../protocols/spdy/errors.ts';
 
 /** The channel protocols recorded (binary channel byte first; the base64 variants are passed but not recorded). */
 export const recordedWebSocketProtocols = new Set(['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io']);
@@ -48,6 +52,12 @@ export interface ExecTapOptions {
   /** The connection is over and the recording closed. */
   onEnd(summary: ExecSessionSummary): void;
 }
+
+/**
+ * The largest message or frame read: kubectl and the kubelet copy in 32 KiB pieces; a
+ * peer announcing more only stops the recording (what a reader buffers stays bounded).
+ */
+const maxReadBytes = 1024 * 1024;
 
 /** Largest sane terminal side; a resize outside 1..limit is clamped as SSH does. */
 const maxSide = 10_000;
@@ -116,8 +126,8 @@ export class ExecSession implements ChannelSink {
 
 /** The tap for a websocket channel protocol (one of recordedWebSocketProtocols). */
 export function webSocketExecTap(session: ExecSession): UpgradeTap {
-  const fromServer = new WebSocketFrameReader({ masked: false });
-  const fromClient = new WebSocketFrameReader({ masked: true });
+  const fromServer = new WebSocketFrameReader({ masked: false, maxMessageBytes: maxReadBytes });
+  const fromClient = new WebSocketFrameReader({ masked: true, maxMessageBytes: maxReadBytes });
   // Read even when not recording: the exit code goes into the session.end audit event.
   let reading = true;
   const read = (reader: WebSocketFrameReader, chunk: Buffer, side: string, onMessage: (channel: number, data: Buffer) => void) => {
@@ -152,4 +162,64 @@ export function resizeFrom(sink: ChannelSink, json: Buffer): void {
   } catch {
     // Not a size: the API server ignores it too.
   }
+}
+
+/** The error stream's Status is small; more is not a Status. */
+const maxStatusBytes = 64 * 1024;
+
+/** The tap for a SPDY/3.1 remote-command connection. */
+export function spdyExecTap(session: ExecSession): UpgradeTap {
+  const fromServer = new SpdyFrameReader(maxReadBytes);
+  const fromClient = new SpdyFrameReader(maxReadBytes);
+  const types = new Map<number, string>();
+  let status: Buffer[] = [];
+  let statusBytes = 0;
+  let resize = '';
+  let reading = true;
+  const finishStatus = () => {
+    if (statusBytes > 0) session.status(Buffer.concat(status));
+    status = [];
+    statusBytes = 0;
+  };
+  const read = (reader: SpdyFrameReader, chunk: Buffer, side: string, onFrame: (frame: SpdyFrame) => void) => {
+    if (!reading) return;
+    try {
+      for (const frame of reader.push(chunk)) onFrame(frame);
+    } catch (error) {
+      reading = false;
+      session.stop(`the ${side}'s SPDY stream is malformed (${(error as Error).message}); the rest of the session is passed on but not read or recorded`);
+    }
+  };
+  return {
+    fromClient: (chunk) => read(fromClient, chunk, 'client', (frame) => {
+      if (frame.kind === 'syn_stream') types.set(frame.streamId, frame.headers.streamtype ?? '');
+      else if (frame.kind === 'data' && !types.has(frame.streamId)) throw new SpdyProtocolError(`data on stream ${frame.streamId}, which the client never opened`);
+      else if (frame.kind === 'data' && types.get(frame.streamId) === 'resize') {
+        resize += frame.data.toString('utf8');
+        if (resize.length > maxStatusBytes) resize = '';
+        let newline: number;
+        while ((newline = resize.indexOf('\n')) >= 0) {
+          resizeFrom(session, Buffer.from(resize.slice(0, newline)));
+          resize = resize.slice(newline + 1);
+        }
+      }
+    }),
+    fromUpstream: (chunk) => read(fromServer, chunk, 'API server', (frame) => {
+      if (frame.kind !== 'data') return;
+      if (!types.has(frame.streamId)) throw new SpdyProtocolError(`data on stream ${frame.streamId}, which the client never opened`);
+      const type = types.get(frame.streamId);
+      if (type === 'stdout' || type === 'stderr') session.output(frame.data);
+      else if (type === 'error') {
+        if (statusBytes + frame.data.length <= maxStatusBytes) {
+          status.push(frame.data);
+          statusBytes += frame.data.length;
+        }
+        if (frame.fin) finishStatus();
+      }
+    }),
+    end: () => {
+      finishStatus();
+      void session.end();
+    },
+  };
 }

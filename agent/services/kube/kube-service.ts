@@ -13,7 +13,7 @@
  *       one `kube.request` audit event per request (verb, resource, namespace, name);
  *       an accepted exec/attach upgrade is a session: session.start/session.end audit
  *       events with its session id, and (unless every role says record_session: false)
- *       its output recorded as asciicast (kube-exec-session.ts) in
+ *       its output (websocket channels or SPDY streams) recorded as asciicast (kube-exec-session.ts) in
  *       `<data_dir>/recordings/kube`, uploaded to auth when it ends like SSH sessions
  * ```
  */
@@ -30,7 +30,7 @@ import { HttpForwarder, type StreamCaller, type UpgradeTap } from '../app/http-f
 import { RecordingUploader } from '../recordings/recording-uploader.ts';
 import { startRecording, type SessionRecording } from '../recordings/session-recorder.ts';
 import { loadKubeCredentials, type KubeClusterConfig, type KubeCredentials } from './kube-credentials.ts';
-import { ExecSession, recordedWebSocketProtocols, webSocketExecTap, type ExecSessionSummary } from './kube-exec-session.ts';
+import { ExecSession, recordedWebSocketProtocols, spdyExecTap, webSocketExecTap, type ExecSessionSummary } from './kube-exec-session.ts';
 import { kubeRequestInfo } from './kube-request.ts';
 
 export interface AgentKubeOptions {
@@ -171,8 +171,11 @@ export class AgentKube implements SupervisedService {
     const exec = _execRequest(req);
     if (!exec) return undefined;
     const { access, logger, nodeName } = this.#options;
-    const protocol = String(res.headers['sec-websocket-protocol'] ?? res.headers.upgrade ?? '').slice(0, 64);
-    const readable = recordedWebSocketProtocols.has(protocol);
+    const upgrade = String(res.headers.upgrade ?? '').toLowerCase();
+    const spdy = upgrade === 'spdy/3.1';
+    const subprotocol = String((spdy ? res.headers['x-stream-protocol-version'] : res.headers['sec-websocket-protocol']) ?? '');
+    const protocol = `${spdy ? 'SPDY/3.1' : upgrade}+${subprotocol}`.slice(0, 80);
+    const readable = spdy || (upgrade === 'websocket' && recordedWebSocketProtocols.has(subprotocol));
     const sessionId = randomUUID();
     this.#sessions++;
     const fields = {
@@ -211,7 +214,7 @@ export class AgentKube implements SupervisedService {
         }, context.identity);
       },
     });
-    if (readable) return webSocketExecTap(session);
+    if (readable) return spdy ? spdyExecTap(session) : webSocketExecTap(session);
     return { fromClient: () => {}, fromUpstream: () => {}, end: () => void session.end() };
   }
 
