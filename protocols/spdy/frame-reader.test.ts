@@ -7,7 +7,7 @@ import { spdy3Dictionary } from './dictionary.ts';
 import { SpdyProtocolError } from './errors.ts';
 import { SpdyFrameReader, controlTypes, type SpdyFrame } from './frame-reader.ts';
 import { controlFrame, dataFrame, goAway, ping, synReply, synStream, windowUpdate } from './frame-writer.ts';
-import { HeaderBlockReader, HeaderBlockWriter, decodeNameValues, encodeNameValues } from './header-block.ts';
+import { HeaderBlockReader, HeaderBlockWriter, decodeNameValues, encodeNameValues, type SpdyHeaders } from './header-block.ts';
 
 test('the SPDY/3 dictionary is the one of the spec', () => {
   assert.equal(spdy3Dictionary.length, 1423);
@@ -26,7 +26,7 @@ test('header blocks compressed by a real zlib stream (dictionary, sync flush per
     return Buffer.concat(out.splice(0));
   };
   const reader = new HeaderBlockReader();
-  const blocks = [{ streamtype: 'error' }, { streamtype: 'stdout' }, { streamtype: 'stderr', 'x-many': 'a\0b' }, {}];
+  const blocks: SpdyHeaders[] = [{ streamtype: 'error' }, { streamtype: 'stdout' }, { streamtype: 'stderr', 'x-many': 'a\0b' }, {}];
   const compressed = [];
   for (const headers of blocks) compressed.push(await block(headers));
   deflate.destroy();
@@ -36,7 +36,15 @@ test('header blocks compressed by a real zlib stream (dictionary, sync flush per
 test('the fixture-side writer (stored blocks) is readable by the reader, block after block', () => {
   const writer = new HeaderBlockWriter();
   const reader = new HeaderBlockReader();
-  for (const headers of [{}, { streamtype: 'stdout' }, { big: 'x'.repeat(70_000) }]) assert.deepEqual(reader.read(writer.write(headers)), headers);
+  for (const headers of [{}, { streamtype: 'stdout' }, { big: 'x'.repeat(30_000) }] as SpdyHeaders[]) assert.deepEqual(reader.read(writer.write(headers)), headers);
+});
+
+test('the header blocks of a direction are bounded in count and size (each read inflates from the start)', () => {
+  const writer = new HeaderBlockWriter();
+  const reader = new HeaderBlockReader({ maxBlocks: 3 });
+  for (let i = 0; i < 3; i++) reader.read(writer.write({ n: String(i) }));
+  assert.throws(() => reader.read(writer.write({ n: '3' })), /more than 3 header blocks/);
+  assert.throws(() => new HeaderBlockReader().read(new HeaderBlockWriter().write({ big: 'x'.repeat(70_000) })), /header blocks over 65536 compressed bytes/);
 });
 
 test('frames read back whatever the cuts', () => {

@@ -11,7 +11,7 @@
  *
  * The reader inflates the direction's compressed bytes from the start at every block
  * and keeps the new output (a synchronous read in order; fine for the handful of blocks
- * a remote-command connection carries, and bounded by `maxCompressedBytes`). The writer
+ * a remote-command connection carries, and bounded in count and bytes). The writer
  * (test fixtures) sends stored deflate blocks, each block ending in the empty stored
  * block of a sync flush: valid zlib any reader accepts.
  */
@@ -24,19 +24,26 @@ export type SpdyHeaders = Record<string, string>;
 /** Reads one direction's header blocks, in order. */
 export class HeaderBlockReader {
   readonly #maxCompressed: number;
+  readonly #maxBlocks: number;
   #compressed: Buffer[] = [];
   #compressedBytes = 0;
   #consumed = 0;
 
-  /** `maxCompressedBytes`: all header blocks of the direction together (default 256 KiB). */
-  constructor(maxCompressedBytes = 256 * 1024) {
-    this.#maxCompressed = maxCompressedBytes;
+  /**
+   * Bounds for all header blocks of the direction together: each read inflates from the
+   * start, so the work is at most `maxBlocks` inflates of `maxCompressedBytes` (defaults
+   * 64 blocks, 64 KiB; a remote-command connection has about five).
+   */
+  constructor(limits: { maxCompressedBytes?: number; maxBlocks?: number } = {}) {
+    this.#maxCompressed = limits.maxCompressedBytes ?? 64 * 1024;
+    this.#maxBlocks = limits.maxBlocks ?? 64;
   }
 
-  /** Decodes the next block; throws a SpdyProtocolError when it does not inflate or parse. */
+  /** Decodes the next block; throws a SpdyProtocolError when it does not inflate or parse, or is over the limits. */
   read(block: Buffer): SpdyHeaders {
     this.#compressedBytes += block.length;
     if (this.#compressedBytes > this.#maxCompressed) throw new SpdyProtocolError(`header blocks over ${this.#maxCompressed} compressed bytes`);
+    if (this.#compressed.length >= this.#maxBlocks) throw new SpdyProtocolError(`more than ${this.#maxBlocks} header blocks`);
     this.#compressed.push(Buffer.from(block));
     let all: Buffer;
     try {
