@@ -37,7 +37,10 @@ const fixedLength = new Set([3, 6, 7, 9]);
 export class SpdyFrameReader {
   readonly #max: number;
   readonly #headers = new HeaderBlockReader();
-  #pending: Buffer = Buffer.alloc(0);
+  /** Bytes received and not yet read, and how many the frame they start needs. */
+  #waiting: Buffer[] = [];
+  #waitingBytes = 0;
+  #need = 8;
   #failed: SpdyProtocolError | undefined;
 
   /** `maxFrameBytes`: the largest frame payload accepted (default and SPDY's own limit: 16 MiB - 1). */
@@ -49,25 +52,42 @@ export class SpdyFrameReader {
     return this.#failed;
   }
 
-  /** Reads `chunk` and returns the frames it completed; the first violation throws, then every call does. */
+  /**
+   * Reads `chunk` and returns the frames it completed; the first violation throws, then
+   * every call does. The chunk may be kept until its frame is complete: the caller must
+   * not reuse it (socket chunks are fresh).
+   */
   push(chunk: Buffer): SpdyFrame[] {
     if (this.#failed) throw this.#failed;
-    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    // A frame arriving in many chunks is joined once, when all of it is there (not at every chunk).
+    this.#waiting.push(chunk);
+    this.#waitingBytes += chunk.length;
+    if (this.#waitingBytes < this.#need) return [];
+    let pending = this.#waiting.length === 1 ? this.#waiting[0]! : Buffer.concat(this.#waiting, this.#waitingBytes);
+    this.#waiting = [];
+    this.#waitingBytes = 0;
+    this.#need = 8;
     const out: SpdyFrame[] = [];
     try {
-      while (this.#pending.length >= 8) {
-        const length = this.#pending.readUIntBE(5, 3);
+      while (pending.length >= 8) {
+        const length = pending.readUIntBE(5, 3);
         if (length > this.#max) throw new SpdyProtocolError(`a frame of ${length} bytes, over the ${this.#max}-byte limit`);
-        if (this.#pending.length < 8 + length) break;
-        out.push(this.#frame(this.#pending.subarray(0, 8 + length)));
-        this.#pending = this.#pending.subarray(8 + length);
+        if (pending.length < 8 + length) {
+          this.#need = 8 + length;
+          break;
+        }
+        out.push(this.#frame(pending.subarray(0, 8 + length)));
+        pending = pending.subarray(8 + length);
       }
     } catch (error) {
       this.#failed = error instanceof SpdyProtocolError ? error : new SpdyProtocolError((error as Error).message);
-      this.#pending = Buffer.alloc(0);
       throw this.#failed;
     }
-    if (this.#pending.length > 0 && this.#pending.buffer === chunk.buffer) this.#pending = Buffer.from(this.#pending);
+    // The rest of a partial frame waits for its next chunks (kept, not copied: see push).
+    if (pending.length > 0) {
+      this.#waiting = [pending];
+      this.#waitingBytes = pending.length;
+    }
     return out;
   }
 

@@ -38,6 +38,10 @@ export class WebSocketFrameReader {
   readonly #masked: boolean;
   readonly #max: number;
   #pending: Buffer = Buffer.alloc(0);
+  /** Bytes received and not yet read, and how many the frame they start needs. */
+  #waiting: Buffer[] = [];
+  #waitingBytes = 0;
+  #need = 0;
   /** The data message being assembled from fragments. */
   #open: { opcode: number; parts: Buffer[]; bytes: number } | undefined;
   #failed: WebSocketProtocolError | undefined;
@@ -54,33 +58,48 @@ export class WebSocketFrameReader {
 
   /**
    * Reads `chunk` and returns the messages it completed. Throws a WebSocketProtocolError
-   * on the first violation; after it, every call throws the same error.
+   * on the first violation; after it, every call throws the same error. The chunk may be
+   * kept until its frame is complete: the caller must not reuse it (socket chunks are fresh).
    */
   push(chunk: Buffer): WebSocketMessage[] {
     if (this.#failed) throw this.#failed;
-    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    // A frame arriving in many chunks is joined once, when all of it is there (not at every chunk).
+    this.#waiting.push(chunk);
+    this.#waitingBytes += chunk.length;
+    if (this.#waitingBytes < this.#need) return [];
+    this.#pending = this.#waiting.length === 1 ? this.#waiting[0]! : Buffer.concat(this.#waiting, this.#waitingBytes);
+    this.#waiting = [];
+    this.#waitingBytes = 0;
     const out: WebSocketMessage[] = [];
     try {
       for (;;) {
         const used = this.#frame(out);
-        if (used === 0) break;
+        if (used <= 0) {
+          this.#need = -used;
+          break;
+        }
         this.#pending = this.#pending.subarray(used);
       }
     } catch (error) {
       this.#failed = error instanceof WebSocketProtocolError ? error : new WebSocketProtocolError((error as Error).message);
       this.#pending = Buffer.alloc(0);
+      this.#waiting = [];
       this.#open = undefined;
       throw this.#failed;
     }
-    // Keep a copy of a partial frame only: the caller's chunk may be reused.
-    if (this.#pending.length > 0 && this.#pending.buffer === chunk.buffer) this.#pending = Buffer.from(this.#pending);
+    // The rest of a partial frame waits for its next chunks (kept, not copied: see push).
+    if (this.#pending.length > 0) {
+      this.#waiting = [this.#pending];
+      this.#waitingBytes = this.#pending.length;
+    }
+    this.#pending = Buffer.alloc(0);
     return out;
   }
 
-  /** Reads one frame from the pending bytes; 0 when it is not all there yet. */
+  /** Reads one frame from the pending bytes: the bytes used, or minus the bytes needed when not all there yet. */
   #frame(out: WebSocketMessage[]): number {
     const data = this.#pending;
-    if (data.length < 2) return 0;
+    if (data.length < 2) return -2;
     const b0 = data[0]!;
     const b1 = data[1]!;
     const fin = (b0 & 0x80) !== 0;
@@ -93,12 +112,12 @@ export class WebSocketFrameReader {
     let length = b1 & 0x7f;
     let offset = 2;
     if (length === 126) {
-      if (data.length < 4) return 0;
+      if (data.length < 4) return -4;
       length = data.readUInt16BE(2);
       if (length < 126) throw new WebSocketProtocolError(`a 16-bit length of ${length} (shorter form required)`);
       offset = 4;
     } else if (length === 127) {
-      if (data.length < 10) return 0;
+      if (data.length < 10) return -10;
       const big = data.readBigUInt64BE(2);
       if (big >> 63n) throw new WebSocketProtocolError('a 64-bit length with its top bit set');
       if (big <= 0xffffn) throw new WebSocketProtocolError(`a 64-bit length of ${big} (shorter form required)`);
@@ -114,7 +133,7 @@ export class WebSocketFrameReader {
     }
     const keyAt = offset;
     if (masked) offset += 4;
-    if (data.length < offset + length) return 0;
+    if (data.length < offset + length) return -(offset + length);
     const payload = Buffer.from(data.subarray(offset, offset + length));
     if (masked) for (let i = 0; i < payload.length; i++) payload[i]! ^= data[keyAt + (i & 3)]!;
     if (control) {
