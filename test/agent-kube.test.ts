@@ -103,7 +103,7 @@ async function until<T>(what: string, get: () => Promise<T | undefined>, timeout
   }
 }
 
-test('exec sessions are audited and recorded; garbage in a websocket or SPDY exec stream passes through unchanged and only stops the recording', async () => {
+test('exec sessions are audited and recorded (not when the roles say record_session: false); garbage in a websocket or SPDY exec stream passes through unchanged and only stops the recording', async () => {
   const kube = await startKubeApiServer();
   const t = await startTestProxy();
   const dir = mkdtempSync(path.join(tmpdir(), 'postern-kube-exec-'));
@@ -112,6 +112,7 @@ test('exec sessions are audited and recorded; garbage in a websocket or SPDY exe
   const { secret } = await deps.tokens.add({ roles: ['node'], ttlMs: 600_000, labels: {}, singleUse: true });
   const pin = (await admin.status({})).authorities.find((a) => a.kind === 'host')?.tlsPin ?? '';
   await admin.createResources({ source: 'test', upsert: false, text: "kind: role\nversion: v1\nmetadata: { name: k-dev }\nspec:\n  allow:\n    kubernetes_labels: { env: dev }\n    kubernetes_users: [hana-k8s]\n" });
+  await admin.createResources({ source: 'test', upsert: false, text: "kind: role\nversion: v1\nmetadata: { name: k-unrecorded }\nspec:\n  options: { record_session: false }\n  allow:\n    kubernetes_labels: { env: dev }\n    kubernetes_users: [hana-k8s]\n" });
   const config = parseConfig(`data_dir: ${dir}\nagent:\n  proxy_addr: ${t.proxy.address}\n  token: ${secret}\n  ca_pin: ${pin}\n  ssh: { enabled: false }\n  kube:\n    clusters:\n      - { name: dev, labels: { env: dev }, api_addr: "${kube.url}", ca_file: "${kube.caFile}", token_file: "${kube.tokenFile}" }\n`, path.join(dir, 'postern.yaml'));
   const agent = await startAgent(config, { logger: silentLogger() });
   try {
@@ -164,6 +165,20 @@ test('exec sessions are audited and recorded; garbage in a websocket or SPDY exe
       assert.equal(printed, output);
       if (pod === 'web-ws') assert.ok(cast.some((e) => (e as string[])[1] === 'r' && (e as string[])[2] === '100x30'), JSON.stringify(cast));
     }
+
+    // A role with record_session: false: the session is audited, not recorded.
+    const unrecorded = await upgrade(await t.proxy.registry.dial(hostId, 'kube_cluster:dev', encodeRoutedIdentity({ ...identity, roles: ['k-unrecorded'] })), 'GET /api/v1/namespaces/default/pods/web-norec/exec?command=echo&command=hi&stdout=true HTTP/1.1\r\nHost: kube.postern\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n');
+    await until('the exec output', async () => (/exec in web-norec as hana-k8s: echo hi/.test(unrecorded.after().toString('latin1')) ? true : undefined));
+    unrecorded.stream.end();
+    await unrecorded.closed;
+    const start = await sessionOf('web-norec', /^websocket\+v5\.channel\.k8s\.io$/);
+    assert.equal(start.fields.recorded, false);
+    assert.match(String(start.fields.unrecorded_reason), /record_session: false/);
+    const end = await until('session.end of web-norec', async () => (await events('session.end')).find((e) => e.fields.session_id === start.fields.session_id));
+    assert.equal(end.fields.recording_id, undefined);
+    assert.equal(end.fields.exit_code, 0);
+    await agent.kube!.uploadRecordings();
+    await assert.rejects(deps.recordings.get(String(start.fields.session_id)), /not found|no recording/i);
   } finally {
     await agent.stop();
     await t.stop();
