@@ -13,8 +13,9 @@
  *       one `kube.request` audit event per request (verb, resource, namespace, name);
  *       an accepted exec/attach upgrade is a session: session.start/session.end audit
  *       events with its session id, and (unless every role says record_session: false)
- *       its output (websocket channels or SPDY streams) recorded as asciicast (kube-exec-session.ts) in
- *       `<data_dir>/recordings/kube`, uploaded to auth when it ends like SSH sessions
+ *       its output (websocket channels or SPDY streams) recorded as asciicast
+ *       (kube-exec-session.ts) in `<data_dir>/recordings/kube`, uploaded to auth when
+ *       it ends like SSH sessions
  * ```
  */
 import { randomUUID } from 'node:crypto';
@@ -24,14 +25,13 @@ import type { Logger } from '../../../cluster/common/logger.ts';
 import { TunnelRejectedError, type IncomingDial } from '../../../protocols/tunnel/index.ts';
 import type { ServiceHealth, SupervisedService } from '../../supervisor/service.ts';
 import type { ServiceRegistry } from '../../tunnel/service-registry.ts';
-import type { ClusterAccess } from '../access/cluster-access.ts';
-import type { Caller, ClusterAccess as Access } from '../access/cluster-access.ts';
+import type { Caller, ClusterAccess } from '../access/cluster-access.ts';
 import { HttpForwarder, type StreamCaller, type UpgradeTap } from '../app/http-forwarder.ts';
 import { RecordingUploader } from '../recordings/recording-uploader.ts';
 import { startRecording, type SessionRecording } from '../recordings/session-recorder.ts';
 import { loadKubeCredentials, type KubeClusterConfig, type KubeCredentials } from './kube-credentials.ts';
 import { ExecSession, recordedWebSocketProtocols, spdyExecTap, webSocketExecTap, type ExecSessionSummary } from './kube-exec-session.ts';
-import { kubeRequestInfo } from './kube-request.ts';
+import { execRequestInfo, kubeRequestInfo, type ExecRequestInfo } from './kube-request.ts';
 
 export interface AgentKubeOptions {
   clusters: readonly KubeClusterConfig[];
@@ -51,7 +51,7 @@ export interface AgentKubeOptions {
 interface _SessionContext {
   cluster: string;
   identity: Caller;
-  base: { identity: ReturnType<Access['auditIdentity']>; resource: { kind: string; name: string } };
+  base: { identity: ReturnType<ClusterAccess['auditIdentity']>; resource: { kind: string; name: string } };
   kubeUser: string;
   kubeGroups: string[];
   record: boolean;
@@ -168,7 +168,7 @@ export class AgentKube implements SupervisedService {
    * port-forward and the rest stay plain byte pipes with their request's audit event.
    */
   #session(context: _SessionContext, req: IncomingMessage, res: IncomingMessage): UpgradeTap | undefined {
-    const exec = _execRequest(req);
+    const exec = execRequestInfo(req.method ?? 'GET', req.url ?? '/');
     if (!exec) return undefined;
     const { access, logger, nodeName } = this.#options;
     const upgrade = String(res.headers.upgrade ?? '').toLowerCase();
@@ -219,7 +219,7 @@ export class AgentKube implements SupervisedService {
   }
 
   /** Starts writing a session's recording to disk; uploaded once it ends. */
-  #startRecording(context: _SessionContext, sessionId: string, exec: NonNullable<ReturnType<typeof _execRequest>>): SessionRecording {
+  #startRecording(context: _SessionContext, sessionId: string, exec: ExecRequestInfo): SessionRecording {
     const dir = this.#options.recordingsDir!;
     this.#recording.add(sessionId);
     try {
@@ -229,7 +229,7 @@ export class AgentKube implements SupervisedService {
           session_id: sessionId,
           user: context.identity.username,
           ...(context.identity.remote ? { user_cluster: context.identity.cluster } : {}),
-          login: context.kubeUser,
+          login: context.kubeUser.slice(0, 253),
           node: context.cluster,
           kind: 'kube',
           pod: exec.pod,
@@ -247,20 +247,4 @@ export class AgentKube implements SupervisedService {
       throw error;
     }
   }
-}
-
-/** What an exec or attach request asks for, from its path and query. */
-function _execRequest(req: IncomingMessage): { subresource: string; pod: string; container?: string; command?: string; tty: boolean } | undefined {
-  const info = kubeRequestInfo(req.method ?? 'GET', req.url ?? '/');
-  if (info.resource !== 'pods' || (info.subresource !== 'exec' && info.subresource !== 'attach') || !info.name) return undefined;
-  const query = new URL(req.url ?? '/', 'https://kube.invalid').searchParams;
-  const command = query.getAll('command');
-  const container = query.get('container') ?? undefined;
-  return {
-    subresource: info.subresource,
-    pod: `${info.namespace ?? 'default'}/${info.name}`.slice(0, 512),
-    ...(container ? { container: container.slice(0, 253) } : {}),
-    ...(info.subresource === 'exec' ? { command: command.join(' ').slice(0, 8192) } : {}),
-    tty: query.get('tty') === 'true' || query.get('tty') === '1',
-  };
 }
