@@ -246,6 +246,20 @@ describe('kubectl through Postern', { skip: kubectlMissing }, () => {
     assert.match(ls.stdout, /carol-k8s@dev-k8s\s+kube: pattern 100000/);
   });
 
+  test('kubectl attach over websocket and SPDY is a recorded session too', async () => {
+    for (const spdy of [false, true]) {
+      const run = await kubectlRun(['attach', 'web-1'], { spdy });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.toString(), 'attached to web-1 as carol-k8s\n');
+    }
+    const recordings = await waitForRecordings((r) => r.kind === 'kube' && r.command === 'attach default/web-1', 2);
+    for (const recorded of recordings) {
+      const played = await psh(['play', '--speed', '1000', '--idle-limit', '0.01', recorded.session_id]);
+      assert.equal(played.code, 0, played.stderr);
+      assert.equal(played.stdout, 'attached to web-1 as carol-k8s\n');
+    }
+  });
+
   test('kubectl port-forward carries bytes exactly over websocket-tunneled SPDY and over SPDY/3.1, as the impersonated user', async () => {
     for (const websockets of [true, false]) {
       const mark = kube!.requests.length;
