@@ -9,7 +9,8 @@
  * request: hop-by-hop headers and any client-sent `Postern-Jwt-Assertion` are dropped,
  * the configured rewrite headers set, the caller's headers added; bodies stream both
  * ways (large uploads, watches); an Upgrade (exec, port-forward) becomes a raw byte pipe
- * once the upstream answers 101.
+ * once the upstream answers 101, which a caller's tap may watch but never changes (the
+ * Kubernetes exec recorder; a tap that throws is cut off, the pipe goes on).
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
