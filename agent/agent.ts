@@ -76,6 +76,8 @@ export interface RunningAgent {
   desktops?: AgentDesktops;
   /** The app service, when agent.apps lists apps. */
   apps?: AgentApps;
+  /** The Kubernetes service, when agent.kube lists clusters. */
+  kube?: AgentKube;
   /** The database service, when agent.db lists databases. */
   db?: DbService;
   /** Ready when every part runs and reports healthy; the reason names the first that does not. */
@@ -123,7 +125,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   let kube: AgentKube | undefined;
   if (agent.kube.clusters.length > 0) {
     const { AgentKube } = await import('./services/kube/kube-service.ts');
-    kube = new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }) });
+    kube = new AgentKube({ clusters: agent.kube.clusters, access, services, nodeName, logger: log.child({ part: 'kube' }), auth: () => auth.client(), recordingsDir: path.join(config.data_dir, 'recordings', 'kube') });
   }
   let db: DbService | undefined;
   if (agent.db.databases.length > 0 || agent.db.resources.length > 0) {
@@ -166,7 +168,7 @@ export async function startAgent(config: PosternConfig, options: StartAgentOptio
   options.diag?.addReadinessCheck('agent', readiness);
   log.info({ hostId: identity.current.host_id, cluster: identity.current.cluster, proxy: proxyAddr, node: nodeName }, 'agent started');
   return {
-    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, db, desktops, apps, readiness,
+    identity, services, tunnels, heartbeat, renewer, supervisor, ssh, db, desktops, apps, kube, readiness,
     drain: (deadlineMs) => services.drain(deadlineMs),
     reload: (next) => {
       if (!next.agent) throw new BadInputError('the new config has no agent section; removing the agent needs a restart');

@@ -2,20 +2,26 @@
  * kubectl through Postern with real processes: a cluster process (auth + proxy), an
  * agent process serving the API-server fixture (test/fixtures/kube-apiserver.ts) with
  * its own bearer token, a user who logs in with psh and runs `psh kube login`, then
- * plain kubectl: get, get -w (streamed), exec over websocket. The fixture records what
- * it received: the forwarder's token (never the user's credentials), Impersonate-User
- * and -Group from the role (traits expanded), and never a client's own Impersonate-*.
+ * plain kubectl: get, get -w (streamed), exec over websocket and over SPDY/3.1
+ * (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false), byte-exact both ways, exit codes,
+ * port-forward over websocket-tunneled SPDY and over SPDY, and the
+ * exec recordings listed by `psh recordings ls` and replayed by `psh play`. The fixture
+ * records what it received: the forwarder's token (never the user's credentials),
+ * Impersonate-User and -Group from the role (traits expanded), and never a client's own
+ * Impersonate-*.
  * Refusals: a user without kube access; requests are audited with verb and resource.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDaemon, stopAll, type DaemonProcess } from './fixtures/processes.ts';
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from './fixtures/cluster-process.ts';
-import { startKubeApiServer, type KubeFixture } from './fixtures/kube-apiserver.ts';
+import { patternBytes, startKubeApiServer, type KubeFixture } from './fixtures/kube-apiserver.ts';
 
 const kubectlMissing = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? undefined : 'kubectl missing: install Debian package kubernetes-client';
 
@@ -31,6 +37,48 @@ describe('kubectl through Postern', { skip: kubectlMissing }, () => {
     execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', timeout: timeoutMs }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
   });
   const since = (mark: number) => kube!.requests.slice(mark);
+  /** kubectl with binary output and optional input; `spdy` forces SPDY/3.1 for exec (kubectl 1.32 defaults to websocket). */
+  const kubectlRun = (args: string[], options: { spdy?: boolean; input?: Buffer } = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> => new Promise((resolve) => {
+    const child = spawn('kubectl', ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...(options.spdy ? { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } : {}) } });
+    const out: Buffer[] = [];
+    let err = '';
+    const timer = setTimeout(() => child.kill(), 30_000);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input ?? Buffer.alloc(0));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout: Buffer.concat(out), stderr: err });
+    });
+  });
+  type AuditEvent = { fields?: Record<string, unknown> };
+  /** Polls the audit log for events of `type` by carol until `done` says enough. */
+  const auditUntil = async (type: string, done: (events: AuditEvent[]) => AuditEvent[] | undefined): Promise<AuditEvent[]> => {
+    let events: AuditEvent[] = [];
+    for (let i = 0; i < 100; i++) {
+      const audit = await cluster!.pctl(['audit', 'search', '--type', type, '--user', 'carol', '--format', 'json']);
+      events = JSON.parse(audit.stdout) as AuditEvent[];
+      const found = done(events);
+      if (found) return found;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no such ${type} events: ${JSON.stringify(events.slice(0, 5))}`);
+  };
+  type Listed = { session_id: string; user: string; login: string; node: string; kind: string; command?: string };
+  /** Polls psh recordings ls until `count` recordings match. */
+  const waitForRecordings = async (match: (r: Listed) => boolean, count: number): Promise<Listed[]> => {
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      const listed = await psh(['recordings', 'ls', '--format', 'json']);
+      assert.equal(listed.code, 0, listed.stderr);
+      last = listed.stdout;
+      const found = (JSON.parse(listed.stdout) as Listed[]).filter(match);
+      if (found.length >= count) return found;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`fewer than ${count} recordings; listed: ${last}\nagent log: ${agent?.logs().slice(-3000)}`);
+  };
 
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-kube-home-'));
@@ -117,6 +165,145 @@ describe('kubectl through Postern', { skip: kubectlMissing }, () => {
     const run = await kubectl(['exec', 'web-1', '--', 'echo', 'through', 'postern']);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, 'exec in web-1 as carol-k8s: echo through postern\n');
+  });
+
+  test('kubectl exec over SPDY/3.1 works through Postern as the impersonated user, with the service token', async () => {
+    const mark = kube!.requests.length;
+    const run = await kubectlRun(['exec', 'web-1', '--', 'echo', 'over', 'spdy'], { spdy: true });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.toString(), 'exec in web-1 as carol-k8s: echo over spdy\n');
+    const exec = since(mark).find((r) => r.path.includes('/pods/web-1/exec'));
+    assert.ok(exec, JSON.stringify(since(mark).map((r) => r.path)));
+    assert.equal(String(exec.headers.upgrade).toLowerCase(), 'spdy/3.1', 'kubectl used SPDY, not websocket');
+    assert.equal(exec.headers.authorization, `Bearer ${kube!.token}`);
+    assert.equal(exec.headers['impersonate-user'], 'carol-k8s');
+    assert.equal(exec.headers['impersonate-group'], 'developers, viewers');
+  });
+
+  test('a client\'s own --as is replaced on exec upgrades too (websocket and SPDY)', async () => {
+    for (const spdy of [false, true]) {
+      const mark = kube!.requests.length;
+      const run = await kubectlRun(['exec', 'web-1', '--as', 'system:admin', '--as-group', 'system:masters', '--', 'whoami'], { spdy });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.toString(), 'exec in web-1 as carol-k8s: whoami\n');
+      const exec = since(mark).find((r) => r.path.includes('/exec'))!;
+      assert.equal(String(exec.headers.upgrade).toLowerCase(), spdy ? 'spdy/3.1' : 'websocket');
+      assert.doesNotMatch(String(exec.headers['impersonate-group']), /system:masters/);
+    }
+  });
+
+  test('kubectl exec -i cat carries 1 MB of binary both ways byte-exact, over websocket and SPDY', async () => {
+    const input = randomBytes(1024 * 1024);
+    for (const spdy of [false, true]) {
+      const run = await kubectlRun(['exec', '-i', 'web-1', '--', 'cat'], { spdy, input });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.length, input.length, spdy ? 'SPDY' : 'websocket');
+      assert.ok(run.stdout.equals(input), `${spdy ? 'SPDY' : 'websocket'}: the bytes came back changed`);
+    }
+  });
+
+  test('a command\'s exit code reaches kubectl over websocket and SPDY, and its session.end audit event', async () => {
+    for (const spdy of [false, true]) {
+      const run = await kubectlRun(['exec', 'web-1', '--', 'exit', '3'], { spdy });
+      assert.equal(run.code, 3, `${spdy ? 'SPDY' : 'websocket'}: ${run.stderr}`);
+      assert.match(run.stderr, /exiting with 3/);
+    }
+    const ends = await auditUntil('session.end', (events) => events.filter((e) => e.fields?.command === 'exit 3').length >= 2 ? events : undefined);
+    assert.deepEqual(ends.filter((e) => e.fields?.command === 'exit 3').map((e) => e.fields?.exit_code), [3, 3]);
+  });
+
+  test('exec sessions over websocket and SPDY are recorded: psh recordings ls lists them and psh play replays their output', async () => {
+    const expected = Buffer.concat([patternBytes(100_000), Buffer.from('pattern: 100000 bytes\n')]).toString();
+    for (const [spdy, size] of [[false, '100000'], [true, '100000']] as const) {
+      const run = await kubectlRun(['exec', 'web-1', '--', 'pattern', size], { spdy });
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok(run.stdout.equals(patternBytes(100_000)));
+    }
+    const recordings = await waitForRecordings((r) => r.kind === 'kube' && r.command === 'pattern 100000', 2);
+    const protocols: string[] = [];
+    for (const recorded of recordings) {
+      assert.equal(recorded.user, 'carol');
+      assert.equal(recorded.login, 'carol-k8s');
+      assert.equal(recorded.node, 'dev-k8s');
+      const cast = await psh(['play', '--format', 'asciicast', recorded.session_id]);
+      assert.equal(cast.code, 0, cast.stderr);
+      const [header, ...events] = cast.stdout.trim().split('\n');
+      assert.equal((JSON.parse(header!) as { version: number }).version, 2);
+      const printed = events.map((l) => JSON.parse(l) as [number, string, string]).filter(([, type]) => type === 'o').map(([, , text]) => text).join('');
+      assert.equal(printed, expected);
+      const played = await psh(['play', '--speed', '1000', '--idle-limit', '0.01', recorded.session_id]);
+      assert.equal(played.code, 0, played.stderr);
+      assert.equal(played.stdout, expected);
+      // The session's audit events carry its id; session.end names the recording.
+      const events2 = await auditUntil('session.end', (found) => found.find((e) => e.fields?.session_id === recorded.session_id) ? found : undefined);
+      const end = events2.find((e) => e.fields?.session_id === recorded.session_id)!;
+      assert.equal(end.fields?.recording_id, recorded.session_id);
+      assert.equal(end.fields?.exit_code, 0);
+      protocols.push(String(end.fields?.protocol));
+    }
+    assert.deepEqual(protocols.map((p) => p.split('+')[0]).sort(), ['SPDY/3.1', 'websocket']);
+    const ls = await psh(['recordings', 'ls']);
+    assert.match(ls.stdout, /carol-k8s@dev-k8s\s+kube: pattern 100000/);
+  });
+
+  test('kubectl attach over websocket and SPDY is a recorded session too', async () => {
+    for (const spdy of [false, true]) {
+      const run = await kubectlRun(['attach', 'web-1'], { spdy });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.toString(), 'attached to web-1 as carol-k8s\n');
+    }
+    const recordings = await waitForRecordings((r) => r.kind === 'kube' && r.command === 'attach default/web-1', 2);
+    for (const recorded of recordings) {
+      const played = await psh(['play', '--speed', '1000', '--idle-limit', '0.01', recorded.session_id]);
+      assert.equal(played.code, 0, played.stderr);
+      assert.equal(played.stdout, 'attached to web-1 as carol-k8s\n');
+    }
+  });
+
+  test('kubectl port-forward carries bytes exactly over websocket-tunneled SPDY and over SPDY/3.1, as the impersonated user', async () => {
+    for (const websockets of [true, false]) {
+      const mark = kube!.requests.length;
+      const child = spawn('kubectl', ['--kubeconfig', kubeconfig, 'port-forward', 'pod/web-1', ':80'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECTL_PORT_FORWARD_WEBSOCKETS: String(websockets) } });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          let out = '';
+          child.stdout.on('data', (c: Buffer) => {
+            out += c.toString();
+            const found = /Forwarding from 127\.0\.0\.1:(\d+) -> 80/.exec(out);
+            if (found) resolve(Number(found[1]));
+          });
+          child.once('exit', (code) => reject(new Error(`kubectl port-forward exited ${code}: ${out} ${err}`)));
+          setTimeout(() => reject(new Error(`kubectl port-forward did not listen within 15 s: ${out} ${err}`)), 15_000).unref();
+        });
+        const sent = randomBytes(256 * 1024);
+        const echoed = await new Promise<Buffer>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1');
+          const parts: Buffer[] = [];
+          let length = 0;
+          socket.on('data', (c: Buffer) => {
+            parts.push(c);
+            length += c.length;
+            if (length >= sent.length) {
+              socket.end();
+              resolve(Buffer.concat(parts));
+            }
+          });
+          socket.on('error', reject);
+          setTimeout(() => reject(new Error(`${length} of ${sent.length} bytes came back within 15 s: ${err}`)), 15_000).unref();
+          socket.write(sent);
+        });
+        assert.ok(echoed.equals(sent), `${websockets ? 'websocket' : 'SPDY'}: the bytes came back changed`);
+      } finally {
+        child.kill();
+      }
+      const forward = since(mark).find((r) => r.path.includes('/pods/web-1/portforward'));
+      assert.ok(forward, JSON.stringify(since(mark).map((r) => r.path)));
+      assert.equal(String(forward.headers.upgrade).toLowerCase(), websockets ? 'websocket' : 'spdy/3.1');
+      assert.equal(forward.headers['impersonate-user'], 'carol-k8s');
+      assert.equal(forward.headers.authorization, `Bearer ${kube!.token}`);
+    }
   });
 
   test('requests are audited with verb, resource and namespace', async () => {

@@ -1,8 +1,9 @@
 /**
  * Databases, apps and Kubernetes across trusted clusters, with real clients: a root
  * user whose root role the leaf maps runs psql against a PostgreSQL server behind a
- * leaf agent, curl against an HTTP app in the leaf and kubectl against a Kubernetes API
- * server in the leaf, all through the root proxy (root proxy -> leaf tunnel -> leaf
+ * leaf agent, curl against an HTTP app in the leaf and kubectl (get; exec over
+ * websocket and SPDY, recorded at the leaf) against a Kubernetes API server in the
+ * leaf, all through the root proxy (root proxy -> leaf tunnel -> leaf
  * proxy -> the leaf agent, which maps the root roles). A root user the map leaves out
  * is refused at the leaf agent with "no roles mapped ..." and the leaf audits it; a
  * root role whose cluster_labels miss the leaf gets no certificate routed there.
@@ -143,6 +144,21 @@ describe('trusted clusters: databases, apps and Kubernetes in a leaf, through th
     assert.ok(seen);
     assert.equal(seen.headers['impersonate-user'], 'leaf-viewer');
     assert.equal(seen.headers.authorization, `Bearer ${kube!.token}`);
+    // Exec over websocket and SPDY: the leaf's agent impersonates, audits the session as the root user's and records it.
+    for (const spdy of [false, true]) {
+      const exec = await run('kubectl', ['--kubeconfig', kubeconfig, 'exec', 'web-1', '--', 'echo', spdy ? 'spdy' : 'websocket'], spdy ? { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' } : {});
+      assert.equal(exec.code, 0, exec.stderr);
+      assert.equal(exec.stdout, `exec in web-1 as leaf-viewer: echo ${spdy ? 'spdy' : 'websocket'}\n`);
+    }
+    const ends = await until('the exec sessions in the leaf audit log', async () => {
+      const found = await pair.leaf.pctl(['audit', 'search', '--user', 'rita', '--type', 'session.end', '--format', 'json']);
+      const events = (JSON.parse(found.stdout || '[]') as Array<{ fields: Record<string, unknown> }>).filter((e) => e.fields.kind === 'kube');
+      return events.length >= 2 ? events : undefined;
+    });
+    for (const end of ends) {
+      assert.equal(end.fields.user_cluster, 'root');
+      assert.equal(end.fields.recording_id, end.fields.session_id);
+    }
   });
 
   test('a root user the role map leaves out is refused at the leaf agent with the reason, and the leaf audits it', async () => {

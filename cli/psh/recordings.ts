@@ -1,5 +1,5 @@
 /**
- * `psh recordings ls`: the recorded SSH sessions you may see (your own; everyone's with
+ * `psh recordings ls`: the recorded SSH sessions, Kubernetes execs and desktop sessions you may see (your own; everyone's with
  * a role allowing list on session_recording, such as auditor).
  * `psh play SESSION_ID`: replays one in this terminal with its timing (`--speed`,
  * `--idle-limit`), or prints the asciicast v2 file (`--format asciicast`), which
@@ -34,7 +34,7 @@ export async function recordingsLs(invocation: Invocation): Promise<number> {
         r.session_id,
         r.user,
         `${r.login}@${r.node}`,
-        r.kind === 'exec' && r.command ? `exec: ${r.command.length > 30 ? `${r.command.slice(0, 29)}…` : r.command}` : r.kind + (r.interrupted ? ' (interrupted)' : ''),
+        (r.kind === 'exec' || r.kind === 'kube') && r.command ? `${r.kind}: ${r.command.length > 30 ? `${r.command.slice(0, 29)}…` : r.command}` : r.kind + (r.interrupted ? ' (interrupted)' : ''),
         r.started.replace(/\.\d+Z$/, 'Z'),
         duration(Date.parse(r.ended) - Date.parse(r.started)),
         `${r.size} B`,

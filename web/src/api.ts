@@ -64,14 +64,16 @@ export interface AuditEvent {
   fields?: Record<string, unknown>;
 }
 
-/** A finished session recording as auth stores it (SSH: shell/exec, asciicast; desktop: PSTDREC1). */
+/** A finished session recording as auth stores it (SSH shell/exec and Kubernetes exec (kube): asciicast; desktop: PSTDREC1). */
 export interface RecordingRecord {
   session_id: string;
   user: string;
   login: string;
   node: string;
-  kind: 'shell' | 'exec' | 'desktop';
+  kind: 'shell' | 'exec' | 'kube' | 'desktop';
   command?: string;
+  /** kube: NAMESPACE/POD. */
+  pod?: string;
   started: string;
   ended: string;
   interrupted?: boolean;

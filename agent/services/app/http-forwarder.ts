@@ -9,7 +9,8 @@
  * request: hop-by-hop headers and any client-sent `Postern-Jwt-Assertion` are dropped,
  * the configured rewrite headers set, the caller's headers added; bodies stream both
  * ways (large uploads, watches); an Upgrade (exec, port-forward) becomes a raw byte pipe
- * once the upstream answers 101.
+ * once the upstream answers 101, which a caller's tap may watch but never changes (the
+ * Kubernetes exec recorder; a tap that throws is cut off, the pipe goes on).
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -28,6 +29,18 @@ export interface StreamCaller {
   decorate(out: OutgoingHttpHeaders, req: IncomingMessage): void;
   /** Called for each request (audit). */
   onRequest?(req: IncomingMessage): void;
+  /** Called when the upstream accepted an upgrade; a tap returned sees the bytes both ways (never changes them). */
+  onUpgrade?(req: IncomingMessage, res: IncomingMessage): UpgradeTap | undefined;
+}
+
+/** An observer of an upgraded connection's bytes (the Kubernetes exec recorder). */
+export interface UpgradeTap {
+  /** Bytes from the client, in order, from the first after the request head. */
+  fromClient(chunk: Buffer): void;
+  /** Bytes from the upstream, in order, from the first after its 101 head. */
+  fromUpstream(chunk: Buffer): void;
+  /** The connection is over (called once, when either side closes). */
+  end(): void;
 }
 
 export interface HttpForwarderOptions {
@@ -137,6 +150,39 @@ export class HttpForwarder {
     req.pipe(upstreamReq);
   }
 
+  /** The caller's tap, wrapped so that nothing it throws reaches the byte pipe. */
+  #tap(caller: StreamCaller, req: IncomingMessage, res: IncomingMessage): UpgradeTap | undefined {
+    let inner: UpgradeTap | undefined;
+    try {
+      inner = caller.onUpgrade?.(req, res);
+    } catch (error) {
+      this.#options.onError(error as Error, req);
+    }
+    if (!inner) return undefined;
+    const tap = inner;
+    let broken = false;
+    const guard = (run: () => void) => {
+      if (broken) return;
+      try {
+        run();
+      } catch (error) {
+        broken = true;
+        this.#options.onError(error as Error, req);
+      }
+    };
+    return {
+      fromClient: (chunk) => guard(() => tap.fromClient(chunk)),
+      fromUpstream: (chunk) => guard(() => tap.fromUpstream(chunk)),
+      end: () => {
+        try {
+          tap.end();
+        } catch (error) {
+          this.#options.onError(error as Error, req);
+        }
+      },
+    };
+  }
+
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
     const caller = this.#caller(req);
@@ -153,6 +199,22 @@ export class HttpForwarder {
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
       if (upstreamHead.length) socket.write(upstreamHead);
       if (head.length) upstreamSocket.write(head);
+      const tap = this.#tap(caller, req, upstreamRes);
+      if (tap) {
+        // Extra 'data' listeners see the same chunks the pipes forward, in order; they change nothing.
+        if (head.length) tap.fromClient(head);
+        if (upstreamHead.length) tap.fromUpstream(upstreamHead);
+        socket.on('data', (chunk: Buffer) => tap.fromClient(chunk));
+        upstreamSocket.on('data', (chunk: Buffer) => tap.fromUpstream(chunk));
+        let ended = false;
+        const end = () => {
+          if (ended) return;
+          ended = true;
+          tap.end();
+        };
+        socket.once('close', end);
+        upstreamSocket.once('close', end);
+      }
       upstreamSocket.pipe(socket);
       socket.pipe(upstreamSocket);
       // A side that ended cleanly lets the pipe finish writing (then end) the other; a reset tears both down.

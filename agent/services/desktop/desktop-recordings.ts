@@ -1,7 +1,7 @@
 /**
  * Desktop recordings on their way to auth: each `<id>.pdr` the session writes gets a
  * `<id>.json` beside it in the SSH recordings' metadata format (kind `desktop`, node =
- * the desktop's name), and the SSH RecordingUploader sends both to auth once the
+ * the desktop's name), and the shared RecordingUploader sends both to auth once the
  * session ends, deleting the local copy only when auth holds it.
  *
  * ```
@@ -17,8 +17,8 @@ import path from 'node:path';
 import type { AuthClient } from '../../../cluster/api/auth-client.ts';
 import type { Logger } from '../../../cluster/common/logger.ts';
 import { DesktopRecorder, type RecordingHeader } from '../../../protocols/rdp/desktop-recording.ts';
-import { RecordingUploader } from '../ssh/recording-uploader.ts';
-import { writeMetadata, type RecordingMetadata } from '../ssh/session-recorder.ts';
+import { RecordingUploader } from '../recordings/recording-uploader.ts';
+import { writeMetadata, type RecordingMetadata } from '../recordings/session-recorder.ts';
 
 export function pdrPath(dir: string, sessionId: string): string {
   return path.join(dir, `${sessionId}.pdr`);

@@ -1,4 +1,4 @@
-/** What a Kubernetes API request does, for its audit event: verb, resource, namespace, name. */
+/** What a Kubernetes API request does, for its audit event: verb, resource, namespace, name; and an exec's or attach's command and pod. */
 
 export interface KubeRequestInfo {
   verb: string;
@@ -33,4 +33,30 @@ export function kubeRequestInfo(method: string, url: string): KubeRequestInfo {
   const verbs: Record<string, string> = { POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' };
   const verb = watch ? 'watch' : method === 'GET' || method === 'HEAD' ? (name ? 'get' : 'list') : verbs[method] ?? method.toLowerCase();
   return { verb, apiGroup, resource, ...(subresource ? { subresource } : {}), ...(namespace ? { namespace } : {}), ...(name ? { name } : {}) };
+}
+
+/** What an exec or attach asks for: the session's audit fields and recording metadata. */
+export interface ExecRequestInfo {
+  subresource: 'exec' | 'attach';
+  /** NAMESPACE/NAME. */
+  pod: string;
+  container?: string;
+  /** exec: the command's words joined by spaces. */
+  command?: string;
+  tty: boolean;
+}
+
+/** The exec or attach a request asks for (undefined for any other request); lengths capped for audit. */
+export function execRequestInfo(method: string, url: string): ExecRequestInfo | undefined {
+  const info = kubeRequestInfo(method, url);
+  if (info.apiGroup !== '' || info.resource !== 'pods' || (info.subresource !== 'exec' && info.subresource !== 'attach') || !info.name) return undefined;
+  const query = new URL(url, 'https://kube.invalid').searchParams;
+  const container = query.get('container') ?? undefined;
+  return {
+    subresource: info.subresource,
+    pod: `${info.namespace ?? 'default'}/${info.name}`.slice(0, 512),
+    ...(container ? { container: container.slice(0, 253) } : {}),
+    ...(info.subresource === 'exec' ? { command: query.getAll('command').join(' ').slice(0, 8192) } : {}),
+    tty: query.get('tty') === 'true' || query.get('tty') === '1',
+  };
 }

@@ -48,7 +48,7 @@ import { HostUserError, cannotRunAs, commandAs, lookupHostUser } from './host-us
 import type { HostUser } from './host-user.ts';
 import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
 import type { SshUserIdentity } from '../../../cluster/api/ssh-identity.ts';
-import type { SessionRecording } from './session-recorder.ts';
+import type { SessionRecording } from '../recordings/session-recorder.ts';
 
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 const CERT_SUFFIX = '-cert-v01@openssh.com';

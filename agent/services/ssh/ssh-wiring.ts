@@ -32,8 +32,8 @@ import type { ServiceHandler } from '../../tunnel/service-registry.ts';
 import { timingSafeEqual } from 'node:crypto';
 import type { TrustedRoots, RemoteRoles } from '../../trust/trusted-roots.ts';
 import { ClusterAccess } from '../access/cluster-access.ts';
-import { RecordingUploader } from './recording-uploader.ts';
-import { startRecording, type SessionRecording } from './session-recorder.ts';
+import { RecordingUploader } from '../recordings/recording-uploader.ts';
+import { startRecording, type SessionRecording } from '../recordings/session-recorder.ts';
 import { SshService, type SshRecordingRequest, type SshAuditEvent, type SshAuthorizationDecision, type SshAuthorizationRequest } from './ssh-service.ts';
 
 export interface AgentSshOptions {

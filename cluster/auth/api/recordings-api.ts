@@ -87,7 +87,7 @@ function uploadedEvent(record: StoredRecording) {
   return {
     type: 'session.recording',
     identity: { user: record.user },
-    resource: { kind: record.kind === 'desktop' ? 'desktop' : 'node', name: record.node },
+    resource: { kind: record.kind === 'desktop' ? 'desktop' : record.kind === 'kube' ? 'kube_cluster' : 'node', name: record.node },
     outcome: 'success' as const,
     fields: { session_id: record.session_id, login: record.login, size: record.size, sha256: record.sha256, emitted_by: record.host_id },
   };

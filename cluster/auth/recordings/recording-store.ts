@@ -1,5 +1,5 @@
 /**
- * Session recordings at auth: SSH sessions as asciicast v2 files (`<session id>.cast`)
+ * Session recordings at auth: SSH sessions and Kubernetes execs as asciicast v2 files (`<session id>.cast`)
  * and desktop sessions as PSTDREC1 files (`<session id>.pdr`) under
  * `<data_dir>/recordings/`, their metadata (`kind` says which) in the backend under
  * `/recordings/<session id>`.
@@ -33,9 +33,12 @@ export const recordingMetadataSchema = z.strictObject({
   user: z.string().min(1).max(253),
   login: z.string().min(1).max(253),
   node: z.string().min(1).max(1024),
-  /** shell and exec: SSH sessions (asciicast v2); desktop: a desktop session (PSTDREC1, protocols/rdp/desktop-recording.ts). */
-  kind: z.enum(['shell', 'exec', 'desktop']),
+  /** shell and exec: SSH sessions (asciicast v2); kube: a Kubernetes exec or attach (asciicast v2, node = the cluster, login = the impersonated user); desktop: a desktop session (PSTDREC1, protocols/rdp/desktop-recording.ts). */
+  kind: z.enum(['shell', 'exec', 'kube', 'desktop']),
   command: z.string().max(8192).optional(),
+  /** kube: NAMESPACE/POD and the container, when named. */
+  pod: z.string().max(512).optional(),
+  container: z.string().max(253).optional(),
   connection_id: z.string().max(64).optional(),
   started: z.iso.datetime(),
   ended: z.iso.datetime(),

@@ -1,5 +1,6 @@
 /**
- * Session recordings of the cluster: SSH sessions (shell, exec) and desktop sessions.
+ * Session recordings of the cluster: SSH sessions (shell, exec), Kubernetes execs (kube:
+ * target = the cluster, login = the impersonated user) and desktop sessions.
  * auth lists the person's own, or everyone's for a role allowing list on
  * session_recording (such as auditor); each row opens the player.
  */
@@ -40,7 +41,7 @@ export function RecordingsPage(props: { cluster: string }) {
 }
 
 function _kind(r: RecordingRecord): string {
-  const kind = r.kind === 'exec' && r.command ? `exec: ${r.command.length > 40 ? `${r.command.slice(0, 39)}…` : r.command}` : r.kind;
+  const kind = (r.kind === 'exec' || r.kind === 'kube') && r.command ? `${r.kind}: ${r.command.length > 40 ? `${r.command.slice(0, 39)}…` : r.command}` : r.kind;
   return r.interrupted ? `${kind} (interrupted)` : kind;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Writes one SSH session as an asciicast v2 file while it runs, in the agent's
+ * Writes one terminal session (SSH shell or exec, Kubernetes exec or attach) as an asciicast v2 file while it runs, in the agent's
  * recordings directory, beside a metadata file the uploader reads:
  *
  *   <dir>/<session id>.cast   header line, then [seconds, "o", text] and [seconds, "r", "COLSxROWS"]
@@ -22,9 +22,12 @@ export interface RecordingMetadata {
   user_cluster?: string;
   login: string;
   node: string;
-  /** shell, exec: SSH (asciicast); desktop: a desktop session (agent/services/desktop/desktop-recordings.ts). */
-  kind: 'shell' | 'exec' | 'desktop';
+  /** shell, exec: SSH (asciicast); kube: a Kubernetes exec or attach (asciicast); desktop: a desktop session (agent/services/desktop/desktop-recordings.ts). */
+  kind: 'shell' | 'exec' | 'kube' | 'desktop';
   command?: string;
+  /** kube: the pod as NAMESPACE/NAME, and the container when the request named one. */
+  pod?: string;
+  container?: string;
   connection_id?: string;
   started: string;
   ended?: string;
