@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -314,6 +314,23 @@ describe('agent SSH service with real OpenSSH clients', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 0, stderr);
     assert.equal(stdout, `C.UTF-8|C|unset|${userInfo().homedir}|${login}\n12345\n`);
+  });
+
+  test('exec stdin: 48 MiB into a command that reads late arrives byte-exact (packet memory is reused only after its write)', async (t) => {
+    if (reason) return t.skip(reason);
+    // The command does not read for a while, so the pipe fills, writes complete late and
+    // many packets are in flight at once: memory handed back to ssh2 too early would be
+    // overwritten by later packets before the kernel copied it.
+    const data = randomBytes(48 * 1024 * 1024);
+    const child = spawn('ssh', [...sshArgs(userIdentity()), '-p', String(port), `${login}@127.0.0.1`, 'sleep 1; sha256sum']);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdin.end(data);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout.split(' ')[0], createHash('sha256').update(data).digest('hex'));
   });
 
   const refusals: Array<[string, () => { key: string; cert: string }, string, RegExp]> = [

@@ -6,11 +6,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { UsageError, stringOption, type Invocation } from '../command.ts';
 import { parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
 import { loadProfile, profileDir, profileFiles } from './profile.ts';
+import { pumpStdin } from './stdin-pump.ts';
 
 /** The CA file trust.ts remembers per proxy. */
 export const clusterCaFile = 'cluster-ca.pem';
@@ -59,13 +61,14 @@ export async function proxySsh(invocation: Invocation): Promise<number> {
     socket.on('error', (error) => {
       process.stderr.write(`psh: connection to ${profile.proxy} failed: ${error.message}\n`);
     });
+    let input: Readable | undefined;
     socket.once('close', (hadError) => {
-      process.stdin.unpipe(socket);
-      process.stdin.destroy();
+      input?.unpipe(socket);
+      input?.destroy();
       resolve(hadError ? 1 : 0);
     });
     socket.pipe(process.stdout);
-    process.stdin.pipe(socket);
+    input = pumpStdin(socket);
   });
 }
 

@@ -49,6 +49,7 @@ import type { HostUser } from './host-user.ts';
 import { sshUserIdentityFromCertificate } from '../../../cluster/api/ssh-identity.ts';
 import type { SshUserIdentity } from '../../../cluster/api/ssh-identity.ts';
 import type { SessionRecording } from '../recordings/session-recorder.ts';
+import { pumpChannelToStdin } from './stdin-pump.ts';
 
 export const SFTP_SERVER_PATH = '/usr/lib/openssh/sftp-server';
 const CERT_SUFFIX = '-cert-v01@openssh.com';
@@ -561,7 +562,7 @@ export class SshService {
     }
     child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
-    channel.pipe(child.stdin);
+    pumpChannelToStdin(channel, child.stdin);
     child.stdin.on('error', () => {});
     child.on('close', (code, signal) => void finish(code, signal));
     channel.on('close', () => {
