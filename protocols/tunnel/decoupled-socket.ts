@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TunnelClosedError } from './errors.ts';
 
@@ -6,8 +7,13 @@ import { TunnelClosedError } from './errors.ts';
 const _fullRecord = 16 * 1024;
 /** Bytes held for a session that paused reading before the socket is paused too. */
 const _maxHeldBytes = 1024 * 1024;
+/** Size of the buffer a connected wire reads into, reused for every read (what libuv reads at most at once). */
+const _readBufferSize = 64 * 1024;
 
 type WriteCallback = (err?: Error | null) => void;
+
+/** TCP sockets made by DecoupledSocket.connect: they read through `onread`, not 'data'. */
+const _readsIntoBuffer = new WeakSet<net.Socket>();
 
 /**
  * Stands between a TLS socket and an HTTP/2 session so the session never stops reading
@@ -30,14 +36,22 @@ type WriteCallback = (err?: Error | null) => void;
  * each call straight to the socket, saves a Duplex's buffering, a nextTick per read and
  * one per write, and a pause/resume cycle of the socket per session write: on small
  * messages (a database round trip through the tunnel) that was a quarter of the agent's
- * CPU. Not a general-purpose stream: hand it to `http2.performServerHandshake` only.
+ * CPU. Not a general-purpose stream: hand it to `http2.performServerHandshake` or, from
+ * {@link DecoupledSocket.connect}, to `tls.connect({ socket })` only.
+ *
+ * Two places for it: above a TLS socket (the constructor; every TLS record then crosses
+ * into JS and is copied into the session), or, cheaper, below TLS on the TCP socket
+ * ({@link DecoupledSocket.connect}, see agent-socket.ts): TLS and HTTP/2 then stay native,
+ * and only TCP reads cross JS, into one reused buffer. Either way the session's writes
+ * complete at once, so it never stops reading for long.
  */
 export class DecoupledSocket extends EventEmitter {
   readonly readable = true;
   readonly writable = true;
   readonly readableObjectMode = false;
   readonly #socket: Duplex;
-  readonly #maxQueuedBytes: number;
+  /** Writes queued beyond this many bytes fail the wire (a peer that stopped reading). */
+  maxQueuedBytes: number;
   /** The session asked to stop reading (a write of its own is completing). */
   #paused = false;
   /** Read while the session was paused, or full records of one socket read, not yet handed over. */
@@ -49,17 +63,49 @@ export class DecoupledSocket extends EventEmitter {
   #failed = false;
   readonly #release = (): void => this.#flush();
 
+  /** Wraps a socket that emits 'data' (e.g. a TLS socket, for a session above it). */
   constructor(socket: Duplex, options: { maxQueuedBytes: number }) {
     super();
     this.#socket = socket;
-    this.#maxQueuedBytes = options.maxQueuedBytes;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.maxQueuedBytes = options.maxQueuedBytes;
+    if (!(socket instanceof net.Socket && _readsIntoBuffer.has(socket))) socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.once('end', () => {
       this.#ended = true;
       this.#flush();
     });
     socket.on('error', (err: Error) => this.emit('error', err));
     socket.once('close', () => this.emit('close'));
+  }
+
+  /**
+   * Connects TCP and returns the wire on it, for TLS on top (`tls.connect({ socket })`).
+   * The socket reads into one reused buffer (net's `onread`): no allocation, Readable
+   * machinery or 'data' event per read, and nothing for the GC to sweep.
+   */
+  static connect(options: net.TcpNetConnectOpts, wireOptions: { maxQueuedBytes: number }): DecoupledSocket {
+    let wire: DecoupledSocket | undefined;
+    const onread = {
+      buffer: Buffer.allocUnsafe(_readBufferSize),
+      callback: (bytes: number, buffer: Uint8Array): boolean => wire!.#onRead(bytes, buffer as Buffer),
+    };
+    const socket = net.connect({ ...options, onread });
+    _readsIntoBuffer.add(socket);
+    wire = new DecoupledSocket(socket, wireOptions);
+    return wire;
+  }
+
+  /** A read into the reused buffer; returning false pauses the socket. */
+  #onRead(bytes: number, buffer: Buffer): boolean {
+    if (!this.#paused && this.#held.length === 0) {
+      // Consumers copy synchronously (JSStreamSocket hands it to native code at once).
+      this.emit('data', buffer.subarray(0, bytes));
+      return true;
+    }
+    this.#held.push(Buffer.copyBytesFrom(buffer, 0, bytes)); // the buffer is overwritten by the next read
+    this.#heldBytes += bytes;
+    if (this.#heldBytes <= _maxHeldBytes) return true;
+    this.#socketPaused = true;
+    return false;
   }
 
   #onData(chunk: Buffer): void {
@@ -128,9 +174,9 @@ export class DecoupledSocket extends EventEmitter {
       return false;
     }
     this.#socket.write(chunk);
-    if (this.#socket.writableLength > this.#maxQueuedBytes) {
+    if (this.#socket.writableLength > this.maxQueuedBytes) {
       this.#failed = true;
-      const err = new TunnelClosedError('socket-error', `the tunnel peer stopped reading: more than ${this.#maxQueuedBytes} bytes are queued for it`);
+      const err = new TunnelClosedError('socket-error', `the tunnel peer stopped reading: more than ${this.maxQueuedBytes} bytes are queued for it`);
       callback?.(err);
       this.emit('error', err);
       this.#socket.destroy();
