@@ -121,7 +121,7 @@ it('connected: reads into one reused buffer, yet what it holds while paused arri
   server.close();
   const { chunks, ended } = _collect(wire);
   wire.pause();
-  // 40 x 64 KiB, each filled with its index: more than the 1 MiB held before the socket is paused.
+  // 40 x 64 KiB, each filled with its index: the socket is paused after the first read held.
   for (let i = 0; i < 40; i++) peer.write(Buffer.alloc(64 * 1024, i));
   peer.end();
   await new Promise((resolve) => setTimeout(resolve, 50));
