@@ -4,6 +4,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { agentSocketWire, connectAgentSocket } from './agent-socket.ts';
+import { AgentTunnel } from './agent-tunnel.ts';
+import { ProxyTunnel } from './proxy-tunnel.ts';
 import { createTestPki, type TestPki } from './testdata/test-pki.ts';
 
 let pki: TestPki;
@@ -81,5 +83,27 @@ describe('connectAgentSocket', () => {
     const socket = connectAgentSocket(_clientOptions(server.port));
     const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
     assert.match(String(err.code), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|UNABLE_TO_GET_ISSUER/);
+  });
+
+  it('lets AgentTunnel run its HTTP/2 session on the TLS socket natively (no JS reads of TLS), and carries dials', async (t) => {
+    let onAccepted: (s: tls.TLSSocket) => void = () => {};
+    const accepted = new Promise<tls.TLSSocket>((resolve) => { onAccepted = resolve; });
+    const server = await _tlsServer((s) => onAccepted(s), { ALPNProtocols: ['postern-tunnel'] });
+    t.after(() => server.close());
+    const dialled = async (connect: (o: tls.ConnectionOptions) => tls.TLSSocket): Promise<{ socket: tls.TLSSocket; agent: AgentTunnel; proxy: ProxyTunnel }> => {
+      const socket = connect({ ..._clientOptions(server.port), ALPNProtocols: ['postern-tunnel'] });
+      await once(socket, 'secureConnect');
+      const agent = new AgentTunnel(socket, { onStream: ({ stream }) => void stream.pipe(stream) });
+      const proxy = new ProxyTunnel(await accepted);
+      return { socket, agent, proxy };
+    };
+    const fast = await dialled(connectAgentSocket);
+    t.after(() => { fast.proxy.destroy(); fast.agent.destroy(); });
+    assert.equal(fast.socket.listenerCount('data'), 0, 'nothing reads the TLS socket in JS: the session consumes it natively');
+    const stream = await fast.proxy.dial('echo', 'someone');
+    stream.end('through the tunnel');
+    const echoed: Buffer[] = [];
+    for await (const chunk of stream) echoed.push(chunk as Buffer);
+    assert.equal(String(Buffer.concat(echoed)), 'through the tunnel');
   });
 });

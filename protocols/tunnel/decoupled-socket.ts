@@ -14,7 +14,7 @@ const _maxHeldBytes = 1024 * 1024;
  * can start, and reads only ever start from the event loop. Its size is the most one
  * read takes in; larger saves crossings into JS per MiB.
  */
-const _readBuffer = Buffer.allocUnsafe(Number(process.env.XX_RBUF ?? 256 * 1024));
+const _readBuffer = Buffer.allocUnsafe(256 * 1024);
 
 type WriteCallback = (err?: Error | null) => void;
 
