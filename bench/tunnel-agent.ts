@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { connectAgentSocket } from '../protocols/tunnel/agent-socket.ts';
 import { AgentTunnel } from '../protocols/tunnel/agent-tunnel.ts';
 import { pipeBidirectional } from '../protocols/tunnel/pipe-bidirectional.ts';
 
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
   const directPort = await _listen(tls.createServer({ cert: serverCert, key: serverKey, allowHalfOpen: true }, _sink));
   const directSourcePort = await _listen(tls.createServer({ cert: serverCert, key: serverKey, allowHalfOpen: true }, (s) => _source(s, total)));
 
-  const socket = tls.connect({
+  const socket = connectAgentSocket({
     host: '127.0.0.1', port: Number(proxyPort), servername: 'localhost', ca, cert: clientCert, key: clientKey,
     ALPNProtocols: ['postern-tunnel'],
   });

@@ -3,10 +3,10 @@
  * host certificate and trusting only the cluster's host CA and a proxy certificate
  * (proxy-peer.ts); then this agent is the HTTP/2 server on that socket (AgentTunnel).
  */
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { IdentityFile } from '../../cluster/api/identity-file.ts';
 import { ALPN } from '../../protocols/mux/alpn.ts';
-import { AgentTunnel, type DialHandler, type TunnelOptions } from '../../protocols/tunnel/index.ts';
+import { AgentTunnel, connectAgentSocket, type DialHandler, type TunnelOptions } from '../../protocols/tunnel/index.ts';
 import { ProxyIdentityError } from '../proxy/errors.ts';
 import { proxyPeerOf, proxyTlsOptions, type ProxyPeer } from '../proxy/proxy-peer.ts';
 import { TunnelConnectError } from './errors.ts';
@@ -48,7 +48,8 @@ function _connect(address: string, identity: TunnelIdentity, options: DialTunnel
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(new TunnelConnectError(address, 'cancelled'));
-    const socket = tls.connect(proxyTlsOptions(address, { caPems: identity.ca_pems, certPem: identity.cert_pem, keyPem: identity.key_pem }, [ALPN.tunnel]));
+    // TLS over a decoupled TCP wire, so the tunnel's HTTP/2 session runs natively (agent-socket.ts).
+    const socket = connectAgentSocket(proxyTlsOptions(address, { caPems: identity.ca_pems, certPem: identity.cert_pem, keyPem: identity.key_pem }, [ALPN.tunnel]));
     const settle = (error?: Error): void => {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);

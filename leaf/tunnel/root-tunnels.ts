@@ -21,10 +21,9 @@
  * Disabling the trusted_cluster removes the root's CAs from the leaf's trust: the mesh
  * for that root stops at the next refresh, and identities of that root are refused.
  */
-import tls from 'node:tls';
 import { PosternError } from '../../protocols/errors.ts';
 import { ALPN } from '../../protocols/mux/alpn.ts';
-import { AgentTunnel, TunnelLink, TunnelRejectedError, pipeBidirectional, type IncomingDial, type LinkTunnel } from '../../protocols/tunnel/index.ts';
+import { AgentTunnel, TunnelLink, TunnelRejectedError, connectAgentSocket, pipeBidirectional, type IncomingDial, type LinkTunnel } from '../../protocols/tunnel/index.ts';
 import { callWebApi, parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { verifyCertificateChain } from '../../cluster/auth/pki/verify-certificate.ts';
 import type { HostIdentity, UserIdentity } from '../../cluster/auth/pki/identity.ts';
@@ -287,7 +286,8 @@ class RootMesh {
     const identity = ctx.credentials.identity;
     const { host, port } = parseProxyAddress(address);
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({
+      // TLS over a decoupled TCP wire, so the tunnel's HTTP/2 session runs natively (agent-socket.ts).
+      const socket = connectAgentSocket({
         host, port,
         ca: root.hostCaPems,
         cert: identity.cert_pem,

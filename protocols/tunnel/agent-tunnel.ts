@@ -7,6 +7,7 @@ import { DIAL_METHOD, DIAL_PATH, HEADER_IDENTITY, HEADER_REASON, HEADER_SERVICE,
 import { DEFAULT_MAX_CONCURRENT_STREAMS, connectionWindow, tunnelSessionOptions, tunnelSettings, type TunnelOptions } from './settings.ts';
 import { TunnelSession } from './tunnel-session.ts';
 import { DecoupledSocket } from './decoupled-socket.ts';
+import { agentSocketWire } from './agent-socket.ts';
 
 /** One stream the proxy opened towards this agent. */
 export interface IncomingDial {
@@ -53,7 +54,7 @@ function _refusal(err: unknown): { status: number; reason: string } {
  * HTTP/2 *server* on that socket; every stream the proxy opens is handed to `onStream`.
  *
  * @example
- * const socket = tls.connect({ host, port, ALPNProtocols: ['postern-tunnel'], cert, key, ca });
+ * const socket = connectAgentSocket({ host, port, ALPNProtocols: ['postern-tunnel'], cert, key, ca });
  * await once(socket, 'secureConnect');
  * const tunnel = new AgentTunnel(socket, {
  *   onStream: async ({ service, identity, stream }) => {
@@ -67,12 +68,20 @@ export class AgentTunnel extends TunnelSession {
   readonly #onStream: DialHandler;
   #active = 0;
 
+  /**
+   * `socket`: a TLS socket from {@link connectAgentSocket} (fast: the session sits on it
+   * natively), or any other connected TLS socket (the session then sits on a JS wrapper
+   * of it, which costs about half as much CPU again per byte).
+   */
   constructor(socket: Duplex, options: AgentTunnelOptions) {
     // The agent's session must never stop reading while it writes, or bulk data both ways
     // can deadlock the tunnel; see DecoupledSocket. The proxy keeps Node's fast path.
-    const wire = new DecoupledSocket(socket, { maxQueuedBytes: Math.max(64 * 1024 * 1024, 4 * connectionWindow(options)) });
+    const maxQueuedBytes = Math.max(64 * 1024 * 1024, 4 * connectionWindow(options));
+    const underTls = agentSocketWire(socket);
+    if (underTls) underTls.maxQueuedBytes = maxQueuedBytes;
     // Not a Duplex, only what Node's JSStreamSocket (which wraps it) calls; see DecoupledSocket.
-    const session = http2.performServerHandshake(wire as unknown as Duplex, {
+    const wire = underTls ? socket : new DecoupledSocket(socket, { maxQueuedBytes }) as unknown as Duplex;
+    const session = http2.performServerHandshake(wire, {
       ...tunnelSessionOptions(),
       settings: tunnelSettings(options, { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS }),
     });

@@ -17,7 +17,8 @@ async function _pair(): Promise<[net.Socket, net.Socket]> {
 
 function _collect(wire: DecoupledSocket): { chunks: Buffer[]; ended: Promise<void> } {
   const chunks: Buffer[] = [];
-  wire.on('data', (chunk: Buffer) => chunks.push(chunk));
+  // Copied, as the session does: a connected wire hands over views of a buffer it reuses.
+  wire.on('data', (chunk: Buffer) => chunks.push(Buffer.from(chunk)));
   return { chunks, ended: new Promise((resolve) => wire.once('end', () => resolve())) };
 }
 
@@ -109,4 +110,45 @@ it('hands the full TLS records of one read to the session in one piece', async (
   // A small message alone is handed over at once.
   socket.write(Buffer.from('small'));
   assert.equal(String(chunks[2]), 'small');
+});
+
+it('connected: reads into one reused buffer, yet what it holds while paused arrives intact and in order', async () => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const wire = DecoupledSocket.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { maxQueuedBytes: 1024 * 1024 });
+  const [peer] = (await once(server, 'connection')) as [net.Socket];
+  server.close();
+  const { chunks, ended } = _collect(wire);
+  wire.pause();
+  // 40 x 64 KiB, each filled with its index: the socket is paused after the first read held.
+  for (let i = 0; i < 40; i++) peer.write(Buffer.alloc(64 * 1024, i));
+  peer.end();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(chunks.length, 0, 'nothing is handed over while paused');
+  wire.resume();
+  await ended;
+  const got = Buffer.concat(chunks);
+  assert.equal(got.length, 40 * 64 * 1024);
+  for (let i = 0; i < 40; i++) assert.ok(got.subarray(i * 64 * 1024, (i + 1) * 64 * 1024).every((b) => b === i), `chunk ${i} intact and in order`);
+  wire.destroy();
+});
+
+it('connected: hands reads over at once while not paused, and writes complete synchronously', async () => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const wire = DecoupledSocket.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { maxQueuedBytes: 1024 * 1024 });
+  const [peer] = (await once(server, 'connection')) as [net.Socket];
+  server.close();
+  const { chunks } = _collect(wire);
+  let completed = false;
+  wire.write(Buffer.from('ping'), () => { completed = true; });
+  assert.equal(completed, true);
+  assert.equal(String((await once(peer, 'data'))[0]), 'ping');
+  peer.write('pong');
+  await once(wire, 'data');
+  assert.equal(String(Buffer.concat(chunks)), 'pong');
+  peer.destroy();
+  wire.destroy();
 });

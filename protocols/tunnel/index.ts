@@ -5,6 +5,7 @@
  * agent ──TLS (client cert, ALPN postern-tunnel)──> proxy port ─ PortRouter
  *   AgentTunnel = HTTP/2 server                      ProxyTunnel = HTTP/2 client
  *   http2.performServerHandshake(tls)                http2.connect(..., createConnection: () => tls)
+ *   tls = connectAgentSocket(...)
  *
  * user -> proxy -> ProxyTunnel.dial(service, identity) ── one stream ──> AgentTunnel onStream
  *                                                                      -> local service / target
@@ -17,9 +18,10 @@
  * `postern-reason`. Resets propagate as resets (pipe-bidirectional.ts), never as ends.
  *
  * Flow control: 8 MiB stream windows, 16 MiB connection windows (settings.ts); a paused
- * reader pins at most one stream window. The agent's session sits on a DecoupledSocket,
- * because Node's HTTP/2 session stops reading while it writes and two such ends carrying
- * bulk data both ways can deadlock. Keepalive: HTTP/2 PING every 15 s, the tunnel is
+ * reader pins at most one stream window. The agent's session never waits for the network
+ * to take its writes (a DecoupledSocket: under TLS when the agent dialled with
+ * connectAgentSocket, agent-socket.ts; else above it), because Node's HTTP/2 session
+ * stops reading while it writes and two such ends carrying bulk data both ways can deadlock. Keepalive: HTTP/2 PING every 15 s, the tunnel is
  * closed when an ACK is 15 s late and nothing else arrived (keepalive.ts).
  *
  * For a leaf cluster's tunnel to the root, the leaf's proxy plays the agent's part.
@@ -28,6 +30,7 @@
  * `postern:tunnel:stream`, `postern:tunnel:refuse`, `postern:pipe:end`.
  */
 export { AgentTunnel, type AgentTunnelOptions, type DialHandler, type IncomingDial } from './agent-tunnel.ts';
+export { connectAgentSocket } from './agent-socket.ts';
 export { DecoupledSocket } from './decoupled-socket.ts';
 export { withBufferWritev } from './buffer-writes.ts';
 export {

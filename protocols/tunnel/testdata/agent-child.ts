@@ -5,12 +5,12 @@
  */
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import tls from 'node:tls';
+import { connectAgentSocket } from '../agent-socket.ts';
 import { AgentTunnel } from '../agent-tunnel.ts';
 
 const [port, pkiDir] = process.argv.slice(2);
 const read = (name: string): Promise<string> => readFile(`${pkiDir}/${name}`, 'utf8');
-const socket = tls.connect({
+const socket = connectAgentSocket({
   host: '127.0.0.1', port: Number(port), servername: 'localhost',
   ca: await read('ca.crt'), cert: await read('client.crt'), key: await read('client.key'), ALPNProtocols: ['postern-tunnel'],
 });

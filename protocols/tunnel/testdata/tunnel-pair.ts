@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { connectAgentSocket } from '../agent-socket.ts';
 import { AgentTunnel, type AgentTunnelOptions } from '../agent-tunnel.ts';
 import { ProxyTunnel, type ProxyTunnelOptions } from '../proxy-tunnel.ts';
 import type { TestPki } from './test-pki.ts';
@@ -68,7 +69,7 @@ export async function createTunnelPair(
   const listenPort = (server.address() as net.AddressInfo).port;
   const relay = options.relay ? await startRelay(listenPort) : undefined;
   const accepted = once(server, 'secureConnection') as Promise<[tls.TLSSocket]>;
-  const socket = tls.connect({
+  const socket = connectAgentSocket({
     host: '127.0.0.1', port: relay?.port ?? listenPort, servername: 'localhost',
     ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key, ALPNProtocols: ['postern-tunnel'],
   });
