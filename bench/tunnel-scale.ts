@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestAuth, type TestAuth } from '../test/fixtures/auth.ts';
 import { DEFAULT_KEEPALIVE_INTERVAL_MS } from '../protocols/tunnel/settings.ts';
+import { seaExecArgv } from '../installers/build.ts';
 
 const N = Number(process.env.BENCH_TUNNELS ?? 5_000);
 const PROCS = Math.max(1, Number(process.env.BENCH_AGENT_PROCS ?? 2));
@@ -88,7 +89,9 @@ function _cpuLine(what: string, before: { proxy: number; agents: number; auth: n
 
 async function _startProxy(auth: TestAuth, port: number): Promise<{ child: ChildProcess; port: number }> {
   const identity = auth.server.issueHostIdentity({ hostId: 'proxy-1', nodeName: 'proxy-1', systemRoles: ['proxy'], ttlMs: 3_600_000, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  const child = fork(script('./tunnel-scale-proxy.ts'), [], { execArgv: [...process.execArgv, '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The V8 flags the packaged binary runs every program with (its SEA execArgv), so the
+  // proxy's memory is what a deployed proxy's would be.
+  const child = fork(script('./tunnel-scale-proxy.ts'), [], { execArgv: [...process.execArgv, ...seaExecArgv, '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = _ask<{ port: number }>(child, { identity, authAddr: auth.server.address, listenAddr: `127.0.0.1:${port}` }, 'ready');
   return { child, port: (await ready).port };
 }
