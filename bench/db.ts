@@ -17,7 +17,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
@@ -52,6 +52,24 @@ async function _pgbench(conninfo: string, clients: number, seconds: number): Pro
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
   if (!Number.isFinite(tps) || !transactions) throw new Error(`cannot read pgbench's output:\n${out}`);
   return { tps, latencyMs, transactions };
+}
+
+interface Latencies {
+  meanUs: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/** One client for `seconds`, each transaction's latency logged (pgbench -l): mean, median, p99. */
+async function _pgbenchLatencies(conninfo: string, seconds: number, dir: string): Promise<Latencies> {
+  const prefix = path.join(mkdtempSync(path.join(dir, 'pgbench-log-')), 'latency');
+  await _exec('pgbench', ['-n', '-S', '-c', '1', '-T', String(seconds), '-l', `--log-prefix=${prefix}`, conninfo]);
+  const file = readdirSync(path.dirname(prefix)).find((name) => name.startsWith('latency'));
+  if (!file) throw new Error('pgbench wrote no latency log');
+  // Columns: client, transaction, latency (us), script, epoch s, epoch us.
+  const latencies = readFileSync(path.join(path.dirname(prefix), file), 'utf8').trim().split('\n').map((line) => Number(line.split(' ')[2])).sort((a, b) => a - b);
+  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  return { meanUs: latencies.reduce((sum, value) => sum + value, 0) / latencies.length, p50Us: at(0.5), p99Us: at(0.99) };
 }
 
 const MYSQL_QUERIES = 24_000;
@@ -192,10 +210,10 @@ export async function run(): Promise<void> {
     // the client and server's own share is at least what they spend talking TLS directly.
     const ceiling = 2e6 / (dt.machineUsPerTxn + usPerTxn) / d.tps;
     process.stdout.write(`  machine CPU per txn: direct ${d.machineUsPerTxn.toFixed(0)} us, direct over TLS ${dt.machineUsPerTxn.toFixed(0)} us, through Postern ${p.machineUsPerTxn.toFixed(0)} us (Postern's processes ${usPerTxn.toFixed(0)}); at ${usPerTxn.toFixed(0)} us/txn, 2 cores allow Postern at most ratio ${ceiling.toFixed(2)}\n`);
-    const d1 = await _pgbench(direct, 1, 5);
-    const p1 = await _pgbench(viaPostern, 1, 5);
-    const addedUs = (p1.latencyMs - d1.latencyMs) * 1000;
-    process.stdout.write(`single client (-c 1 -T 5): direct ${(d1.latencyMs * 1000).toFixed(0)} us, Postern ${(p1.latencyMs * 1000).toFixed(0)} us per transaction\n`);
+    const d1 = await _pgbenchLatencies(direct, 5, work);
+    const p1 = await _pgbenchLatencies(viaPostern, 5, work);
+    const addedUs = p1.meanUs - d1.meanUs;
+    process.stdout.write(`single client (-c 1 -T 5), per transaction: direct mean ${d1.meanUs.toFixed(0)} us (median ${d1.p50Us}, p99 ${d1.p99Us}), Postern mean ${p1.meanUs.toFixed(0)} us (median ${p1.p50Us}, p99 ${p1.p99Us})\n`);
     let mysqlLine = `mysqlslap: skipped (${mysqlSkip})`;
     if (maria) {
       for (let i = 0; ; i++) {
