@@ -18,9 +18,15 @@ const _readBuffer = Buffer.allocUnsafe(256 * 1024);
 
 type WriteCallback = (err?: Error | null) => void;
 
-/** True when `chunk` is the whole of its ArrayBuffer (a copy made for it, not a view into a pool or a larger buffer). */
-function _ownsItsMemory(chunk: Buffer): boolean {
-  return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+/**
+ * Written chunks shorter than this are left to the GC: a small message's write is not
+ * worth a detach, and such chunks add little to the external memory that triggers GCs.
+ */
+const _minFreedBytes = 8 * 1024;
+
+/** True when `chunk` is large and the whole of its ArrayBuffer (a copy made for it, not a view into a pool or a larger buffer). */
+function _worthFreeing(chunk: Buffer): boolean {
+  return chunk.byteLength >= _minFreedBytes && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
 }
 
 /** Releases `chunk`'s memory at once (detaches its ArrayBuffer; the Buffer reads as empty afterwards). */
@@ -223,7 +229,7 @@ export class DecoupledSocket extends EventEmitter {
       return false;
     }
     this.#socket.write(chunk);
-    if (this.#corks > 0 && typeof chunk !== 'string' && _ownsItsMemory(chunk)) this.#written.push(chunk);
+    if (this.#corks > 0 && typeof chunk !== 'string' && _worthFreeing(chunk)) this.#written.push(chunk);
     if (this.#socket.writableLength > this.maxQueuedBytes) {
       this.#failed = true;
       const err = new TunnelClosedError('socket-error', `the tunnel peer stopped reading: more than ${this.maxQueuedBytes} bytes are queued for it`);
