@@ -87,7 +87,7 @@ it('frees the copies written inside a cork once the socket has sent them, and le
 
   // Under backpressure: kept until the socket has nothing queued, then freed.
   peer.pause();
-  const queued: Buffer[] = [];
+  const queued: Buffer<ArrayBuffer>[] = [];
   while (client.writableLength === 0) {
     const chunk = Buffer.alloc(1024 * 1024, 3);
     queued.push(chunk);
