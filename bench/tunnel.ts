@@ -24,11 +24,13 @@ import { createTestPki, type TestPki } from '../protocols/tunnel/testdata/test-p
 const MiB = 1024 * 1024;
 const TOTAL = Number(process.env.TUNNEL_BYTES ?? 512 * MiB);
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.TUNNEL_ROUNDS ?? 3);
+/** `TUNNEL_DOWN_ONLY=1`: only the download pair (direct TLS source, tunnel source), for quick comparisons. */
+const DOWN_ONLY = process.env.TUNNEL_DOWN_ONLY === '1';
 const DIALS = 2_000;
 
 interface Agent { child: ChildProcess; target: ChildProcess; directPort: number; directSourcePort: number }
-interface Run { mbps: number; cpuUsPerMiB: number }
+interface Run { mbps: number; cpuUsPerMiB: number; senderUsPerMiB: number; agentUsPerMiB: number }
 
 async function _startProxy(pki: TestPki, windowSize: number | undefined): Promise<{ port: number; tunnel: Promise<ProxyTunnel>; server: net.Server }> {
   const router = new PortRouter({ tls: { cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert } });
@@ -44,10 +46,13 @@ async function _startProxy(pki: TestPki, windowSize: number | undefined): Promis
 async function _forkAgent(port: number, pki: TestPki, windowSize: number | undefined): Promise<Agent> {
   const script = (name: string): string => fileURLToPath(new URL(name, import.meta.url));
   const options: ForkOptions = { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] };
+  // For profiling: `TUNNEL_AGENT_ARGS='--cpu-prof'` and the like, for the agent process only.
+  const agentOptions: ForkOptions = { ...options, execArgv: [...process.execArgv, ...(process.env.TUNNEL_AGENT_ARGS?.split(' ').filter(Boolean) ?? [])] };
   const target = fork(script('./tunnel-target.ts'), [], options);
   const [{ port: targetPort }] = (await once(target, 'message')) as [{ port: number }];
   const args = [String(port), String(targetPort), pki.dir, windowSize ? String(windowSize) : '', String(TOTAL)];
-  const child = fork(script('./tunnel-agent.ts'), args, options);
+  const child = fork(script('./tunnel-agent.ts'), args, agentOptions);
+  if (process.env.TUNNEL_AGENT_ARGS) console.log(`agent pid ${child.pid}`);
   const [msg] = (await once(child, 'message')) as [{ directPort: number; directSourcePort: number }];
   return { child, target, ...msg };
 }
@@ -93,7 +98,9 @@ async function _measure(agent: Agent, open: () => Promise<Duplex>, transfer = _s
   const parent = process.cpuUsage(cpuParent);
   const child = (await _childCpu(agent.child)) - cpuChild;
   if (received !== TOTAL) throw new Error(`received ${received} bytes, expected ${TOTAL}`);
-  return { mbps: TOTAL / 1e6 / seconds, cpuUsPerMiB: (parent.user + parent.system + child) / (TOTAL / MiB) };
+  const mib = TOTAL / MiB;
+  const own = parent.user + parent.system;
+  return { mbps: TOTAL / 1e6 / seconds, cpuUsPerMiB: (own + child) / mib, senderUsPerMiB: own / mib, agentUsPerMiB: child / mib };
 }
 
 async function _direct(pki: TestPki, port: number): Promise<Duplex> {
@@ -136,11 +143,22 @@ export async function run(): Promise<void> {
     const directDown: Run[] = [];
     const tunnelledDown: Run[] = [];
     for (let round = 0; round < ROUNDS; round++) {
+      if (DOWN_ONLY) {
+        directDown.push(await _measure(agent, () => _direct(pki, agent.directSourcePort), _receiveAll));
+        tunnelledDown.push(await _measure(agent, () => tunnel.dial('source', 'bench-user'), _receiveAll));
+        continue;
+      }
       direct.push(await _measure(agent, () => _direct(pki, agent.directPort)));
       tunnelled.push(await _measure(agent, () => tunnel.dial('sink', 'bench-user')));
       forwarded.push(await _measure(agent, () => tunnel.dial('tcp-sink', 'bench-user')));
       directDown.push(await _measure(agent, () => _direct(pki, agent.directSourcePort), _receiveAll));
       tunnelledDown.push(await _measure(agent, () => tunnel.dial('source', 'bench-user'), _receiveAll));
+    }
+    if (DOWN_ONLY) {
+      const line = (name: string, r: Run): string => `${name.padEnd(24)} ${r.mbps.toFixed(0).padStart(5)} MB/s  ${r.cpuUsPerMiB.toFixed(0).padStart(5)} us CPU/MiB (receiver ${r.senderUsPerMiB.toFixed(0)} + agent ${r.agentUsPerMiB.toFixed(0)})`;
+      for (let i = 0; i < ROUNDS; i++) console.log(`${line('direct TLS <- source', directDown[i]!)}\n${line('tunnel <- agent source', tunnelledDown[i]!)}`);
+      console.log(`download ratio (median): ${(_median(tunnelledDown).mbps / _median(directDown).mbps).toFixed(2)}`);
+      return;
     }
     const d = _median(direct);
     const t = _median(tunnelled);
@@ -149,7 +167,7 @@ export async function run(): Promise<void> {
     const td = _median(tunnelledDown);
     const latency = await _dialLatency(tunnel);
     const mib = Math.round(TOTAL / MiB);
-    const line = (name: string, r: Run): string => `${name.padEnd(38)} ${r.mbps.toFixed(0).padStart(5)} MB/s  ${r.cpuUsPerMiB.toFixed(0).padStart(5)} us CPU/MiB (sender + agent process)`;
+    const line = (name: string, r: Run): string => `${name.padEnd(38)} ${r.mbps.toFixed(0).padStart(5)} MB/s  ${r.cpuUsPerMiB.toFixed(0).padStart(5)} us CPU/MiB (sender + agent process: ${r.senderUsPerMiB.toFixed(0)} + ${r.agentUsPerMiB.toFixed(0)})`;
     console.log(`one ${mib} MiB stream, loopback, median of ${ROUNDS}; window ${windowSize ?? 'default'}`);
     console.log(line('direct TLS -> sink', d));
     console.log(line('tunnel -> agent sink', t));

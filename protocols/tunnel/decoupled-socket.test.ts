@@ -55,6 +55,65 @@ it('passes bytes both ways and ends when the socket ends', async () => {
   wire.destroy();
 });
 
+it('frees the copies written inside a cork once the socket has sent them, and leaves views of larger buffers alone', async (t) => {
+  const [client, peer] = await _pair();
+  t.after(() => { client.destroy(); peer.destroy(); }); // also when an assertion fails
+  if (client.connecting) await once(client, 'connect'); // writes before that are queued, not sent
+  const wire = new DecoupledSocket(client, { maxQueuedBytes: 64 * 1024 * 1024 });
+  const received: Buffer[] = [];
+  let receivedBytes = 0;
+  let expected = Infinity;
+  let allReceived: () => void = () => {};
+  const done = new Promise<void>((resolve) => { allReceived = resolve; });
+  peer.on('data', (chunk: Buffer) => {
+    received.push(chunk);
+    receivedBytes += chunk.length;
+    if (receivedBytes >= expected) allReceived();
+  });
+  const own = Buffer.alloc(64 * 1024, 1); // its own ArrayBuffer, as JSStreamSocket's copies are
+  const small = Buffer.alloc(100, 4); // small copies are left to the GC
+  const backing = Buffer.alloc(32 * 1024, 2);
+  const view = backing.subarray(2, 16 * 1024 + 2);
+  wire.cork();
+  wire.write(own);
+  wire.write(view);
+  wire.write(small);
+  wire.uncork();
+  assert.equal(client.writableLength, 0, 'loopback takes 64 KiB at once');
+  assert.equal(own.buffer.detached, true, 'sent, so freed');
+  assert.equal(view.buffer.detached, false, 'a view into a larger buffer is not the wire\'s to free');
+  assert.equal(small.buffer.detached, false);
+  assert.equal(backing.length, 32 * 1024);
+
+  // Under backpressure: kept until the socket has nothing queued, then freed.
+  peer.pause();
+  const queued: Buffer<ArrayBuffer>[] = [];
+  while (client.writableLength === 0) {
+    const chunk = Buffer.alloc(1024 * 1024, 3);
+    queued.push(chunk);
+    wire.cork();
+    wire.write(chunk);
+    wire.uncork();
+  }
+  const last = queued[queued.length - 1]!;
+  assert.equal(last.buffer.detached, false, 'still queued: libuv may point into it');
+  peer.resume();
+  await once(client, 'drain');
+  assert.equal(queued.every((chunk) => chunk.buffer.detached), true, 'all freed once sent');
+  const total = 64 * 1024 + 16 * 1024 + 100 + queued.length * 1024 * 1024;
+  expected = total;
+  if (receivedBytes >= total) allReceived();
+  await done;
+  const bytes = Buffer.concat(received);
+  assert.equal(bytes.length, total);
+  assert.equal(bytes[0], 1);
+  assert.equal(bytes.subarray(64 * 1024, 80 * 1024).every((b) => b === 2), true);
+  assert.equal(bytes.subarray(80 * 1024, 80 * 1024 + 100).every((b) => b === 4), true);
+  assert.equal(bytes[total - 1], 3, 'the bytes were sent before their memory was freed');
+  wire.destroy();
+  peer.destroy();
+});
+
 it('holds what arrives while paused and hands it over, in order and before the end, once resumed', async () => {
   const socket = new PassThrough();
   const wire = new DecoupledSocket(socket, { maxQueuedBytes: 1024 * 1024 });

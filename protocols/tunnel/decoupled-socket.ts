@@ -18,6 +18,22 @@ const _readBuffer = Buffer.allocUnsafe(256 * 1024);
 
 type WriteCallback = (err?: Error | null) => void;
 
+/**
+ * Written chunks shorter than this are left to the GC: a small message's write is not
+ * worth a detach, and such chunks add little to the external memory that triggers GCs.
+ */
+const _minFreedBytes = 8 * 1024;
+
+/** True when `chunk` is large and the whole of its ArrayBuffer (a copy made for it, not a view into a pool or a larger buffer). */
+function _worthFreeing(chunk: Buffer): boolean {
+  return chunk.byteLength >= _minFreedBytes && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer;
+}
+
+/** Releases `chunk`'s memory at once (detaches its ArrayBuffer; the Buffer reads as empty afterwards). */
+function _free(chunk: Buffer): void {
+  (chunk.buffer as ArrayBuffer).transfer(0);
+}
+
 /** TCP sockets made by DecoupledSocket.connect: they read through `onread`, not 'data'. */
 const _readsIntoBuffer = new WeakSet<net.Socket>();
 
@@ -67,6 +83,12 @@ export class DecoupledSocket extends EventEmitter {
   #ended = false;
   #endEmitted = false;
   #failed = false;
+  /** JSStreamSocket's cork/uncork nesting around each write of the layer above. */
+  #corks = 0;
+  /** Chunks written inside the current cork, freed at uncork if the kernel took them all. */
+  #written: Buffer[] = [];
+  /** Chunks written before, some still queued on the socket: freed once it has nothing queued. */
+  #unsent: Buffer[] = [];
   readonly #release = (): void => this.#flush();
 
   /** Wraps a socket that emits 'data' (e.g. a TLS socket, for a session above it). */
@@ -80,6 +102,7 @@ export class DecoupledSocket extends EventEmitter {
       this.#flush();
     });
     socket.on('error', (err: Error) => this.emit('error', err));
+    socket.on('drain', () => this.#freeUnsent());
     socket.once('close', () => this.emit('close'));
   }
 
@@ -170,11 +193,33 @@ export class DecoupledSocket extends EventEmitter {
   }
 
   cork(): void {
+    this.#corks++;
     this.#socket.cork();
   }
 
   uncork(): void {
     this.#socket.uncork();
+    if (--this.#corks > 0 || this.#written.length === 0) return;
+    // Every chunk JSStreamSocket hands over is a fresh copy made in C++ (JSStream::DoWrite),
+    // 64 KiB and more per write in bulk. Left to the GC, their memory counts as external
+    // and makes V8 run a full mark-compact every few dozen MiB sent (a quarter of the
+    // agent's CPU when it sends bulk). When the socket has nothing queued, the kernel has
+    // taken every byte and nothing else refers to them: free them now.
+    // Under backpressure some are still queued (libuv points into them): those wait for
+    // the socket to empty.
+    if (this.#socket.writableLength === 0) {
+      for (const chunk of this.#written) _free(chunk);
+      this.#freeUnsent();
+    } else {
+      for (const chunk of this.#written) this.#unsent.push(chunk);
+    }
+    this.#written.length = 0;
+  }
+
+  #freeUnsent(): void {
+    if (this.#unsent.length === 0 || this.#socket.writableLength > 0) return;
+    for (const chunk of this.#unsent) _free(chunk);
+    this.#unsent.length = 0;
   }
 
   /** Queues `chunk` on the socket and completes at once, unless the peer has stopped reading entirely. */
@@ -184,6 +229,7 @@ export class DecoupledSocket extends EventEmitter {
       return false;
     }
     this.#socket.write(chunk);
+    if (this.#corks > 0 && typeof chunk !== 'string' && _worthFreeing(chunk)) this.#written.push(chunk);
     if (this.#socket.writableLength > this.maxQueuedBytes) {
       this.#failed = true;
       const err = new TunnelClosedError('socket-error', `the tunnel peer stopped reading: more than ${this.maxQueuedBytes} bytes are queued for it`);
