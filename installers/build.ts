@@ -32,7 +32,8 @@ const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
  * job freed it: over 1,000 SSH sessions the thread arenas went 4 -> 10 MB while live
  * malloc'd memory never passed 14 MB in all (heaptrack), and anonymous memory +14 MB.
  * On the main thread the jobs reuse the main arena: thread arenas stay at 1-2 MB,
- * anonymous memory +8.5 to +12.5 MB over the same 1,000 (bench/agent.ts, +8.9 % RSS).
+ * anonymous memory +9.2 to +9.7 MB over the same 1,000 in three runs (bench/agent.ts:
+ * +8.9 % and +8.5 % RSS; the first flag alone: +8.5 and +12.5 MB).
  * Agent CPU per session and per 100 MB of SSH bulk unchanged within noise (13.5-14.5 ms;
  * 1.95-2.2 s). Compiles are short and happen while code warms up; marking stays
  * incremental, so GC pauses stay short. --single-threaded and --optimize-for-size went
