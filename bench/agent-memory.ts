@@ -36,7 +36,20 @@ function sections(file: string): Section[] {
   return rows;
 }
 
-/** Resident bytes by backing: `binary:SECTION`, other files by path, `[anon]` etc. (needs /proc/PID/pagemap). */
+/**
+ * Who made an anonymous mapping, as far as its shape tells: glibc's thread arenas are heaps
+ * aligned to their 64 MiB reservation; V8's code space is the writable and executable one;
+ * V8's heap pages are 256 KiB each. What a thread arena holds stays resident after free()
+ * (docs/build.md, "Memory").
+ */
+function anonymousKind(start: number, end: number, perms: string): string {
+  if (perms.includes('x')) return '[anon] V8 code space';
+  if (end - start === 256 * 1024) return '[anon] V8 heap pages';
+  if (start % (64 * MB) === 0) return '[anon] malloc thread arenas';
+  return '[anon] other (V8 large objects, stacks, mmap)';
+}
+
+/** Resident bytes by backing: `binary:SECTION`, other files by path, `[anon] ...` by kind (needs /proc/PID/pagemap). */
 export function residentSplit(pid: number): Map<string, number> {
   const exe = realpathSync(`/proc/${pid}/exe`);
   const table = sections(exe);
@@ -45,7 +58,7 @@ export function residentSplit(pid: number): Map<string, number> {
   const pagemap = openSync(`/proc/${pid}/pagemap`, 'r');
   try {
     for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n')) {
-      const [range, , offsetHex, , , ...rest] = line.split(/\s+/);
+      const [range, perms, offsetHex, , , ...rest] = line.split(/\s+/);
       const [start, end] = range!.split('-').map((hex) => parseInt(hex, 16)) as [number, number];
       const file = rest.join(' ');
       if (file === '[vsyscall]') continue;
@@ -56,7 +69,7 @@ export function residentSplit(pid: number): Map<string, number> {
         const entry = entries.readBigUInt64LE(i * 8);
         if (!(entry >> 63n)) continue;
         if (file !== exe) {
-          add(file || '[anon]', PAGE);
+          add(file || anonymousKind(start, end, perms!), PAGE);
           continue;
         }
         const at = parseInt(offsetHex!, 16) + i * PAGE;

@@ -24,8 +24,22 @@ const seaFuse = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
  * at no measurable CPU per session or per MB of SSH bulk (bench/agent-memory.ts).
  * --max-opt=2 (no TurboFan) was tried: the binary's file pages it saves were within the
  * run-to-run noise (52-65 MB either way) and it made start-up slower, so it is not here.
+ *
+ * --no-concurrent-recompilation --single-threaded-gc: V8's optimising compilers and its GC
+ * work on the main thread instead of V8's worker threads. A compile job's zone memory (up
+ * to several MB for a big function) is malloc'd by the thread that runs it; on the workers
+ * it landed in up to four glibc thread arenas, each keeping its high-water mark after the
+ * job freed it: over 1,000 SSH sessions the thread arenas went 4 -> 10 MB while live
+ * malloc'd memory never passed 14 MB in all (heaptrack), and anonymous memory +14 MB.
+ * On the main thread the jobs reuse the main arena: thread arenas stay at 1-2 MB,
+ * anonymous memory +9.2 to +9.7 MB over the same 1,000 in three runs (bench/agent.ts:
+ * +8.9 % and +8.5 % RSS; the first flag alone: +8.5 and +12.5 MB).
+ * Agent CPU per session and per 100 MB of SSH bulk unchanged within noise (13.5-14.5 ms;
+ * 1.95-2.2 s). Compiles are short and happen while code warms up; marking stays
+ * incremental, so GC pauses stay short. --single-threaded and --optimize-for-size went
+ * further (+4 MB) but --optimize-for-size doubled the CPU per MB of SSH bulk.
  */
-export const seaExecArgv = ['--max-semi-space-size=2'];
+export const seaExecArgv = ['--max-semi-space-size=2', '--no-concurrent-recompilation', '--single-threaded-gc'];
 /** Native addons embedded as SEA assets, by the name their loader asks for. */
 const nativeAddons: Record<string, string> = {
   pty: path.join(root, 'node_modules', 'node-pty', 'build', 'Release', 'pty.node'),
