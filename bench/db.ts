@@ -139,7 +139,7 @@ export async function run(): Promise<void> {
   if (process.env.DB_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.DB_BENCH_PROFILE}`;
   try {
     const mysqlListenPort = await freePort();
-    cluster = await startClusterProcess('bench', { proxyLines: [`mysql_listen_addr: 127.0.0.1:${mysqlListenPort}`] });
+    cluster = await startClusterProcess('bench', { proxyLines: [`mysql_listen_addr: 127.0.0.1:${mysqlListenPort}`], logLevel: 'info' });
     const certs = path.join(work, 'pgcerts');
     const signed = await cluster.pctl(['auth', 'sign', '--format=db', '--host', 'localhost,127.0.0.1', '--out', certs]);
     if (signed.code !== 0) throw new Error(signed.stderr);
