@@ -17,6 +17,7 @@
  */
 import { SpdyProtocolError } from './errors.ts';
 import { HeaderBlockReader, type SpdyHeaders } from './header-block.ts';
+import { ChunkGather } from '../chunk-gather.ts';
 
 export const controlTypes = { synStream: 1, synReply: 2, rstStream: 3, settings: 4, ping: 6, goAway: 7, headers: 8, windowUpdate: 9 } as const;
 export const flagFin = 0x01;
@@ -37,10 +38,8 @@ const fixedLength = new Set([3, 6, 7, 9]);
 export class SpdyFrameReader {
   readonly #max: number;
   readonly #headers = new HeaderBlockReader();
-  /** Bytes received and not yet read, and how many the frame they start needs. */
-  #waiting: Buffer[] = [];
-  #waitingBytes = 0;
-  #need = 8;
+  /** Bytes received and not yet read (a frame header is 8 bytes). */
+  readonly #gather = new ChunkGather(8);
   #failed: SpdyProtocolError | undefined;
 
   /** `maxFrameBytes`: the largest frame payload accepted (default and SPDY's own limit: 16 MiB - 1). */
@@ -59,21 +58,16 @@ export class SpdyFrameReader {
    */
   push(chunk: Buffer): SpdyFrame[] {
     if (this.#failed) throw this.#failed;
-    // A frame arriving in many chunks is joined once, when all of it is there (not at every chunk).
-    this.#waiting.push(chunk);
-    this.#waitingBytes += chunk.length;
-    if (this.#waitingBytes < this.#need) return [];
-    let pending = this.#waiting.length === 1 ? this.#waiting[0]! : Buffer.concat(this.#waiting, this.#waitingBytes);
-    this.#waiting = [];
-    this.#waitingBytes = 0;
-    this.#need = 8;
+    let pending = this.#gather.take(chunk);
+    if (pending === undefined) return [];
+    this.#gather.need = 8;
     const out: SpdyFrame[] = [];
     try {
       while (pending.length >= 8) {
         const length = pending.readUIntBE(5, 3);
         if (length > this.#max) throw new SpdyProtocolError(`a frame of ${length} bytes, over the ${this.#max}-byte limit`);
         if (pending.length < 8 + length) {
-          this.#need = 8 + length;
+          this.#gather.need = 8 + length;
           break;
         }
         out.push(this.#frame(pending.subarray(0, 8 + length)));
@@ -83,11 +77,7 @@ export class SpdyFrameReader {
       this.#failed = error instanceof SpdyProtocolError ? error : new SpdyProtocolError((error as Error).message);
       throw this.#failed;
     }
-    // The rest of a partial frame waits for its next chunks (kept, not copied: see push).
-    if (pending.length > 0) {
-      this.#waiting = [pending];
-      this.#waitingBytes = pending.length;
-    }
+    this.#gather.keep(pending);
     return out;
   }
 

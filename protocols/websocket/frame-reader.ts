@@ -17,6 +17,7 @@
  * not in its shortest form, a mask on the wrong side, and messages over `maxMessageBytes`.
  */
 import { WebSocketProtocolError } from './errors.ts';
+import { ChunkGather } from '../chunk-gather.ts';
 
 export const opcodes = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
@@ -38,10 +39,8 @@ export class WebSocketFrameReader {
   readonly #masked: boolean;
   readonly #max: number;
   #pending: Buffer = Buffer.alloc(0);
-  /** Bytes received and not yet read, and how many the frame they start needs. */
-  #waiting: Buffer[] = [];
-  #waitingBytes = 0;
-  #need = 0;
+  /** Bytes received and not yet read. */
+  readonly #gather = new ChunkGather();
   /** The data message being assembled from fragments. */
   #open: { opcode: number; parts: Buffer[]; bytes: number } | undefined;
   #failed: WebSocketProtocolError | undefined;
@@ -63,19 +62,15 @@ export class WebSocketFrameReader {
    */
   push(chunk: Buffer): WebSocketMessage[] {
     if (this.#failed) throw this.#failed;
-    // A frame arriving in many chunks is joined once, when all of it is there (not at every chunk).
-    this.#waiting.push(chunk);
-    this.#waitingBytes += chunk.length;
-    if (this.#waitingBytes < this.#need) return [];
-    this.#pending = this.#waiting.length === 1 ? this.#waiting[0]! : Buffer.concat(this.#waiting, this.#waitingBytes);
-    this.#waiting = [];
-    this.#waitingBytes = 0;
+    const joined = this.#gather.take(chunk);
+    if (joined === undefined) return [];
+    this.#pending = joined;
     const out: WebSocketMessage[] = [];
     try {
       for (;;) {
         const used = this.#frame(out);
         if (used <= 0) {
-          this.#need = -used;
+          this.#gather.need = -used;
           break;
         }
         this.#pending = this.#pending.subarray(used);
@@ -83,15 +78,11 @@ export class WebSocketFrameReader {
     } catch (error) {
       this.#failed = error instanceof WebSocketProtocolError ? error : new WebSocketProtocolError((error as Error).message);
       this.#pending = Buffer.alloc(0);
-      this.#waiting = [];
+      this.#gather.clear();
       this.#open = undefined;
       throw this.#failed;
     }
-    // The rest of a partial frame waits for its next chunks (kept, not copied: see push).
-    if (this.#pending.length > 0) {
-      this.#waiting = [this.#pending];
-      this.#waitingBytes = this.#pending.length;
-    }
+    this.#gather.keep(this.#pending);
     this.#pending = Buffer.alloc(0);
     return out;
   }
