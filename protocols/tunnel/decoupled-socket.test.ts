@@ -171,13 +171,19 @@ it('hands the full TLS records of one read to the session in one piece', async (
   assert.equal(String(chunks[2]), 'small');
 });
 
-it('connected: reads into one reused buffer, yet what it holds while paused arrives intact and in order', async () => {
+/** A DecoupledSocket connected over loopback, and the server's end of that connection. */
+async function _connectedPair(): Promise<{ wire: DecoupledSocket; peer: net.Socket }> {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const wire = DecoupledSocket.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { maxQueuedBytes: 1024 * 1024 });
   const [peer] = (await once(server, 'connection')) as [net.Socket];
   server.close();
+  return { wire, peer };
+}
+
+it('connected: reads into one reused buffer, yet what it holds while paused arrives intact and in order', async () => {
+  const { wire, peer } = await _connectedPair();
   const { chunks, ended } = _collect(wire);
   wire.pause();
   // 40 x 64 KiB, each filled with its index: the socket is paused after the first read held.
@@ -194,12 +200,7 @@ it('connected: reads into one reused buffer, yet what it holds while paused arri
 });
 
 it('connected: hands reads over at once while not paused, and writes complete synchronously', async () => {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const wire = DecoupledSocket.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, { maxQueuedBytes: 1024 * 1024 });
-  const [peer] = (await once(server, 'connection')) as [net.Socket];
-  server.close();
+  const { wire, peer } = await _connectedPair();
   const { chunks } = _collect(wire);
   let completed = false;
   wire.write(Buffer.from('ping'), () => { completed = true; });
