@@ -8,7 +8,8 @@
  *   postern -J    ssh (psh config --jump: ProxyJump) -> proxy's jump server -> tunnel -> agent
  *
  * Measures connect + exec of `true` (median of BENCH_SSH_ROUNDS, default 10, taken in
- * turns) and bulk upload of BENCH_SSH_MIB MiB (default 512) into `cat > /dev/null`.
+ * turns) and bulk upload of BENCH_SSH_MIB MiB (default 512) into `cat > /dev/null`
+ * (median of BENCH_SSH_BULK_ROUNDS, default 3, in turns; Postern's CPU per MiB over all of them).
  * Sessions log in as BENCH_SSH_LOGIN (default: the current user); pick an account whose
  * ~/.bashrc is Debian's default: sshd makes bash read it for every exec, Postern does
  * not, and a slow one (pyenv, nvm) would flatter Postern. Prints the ratios last.
@@ -38,6 +39,7 @@ export async function run(): Promise<void> {
   const login = process.env.BENCH_SSH_LOGIN ?? os.userInfo().username;
   const rounds = Number(process.env.BENCH_SSH_ROUNDS ?? 10);
   const mib = Number(process.env.BENCH_SSH_MIB ?? 512);
+  const bulkRounds = Number(process.env.BENCH_SSH_BULK_ROUNDS ?? 3);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-bench-ssh-'));
   let cluster: ClusterProcess | undefined;
   let agent: DaemonProcess | undefined;
@@ -108,7 +110,8 @@ export async function run(): Promise<void> {
       if (psh) {
         const [proxy, agentCpu] = daemons.map((pid, i) => cpuSeconds(pid) - daemonsBefore[i]!) as [number, number];
         const pshCpu = psh.stop().filter((d) => /\bpsh\b|cli\/main\.ts/.test(d.command)).reduce((sum, d) => sum + d.cpu, 0);
-        posternCpu.set(p.name, { proxy, agent: agentCpu, psh: pshCpu });
+        const sum = posternCpu.get(p.name) ?? { proxy: 0, agent: 0, psh: 0 };
+        posternCpu.set(p.name, { proxy: sum.proxy + proxy, agent: sum.agent + agentCpu, psh: sum.psh + pshCpu });
       }
       return ms;
     };
@@ -118,17 +121,24 @@ export async function run(): Promise<void> {
     for (let i = 0; i < rounds; i++) for (const p of paths) times.get(p.name)!.push(await ssh(p, 'true'));
     const latency = new Map(paths.map((p) => [p.name, median(times.get(p.name)!)]));
 
-    const throughput = new Map<string, number>();
-    for (const p of paths) {
-      const quoted = ['ssh', '-o', 'BatchMode=yes', ...p.args, "'cat > /dev/null'"].map((w) => (w.startsWith("'") ? w : `'${w}'`)).join(' ');
-      const ms = await ssh(p, '', `head -c ${mib}M /dev/zero | ${quoted}`);
-      throughput.set(p.name, mib / (ms / 1000));
+    // Bulk in turns too: one transfer per path swings by a tenth from run to run on 2 shared cores.
+    const bulkRuns = new Map<string, number[]>(paths.map((p) => [p.name, []]));
+    for (let i = 0; i < bulkRounds; i++) {
+      for (const p of paths) {
+        const quoted = ['ssh', '-o', 'BatchMode=yes', ...p.args, "'cat > /dev/null'"].map((w) => (w.startsWith("'") ? w : `'${w}'`)).join(' ');
+        const ms = await ssh(p, '', `head -c ${mib}M /dev/zero | ${quoted}`);
+        bulkRuns.get(p.name)!.push(mib / (ms / 1000));
+      }
     }
+    const throughput = new Map(paths.map((p) => [p.name, median(bulkRuns.get(p.name)!)]));
 
-    process.stdout.write(`login ${login}; ${rounds} rounds; ${mib} MiB bulk\n`);
+    process.stdout.write(`login ${login}; ${rounds} rounds; ${mib} MiB bulk, median of ${bulkRounds}\n`);
     process.stdout.write(`${'path'.padEnd(12)} ${'connect+exec ms'.padStart(16)} ${'bulk MiB/s'.padStart(11)}\n`);
-    for (const p of paths) process.stdout.write(`${p.name.padEnd(12)} ${latency.get(p.name)!.toFixed(0).padStart(16)} ${throughput.get(p.name)!.toFixed(0).padStart(11)}\n`);
-    const perMiB = (seconds: number) => ((seconds * 1000) / mib).toFixed(2);
+    for (const p of paths) {
+      const runs = bulkRuns.get(p.name)!.map((r) => r.toFixed(0)).join(', ');
+      process.stdout.write(`${p.name.padEnd(12)} ${latency.get(p.name)!.toFixed(0).padStart(16)} ${throughput.get(p.name)!.toFixed(0).padStart(11)}   (runs: ${runs})\n`);
+    }
+    const perMiB = (seconds: number) => ((seconds * 1000) / (mib * bulkRounds)).toFixed(2);
     for (const [name, cpu] of posternCpu) {
       process.stdout.write(`${name} bulk: Postern's CPU ${perMiB(cpu.proxy + cpu.agent + cpu.psh)} ms/MiB (proxy ${perMiB(cpu.proxy)}, agent ${perMiB(cpu.agent)}, psh ${perMiB(cpu.psh)})\n`);
     }
