@@ -10,6 +10,8 @@
  * Measures connect + exec of `true` (median of BENCH_SSH_ROUNDS, default 10, taken in
  * turns) and bulk upload of BENCH_SSH_MIB MiB (default 512) into `cat > /dev/null`
  * (median of BENCH_SSH_BULK_ROUNDS, default 3, in turns; Postern's CPU per MiB over all of them).
+ * Postern's processes (cluster, agent, psh) run as they ship, from the built binary (built
+ * first when stale); BENCH_SSH_FROM_SOURCE=1 runs them from source.
  * Sessions log in as BENCH_SSH_LOGIN (default: the current user); pick an account whose
  * ~/.bashrc is Debian's default: sshd makes bash read it for every exec, Postern does
  * not, and a slow one (pyenv, nvm) would flatter Postern. Prints the ratios last.
@@ -20,7 +22,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuSeconds, sampleDescendantsCpu } from './cpu.ts';
-import { startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
+import { ensureBinary } from '../test/fixtures/binary.ts';
+import { fromBinary, startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from '../test/fixtures/cluster-process.ts';
 import { sshdSkipReason, startSshd, type Sshd } from '../test/fixtures/sshd.ts';
 
@@ -39,6 +42,7 @@ export async function run(): Promise<void> {
   const login = process.env.BENCH_SSH_LOGIN ?? os.userInfo().username;
   const rounds = Number(process.env.BENCH_SSH_ROUNDS ?? 10);
   const mib = Number(process.env.BENCH_SSH_MIB ?? 512);
+  const fromSourceOnly = process.env.BENCH_SSH_FROM_SOURCE === '1';
   const bulkRounds = Number(process.env.BENCH_SSH_BULK_ROUNDS ?? 3);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-bench-ssh-'));
   let cluster: ClusterProcess | undefined;
@@ -70,20 +74,31 @@ export async function run(): Promise<void> {
       '',
     ].join('\n'));
 
-    // Postern: a cluster process, an agent process, a user logged in with psh.
-    cluster = await startClusterProcess('bench', { logLevel: 'info' });
+    // Postern: a cluster process, an agent process, a user logged in with psh; all three the
+    // built binary, as they ship (its V8 flags matter: the agent spent 2.4-2.8 ms per MiB of
+    // bulk from the binary against 3.5 from source), unless BENCH_SSH_FROM_SOURCE=1.
+    const binary = fromSourceOnly ? undefined : await ensureBinary();
+    const command = binary ? fromBinary(binary, 'info') : undefined;
+    cluster = await startClusterProcess('bench', { logLevel: 'info', command });
     const token = (JSON.parse((await cluster.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
     const { proxy, pin } = cluster;
     agent = await startDaemon('agent', (data, diag) =>
-      `data_dir: ${data}\ndiag_addr: ${diag}\nagent:\n  node_name: bench-node\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n`, { logLevel: 'info' });
+      `data_dir: ${data}\ndiag_addr: ${diag}\nagent:\n  node_name: bench-node\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n`, { logLevel: 'info', command });
     await agent.waitReady();
     const home = path.join(dir, 'home');
     await signUpAndLogIn(cluster, home, { name: 'bencher', roles: 'access', logins: login, password: 'a long benchmark password' });
     const psh = pshIn(home);
+    // The ProxyCommand is the psh that writes the config.
+    const pshConfigText = (args: string[]): string => {
+      if (!binary) throw new Error('unreachable');
+      const out = spawnSync(binary, ['psh', ...args], { env: { ...process.env, POSTERN_HOME: home }, encoding: 'utf8' });
+      if (out.status !== 0) throw new Error(`psh ${args.join(' ')}: ${out.stderr}`);
+      return out.stdout;
+    };
     const pshConfig = path.join(dir, 'psh_config');
-    writeFileSync(pshConfig, (await psh(['config'])).stdout);
+    writeFileSync(pshConfig, binary ? pshConfigText(['config']) : (await psh(['config'])).stdout);
     const jumpConfig = path.join(dir, 'psh_jump_config');
-    writeFileSync(jumpConfig, (await psh(['config', '--jump'])).stdout);
+    writeFileSync(jumpConfig, binary ? pshConfigText(['config', '--jump']) : (await psh(['config', '--jump'])).stdout);
     const pshEnv = { ...process.env, POSTERN_HOME: home };
 
     const paths: Path[] = [
@@ -132,7 +147,7 @@ export async function run(): Promise<void> {
     }
     const throughput = new Map(paths.map((p) => [p.name, median(bulkRuns.get(p.name)!)]));
 
-    process.stdout.write(`login ${login}; ${rounds} rounds; ${mib} MiB bulk, median of ${bulkRounds}\n`);
+    process.stdout.write(`login ${login}; ${rounds} rounds; ${mib} MiB bulk, median of ${bulkRounds}; Postern ${binary ? `from the binary ${path.relative(process.cwd(), binary)}` : 'from source'}\n`);
     process.stdout.write(`${'path'.padEnd(12)} ${'connect+exec ms'.padStart(16)} ${'bulk MiB/s'.padStart(11)}\n`);
     for (const p of paths) {
       const runs = bulkRuns.get(p.name)!.map((r) => r.toFixed(0)).join(', ');
@@ -147,6 +162,12 @@ export async function run(): Promise<void> {
       `ssh vs direct sshd: connect+exec postern ${ratio(latency, 'postern')}x, postern -J ${ratio(latency, 'postern -J')}x, OpenSSH ssh -J ${ratio(latency, 'ssh -J')}x (target <= 1.5x); ` +
         `bulk postern ${ratio(throughput, 'postern')}x, postern -J ${ratio(throughput, 'postern -J')}x, OpenSSH ssh -J ${ratio(throughput, 'ssh -J')}x (target >= 0.5x)\n`,
     );
+  } catch (error) {
+    // What Postern's daemons said last is where a failed transfer's cause shows.
+    for (const daemon of [cluster?.daemon, agent]) {
+      if (daemon) process.stderr.write(`--- ${daemon.name} (last lines of its log)\n${daemon.logs().split('\n').slice(-15).join('\n')}\n`);
+    }
+    throw error;
   } finally {
     for (const sshd of sshds) await sshd.stop().catch(() => undefined);
     await stopAll([agent, cluster?.daemon]);

@@ -81,8 +81,17 @@ function build(): string | undefined {
   return undefined;
 }
 
+/** True when the addon is older than its source: patch-package rewrote binding.cc after the last build. */
+function sourceIsNewer(): boolean {
+  try {
+    return fs.statSync(path.join(bindingDir, 'src', 'binding.cc')).mtimeMs > fs.statSync(sshCryptoAddon).mtimeMs;
+  } catch {
+    return true;
+  }
+}
+
 if (import.meta.main) {
-  if (!process.argv.includes('--force') && sshCryptoLoads()) {
+  if (!process.argv.includes('--force') && sshCryptoLoads() && !sourceIsNewer()) {
     console.log('ssh2 native crypto binding: present');
   } else {
     const failure = build();
