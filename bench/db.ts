@@ -13,14 +13,16 @@
  *
  * The ratios and microseconds per transaction are printed last.
  * `DB_BENCH_SECONDS` shortens the -T of the 8-client runs; `DB_BENCH_PROFILE=DIR` writes CPU
- * profiles of the Postern processes there.
+ * profiles of the Postern processes there (from source). Postern's cluster, agent and psh run
+ * from the built binary as they ship (built first when stale) unless `DB_BENCH_FROM_SOURCE=1`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
+import { ensureBinary } from '../test/fixtures/binary.ts';
+import { freePort, fromBinary, startDaemon, stopAll, type DaemonProcess } from '../test/fixtures/processes.ts';
 import { pshIn, signUpAndLogIn, startClusterProcess, type ClusterProcess } from '../test/fixtures/cluster-process.ts';
 import { postgresSkipReason, startPostgres, systemUser, type PostgresServer } from '../test/fixtures/postgres.ts';
 import { psqlConnInfo, type DbLogin } from '../cli/psh/db.ts';
@@ -137,7 +139,12 @@ export async function run(): Promise<void> {
   if (process.env.DB_BENCH_PROFILE) process.env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${process.env.DB_BENCH_PROFILE}`;
   try {
     const mysqlListenPort = await freePort();
-    cluster = await startClusterProcess('bench', { proxyLines: [`mysql_listen_addr: 127.0.0.1:${mysqlListenPort}`], logLevel: 'info' });
+    // Postern's processes run from the built binary, as they ship (its V8 flags change the CPU
+    // they spend), unless DB_BENCH_FROM_SOURCE=1 (or DB_BENCH_PROFILE, which needs source).
+    const binary = process.env.DB_BENCH_FROM_SOURCE === '1' || process.env.DB_BENCH_PROFILE ? undefined : await ensureBinary();
+    const command = binary ? fromBinary(binary, 'info') : undefined;
+    process.stdout.write(`Postern ${binary ? `from the binary ${path.relative(process.cwd(), binary)}` : 'from source'}\n`);
+    cluster = await startClusterProcess('bench', { proxyLines: [`mysql_listen_addr: 127.0.0.1:${mysqlListenPort}`], logLevel: 'info', command });
     const certs = path.join(work, 'pgcerts');
     const signed = await cluster.pctl(['auth', 'sign', '--format=db', '--host', 'localhost,127.0.0.1', '--out', certs]);
     if (signed.code !== 0) throw new Error(signed.stderr);
@@ -170,7 +177,7 @@ export async function run(): Promise<void> {
       '  ssh: { enabled: false }', '  db:', '    databases:',
       `      - { name: pg, protocol: postgres, uri: "127.0.0.1:${pg!.port}", labels: { env: bench }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost } }`,
       ...(maria ? [`      - { name: my, protocol: mysql, uri: "127.0.0.1:${maria.port}", labels: { env: bench }, tls: { mode: verify-full, ca_file: ${path.join(certs, 'server.cas')}, server_name: localhost } }`] : []), '',
-    ].join('\n'));
+    ].join('\n'), { command });
     await agent.waitReady();
     writeFileSync(path.join(work, 'role.yaml'), 'kind: role\nversion: v1\nmetadata: { name: bench-db }\nspec:\n  allow:\n    db_labels: { "*": "*" }\n    db_users: [alice]\n    db_names: [app]\n    resources: [{ kinds: [db], verbs: [list, read] }]\n');
     await cluster.pctl(['create', '-f', path.join(work, 'role.yaml')]);
@@ -221,7 +228,8 @@ export async function run(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const tunnelPort = await freePort();
-      tunnel = spawn(process.execPath, [cliPath, 'psh', 'proxy', 'db', 'my', '--port', String(tunnelPort), '--tunnel'], { env: { ...process.env, POSTERN_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const pshArgs = ['psh', 'proxy', 'db', 'my', '--port', String(tunnelPort), '--tunnel'];
+      tunnel = spawn(binary ?? process.execPath, binary ? pshArgs : [cliPath, ...pshArgs], { env: { ...process.env, POSTERN_HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve) => tunnel!.stdout!.once('data', () => resolve()));
       const slapBusyBefore = machineBusySeconds();
       const slapDirect = await _mysqlslap(['--host=127.0.0.1', `--port=${maria.port}`, '--user=plain', '--skip-ssl']);
