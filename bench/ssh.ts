@@ -89,16 +89,16 @@ export async function run(): Promise<void> {
     await signUpAndLogIn(cluster, home, { name: 'bencher', roles: 'access', logins: login, password: 'a long benchmark password' });
     const psh = pshIn(home);
     // The ProxyCommand is the psh that writes the config.
-    const pshConfigText = (args: string[]): string => {
-      if (!binary) throw new Error('unreachable');
+    const pshConfigText = async (args: string[]): Promise<string> => {
+      if (!binary) return (await psh(args)).stdout;
       const out = spawnSync(binary, ['psh', ...args], { env: { ...process.env, POSTERN_HOME: home }, encoding: 'utf8' });
       if (out.status !== 0) throw new Error(`psh ${args.join(' ')}: ${out.stderr}`);
       return out.stdout;
     };
     const pshConfig = path.join(dir, 'psh_config');
-    writeFileSync(pshConfig, binary ? pshConfigText(['config']) : (await psh(['config'])).stdout);
+    writeFileSync(pshConfig, await pshConfigText(['config']));
     const jumpConfig = path.join(dir, 'psh_jump_config');
-    writeFileSync(jumpConfig, binary ? pshConfigText(['config', '--jump']) : (await psh(['config', '--jump'])).stdout);
+    writeFileSync(jumpConfig, await pshConfigText(['config', '--jump']));
     const pshEnv = { ...process.env, POSTERN_HOME: home };
 
     const paths: Path[] = [
