@@ -7,11 +7,16 @@
  * proxy -> the leaf agent, which maps the root roles). A root user the map leaves out
  * is refused at the leaf agent with "no roles mapped ..." and the leaf audits it; a
  * root role whose cluster_labels miss the leaf gets no certificate routed there.
+ *
+ * Browsers reach the leaf's app through the root proxy with only a login: the form at
+ * `/.postern/login?cluster=leaf` on the app's host makes a session routed to the leaf
+ * (Node's https client, then headless Chromium); the same refusals hold for it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +26,8 @@ import { createResource, pshIn, signUpAndLogIn, startTrustedPair, type TrustedPa
 import { postgresSkipReason, startPostgres, type PostgresServer } from './fixtures/postgres.ts';
 import { startKubeApiServer, type KubeFixture } from './fixtures/kube-apiserver.ts';
 import { runCommand, until } from './fixtures/poll.ts';
+import { chromiumFlags, chromiumMissing, chromiumPath, newContext } from './fixtures/browser.ts';
+import { verifyEs256Jwt, type PublicJwk } from '../protocols/jwt/es256-jwt.ts';
 
 const domain = 'root.localhost';
 const password = 'a long and happy password';
@@ -29,6 +36,18 @@ const skip = postgresSkipReason()
   ?? (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0 ? undefined : 'kubectl missing: install Debian package kubernetes-client');
 
 const run = (command: string, args: readonly string[], env: Record<string, string> = {}) => runCommand(command, args, { env, timeoutMs: 30_000 });
+
+interface AppAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** The session cookie a login answer sets, as a Cookie header value; undefined when it sets none. */
+function sessionCookieOf(answer: AppAnswer): string | undefined {
+  const set = (answer.headers['set-cookie'] ?? []).find((c) => c.startsWith('__Host-postern_app='));
+  return set?.split(';')[0];
+}
 
 describe('trusted clusters: databases, apps and Kubernetes in a leaf, through the root proxy', { skip }, () => {
   let pair: TrustedPair;
@@ -39,6 +58,44 @@ describe('trusted clusters: databases, apps and Kubernetes in a leaf, through th
   let work = '';
   const homes: Record<string, string> = {};
   const psh = (user: string, args: string[]) => pshIn(homes[user]!)(args);
+  /** The JWT assertion the leaf app received, by request path. */
+  const jwtsSeen = new Map<string, string>();
+  const rootPort = () => Number(pair.root.proxy.split(':')[1]);
+  /**
+   * One HTTPS request to APP.<domain> on the root proxy, as a browser sends it (SNI and
+   * Host name the app). `keepAlive` sends it the way the proxy's HTTP/1.1 fast path takes
+   * it; `Connection: close` otherwise, which the full HTTP server answers.
+   */
+  const rootApp = (app: string, pathname: string, options: { form?: Record<string, string>; cookie?: string; keepAlive?: boolean } = {}) => new Promise<AppAnswer>((resolve, reject) => {
+    const form = options.form ? new URLSearchParams(options.form).toString() : undefined;
+    const agent = options.keepAlive ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
+    const req = https.request({
+      host: '127.0.0.1', port: rootPort(), servername: `${app}.${domain}`, ca: readFileSync(path.join(homes.rita!, 'profiles', `127.0.0.1_${rootPort()}`, 'cluster-ca.pem')),
+      method: form === undefined ? 'GET' : 'POST', path: pathname, agent: agent ?? false,
+      headers: {
+        host: `${app}.${domain}:${rootPort()}`,
+        ...(agent ? {} : { connection: 'close' }),
+        ...(form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(form) }),
+        ...(options.cookie ? { cookie: options.cookie } : {}),
+      },
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        agent?.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      });
+    });
+    req.on('error', reject);
+    req.end(form);
+  });
+  /** A cluster's JWKS (the jwt CA's public keys), as pctl exports it. */
+  const jwksOf = async (cluster: 'root' | 'leaf') => {
+    const exported = await pair[cluster].pctl(['auth', 'export', '--type', 'jwt', '--format', 'jwks']);
+    assert.equal(exported.code, 0, exported.stderr);
+    return JSON.parse(exported.stdout) as { keys: PublicJwk[] };
+  };
 
   before(async () => {
     work = mkdtempSync(path.join(tmpdir(), 'postern-xcluster-'));
@@ -57,6 +114,7 @@ describe('trusted clusters: databases, apps and Kubernetes in a leaf, through th
       new Promise<http.Server>((resolve) => {
         const server = http.createServer((req, res) => {
           const jwt = String(req.headers['postern-jwt-assertion'] ?? '');
+          jwtsSeen.set(req.url ?? '', jwt);
           const claims = jwt ? JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string; roles?: string[] } : {};
           res.end(JSON.stringify({ path: req.url, user: claims.sub ?? null, roles: claims.roles ?? null }));
         });
@@ -130,6 +188,109 @@ describe('trusted clusters: databases, apps and Kubernetes in a leaf, through th
     const got = await run('curl', ['-sS', '--max-time', '20', '--cert', flags.cert, '--key', flags.key, '--cacert', flags.cacert, '--connect-to', flags.connect_to, `${flags.url}hello`]);
     assert.equal(got.code, 0, got.stderr);
     assert.deepEqual(JSON.parse(got.stdout), { path: '/hello', user: 'rita', roles: ['svc'] });
+  });
+
+  test('browser session: a mapped root user logs in on the leaf app\'s host at the root proxy with ?cluster=leaf; the app sees the root user with the leaf\'s JWT', async () => {
+    const form = await rootApp('leafweb', '/.postern/login?cluster=leaf&redirect=/x');
+    assert.equal(form.status, 200, form.body);
+    assert.match(form.body, /<h1>Log in to leafweb in cluster leaf<\/h1>/);
+    assert.match(form.body, /<input type="hidden" name="cluster" value="leaf">/);
+    const login = await rootApp('leafweb', '/.postern/login', { form: { user: 'rita', password, cluster: 'leaf', redirect: '/x' } });
+    assert.equal(login.status, 303, login.body);
+    assert.equal(login.headers.location, '/x');
+    const cookie = sessionCookieOf(login);
+    assert.ok(cookie, JSON.stringify(login.headers));
+    const [leafJwks, rootJwks] = await Promise.all([jwksOf('leaf'), jwksOf('root')]);
+    // Both ways a request travels through the proxy dial the leaf with the session's certificate.
+    for (const keepAlive of [true, false]) {
+      const where = `/via-session-${keepAlive ? 'fast' : 'full'}`;
+      const seen = await rootApp('leafweb', where, { cookie, keepAlive });
+      assert.equal(seen.status, 200, seen.body);
+      assert.deepEqual(JSON.parse(seen.body), { path: where, user: 'rita', roles: ['svc'] });
+      const claims = verifyEs256Jwt(jwtsSeen.get(where)!, leafJwks);
+      assert.equal(claims.iss, 'leaf', 'signed by the leaf\'s jwt CA');
+      assert.throws(() => verifyEs256Jwt(jwtsSeen.get(where)!, rootJwks), /no key in the JWKS/, 'not the root\'s');
+    }
+    const created = await until('the session in the root audit log', async () => {
+      const found = await pair.root.pctl(['audit', 'search', '--user', 'rita', '--type', 'app.session.create', '--format', 'json']);
+      return (JSON.parse(found.stdout || '[]') as Array<{ resource?: { name: string }; fields: Record<string, unknown> }>).find((e) => e.resource?.name === 'leafweb');
+    });
+    assert.equal(created.fields['route_to_cluster'], 'leaf');
+    // The session names its app: the same cookie on another app's host opens nothing.
+    const elsewhere = await rootApp('otherweb', '/', { cookie });
+    assert.equal(elsewhere.status, 401, elsewhere.body);
+  });
+
+  test('psh apps login --cluster leaf prints the browser URL with ?cluster=leaf', async () => {
+    const login = await psh('rita', ['apps', 'login', 'leafweb', '--cluster', 'leaf', '--format', 'json']);
+    assert.equal(login.code, 0, login.stderr);
+    const printed = JSON.parse(login.stdout) as { cluster: string; browser_url: string };
+    assert.equal(printed.cluster, 'leaf');
+    assert.equal(printed.browser_url, `https://leafweb.${domain}:${rootPort()}/.postern/login?cluster=leaf`);
+    const listed = JSON.parse((await psh('rita', ['apps', 'ls', '--cluster', 'leaf', '--format', 'json'])).stdout) as Array<{ name: string; url: string; browser_url: string }>;
+    const leafweb = listed.find((a) => a.name === 'leafweb');
+    assert.equal(leafweb?.browser_url, printed.browser_url);
+    assert.equal(leafweb?.url, `https://leafweb.${domain}:${rootPort()}`, 'curl\'s address stays the app\'s own');
+  });
+
+  test('headless Chromium opens the leaf app\'s login URL at the root proxy, logs in and sees the leaf app as the root user', { skip: chromiumMissing() }, async () => {
+    const { chromium } = await import('playwright-core');
+    // *.localhost resolves to loopback in Chromium anyway; the rule says so where a test can see it.
+    const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: [...chromiumFlags, `--host-resolver-rules=MAP *.${domain} 127.0.0.1`], timeout: 30_000 });
+    try {
+      const page = await (await newContext(browser)).newPage();
+      const origin = `https://leafweb.${domain}:${rootPort()}`;
+      await page.goto(`${origin}/.postern/login?cluster=leaf&redirect=/in-browser`);
+      assert.equal(await page.textContent('h1'), 'Log in to leafweb in cluster leaf');
+      await page.fill('#user', 'rita');
+      await page.fill('#password', password);
+      await Promise.all([page.waitForURL(`${origin}/in-browser`), page.click('#login')]);
+      assert.deepEqual(JSON.parse((await page.textContent('body')) ?? ''), { path: '/in-browser', user: 'rita', roles: ['svc'] });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('browser session refusals: a cluster the roles miss, a value that is not a cluster name, a user the leaf maps to nothing', async () => {
+    // Not a cluster name: refused before auth is asked (stan's later failed login is the only one auth sees).
+    for (const bad of ['../x', 'leaf"><script>alert(1)</script>']) {
+      const page = await rootApp('leafweb', `/.postern/login?cluster=${encodeURIComponent(bad)}`);
+      assert.equal(page.status, 400, page.body);
+      assert.match(page.body, /is not a cluster name/);
+      assert.doesNotMatch(page.body, /<script>|<form/, 'escaped, and no form that would log in elsewhere');
+      const posted = await rootApp('leafweb', '/.postern/login', { form: { user: 'stan', password: 'not the password at all', cluster: bad } });
+      assert.equal(posted.status, 400, posted.body);
+      assert.match(posted.body, /is not a cluster name/);
+      assert.equal(sessionCookieOf(posted), undefined);
+    }
+    // A wrong password stays generic even with a cluster named.
+    const wrong = await rootApp('leafweb', '/.postern/login', { form: { user: 'stan', password: 'not the password at all', cluster: 'leaf' } });
+    assert.equal(wrong.status, 401, wrong.body);
+    assert.match(wrong.body, /check your user name, password and one-time code/);
+    assert.doesNotMatch(wrong.body, /cluster "leaf"|roles/);
+    const failures = await until('stan\'s failed login in the root audit log', async () => {
+      const found = await pair.root.pctl(['audit', 'search', '--user', 'stan', '--type', 'user.login.failed', '--format', 'json']);
+      const events = JSON.parse(found.stdout || '[]') as unknown[];
+      return events.length > 0 ? events : undefined;
+    });
+    assert.equal(failures.length, 1, 'the logins with a bad cluster never reached auth');
+    // The right password, but stan's cluster_labels miss the leaf: said precisely, no session.
+    const missed = await rootApp('leafweb', '/.postern/login', { form: { user: 'stan', password, cluster: 'leaf', redirect: '/' } });
+    assert.equal(missed.status, 403, missed.body);
+    assert.match(missed.body, /Your roles do not reach cluster leaf: cannot route to cluster &#34;leaf&#34;: no role allows cluster/);
+    assert.match(missed.body, /<input type="hidden" name="cluster" value="leaf">/);
+    assert.equal(sessionCookieOf(missed), undefined);
+    // uma's root role reaches the leaf, which maps it to nothing: the session is made, the leaf agent refuses every request.
+    const login = await rootApp('leafweb', '/.postern/login', { form: { user: 'uma', password, cluster: 'leaf', redirect: '/' } });
+    assert.equal(login.status, 303, login.body);
+    const cookie = sessionCookieOf(login);
+    assert.ok(cookie);
+    for (const keepAlive of [true, false]) {
+      const refused = await rootApp('leafweb', '/uma', { cookie, keepAlive });
+      assert.equal(refused.status, 403, refused.body);
+      assert.match(refused.body, /no roles mapped for remote user uma from cluster root/);
+    }
+    assert.equal(jwtsSeen.has('/uma'), false, 'the app never saw uma');
   });
 
   test('kubectl: a mapped root user lists pods in the leaf\'s Kubernetes cluster, impersonating what the leaf role says', async () => {

@@ -6,6 +6,11 @@
  * profile. HTTP apps are then reachable with curl at https://NAME.<app domain>:PORT
  * (`apps config` prints the flags); TCP apps through `psh proxy app`, a local listener
  * whose connections go to the proxy as TLS with ALPN postern-tcp and that certificate.
+ *
+ * Browsers need no certificate: they log in on the app's address. A leaf's app is opened
+ * through the login form with `?cluster=LEAF` (`ls` and `login` print that URL), which
+ * routes the browser session to the leaf; the plain address would log in to an app of
+ * that name in the proxy's own cluster.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -33,30 +38,56 @@ export function appFiles(proxy: string, app: string): { key: string; cert: strin
   return { key: path.join(dir, `app-${app}.key`), cert: path.join(dir, `app-${app}.crt`), ca: path.join(dir, clusterCaFile) };
 }
 
-async function _appDomain(profile: Profile): Promise<string | undefined> {
-  const discovery = await callWebApi<{ app_domain?: string }>(parseProxyAddress(profile.proxy), 'GET', '/v1/discovery', { caPems: profile.caPems });
-  return discovery.app_domain;
+/** What psh needs of the proxy's discovery document for app addresses. */
+interface _AppDiscovery {
+  cluster_name: string;
+  app_domain?: string;
 }
 
-function _url(name: string, domain: string | undefined, proxy: string): string {
-  const { port } = parseProxyAddress(proxy);
-  return domain ? `https://${name}.${domain}:${port}` : '(the proxy has no app domain; set proxy.app_domain)';
+function _discovery(profile: Profile): Promise<_AppDiscovery> {
+  return callWebApi<_AppDiscovery>(parseProxyAddress(profile.proxy), 'GET', '/v1/discovery', { caPems: profile.caPems });
+}
+
+async function _appDomain(profile: Profile): Promise<string | undefined> {
+  return (await _discovery(profile)).app_domain;
+}
+
+const _noAppDomain = '(the proxy has no app domain; set proxy.app_domain)';
+
+/** `https://NAME.<app domain>:PORT`, or undefined when the proxy serves no HTTP apps. */
+function _appAddress(name: string, domain: string | undefined, proxy: string): string | undefined {
+  return domain ? `https://${name}.${domain}:${parseProxyAddress(proxy).port}` : undefined;
+}
+
+/**
+ * Where a browser opens an HTTP app at `address`: the address itself in the proxy's own
+ * cluster; for an app in a leaf, the login form naming the leaf (the session is routed there).
+ */
+export function browserUrl(address: string, cluster: string | undefined, proxyCluster: string): string {
+  return cluster && cluster !== proxyCluster ? `${address}/.postern/login?cluster=${encodeURIComponent(cluster)}` : address;
 }
 
 export async function appsLs(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
-  const rows = await listServed<AppRow>(profile, 'app', routedCluster(invocation, profile));
-  const domain = rows.length > 0 ? await _appDomain(profile) : undefined;
-  const view = rows.map((r) => ({
-    name: r.metadata.name,
-    protocol: r.spec.protocol ?? 'http',
-    url: r.spec.protocol === 'tcp' ? `psh proxy app ${r.metadata.name} --port PORT` : r.spec.public_addr ?? _url(r.metadata.name, domain, profile.proxy),
-    labels: r.metadata.labels,
-    node: r.status.node_name,
-    online: r.status.online,
-  }));
+  const cluster = routedCluster(invocation, profile);
+  const rows = await listServed<AppRow>(profile, 'app', cluster);
+  const discovery = rows.length > 0 ? await _discovery(profile) : undefined;
+  const view = rows.map((r) => {
+    const tcp = r.spec.protocol === 'tcp';
+    const address = r.spec.public_addr ?? _appAddress(r.metadata.name, discovery?.app_domain, profile.proxy);
+    return {
+      name: r.metadata.name,
+      protocol: r.spec.protocol ?? 'http',
+      url: tcp ? `psh proxy app ${r.metadata.name} --port PORT` : address ?? _noAppDomain,
+      // A public_addr is the app's own address, not this proxy's: no login form to route.
+      ...(!tcp && address && !r.spec.public_addr ? { browser_url: browserUrl(address, cluster, discovery!.cluster_name) } : {}),
+      labels: r.metadata.labels,
+      node: r.status.node_name,
+      online: r.status.online,
+    };
+  });
   printData(outputFormat(invocation.options.format), view, (list) =>
-    renderTable(['NAME', 'PROTOCOL', 'ADDRESS', 'LABELS', 'STATUS'], list.map((a) => [a.name, a.protocol, a.url, formatLabels(a.labels), a.online ? 'online' : 'offline']), 'no apps you can reach; ask an admin for a role with app_labels'),
+    renderTable(['NAME', 'PROTOCOL', 'ADDRESS', 'LABELS', 'STATUS'], list.map((a) => [a.name, a.protocol, a.browser_url ?? a.url, formatLabels(a.labels), a.online ? 'online' : 'offline']), 'no apps you can reach; ask an admin for a role with app_labels'),
   );
   return 0;
 }
@@ -66,12 +97,25 @@ export async function appsLogin(invocation: Invocation): Promise<number> {
   const profile = await loadProfile(stringOption(invocation, 'proxy'));
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const issued = await issueRouted(profile, { tlsPublicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string, appName: name, cluster: stringOption(invocation, 'cluster') });
-  const pem = issued.tlsCertificatePem;
-  const expires = issued.expires;
   const files = appFiles(profile.proxy, name);
   await writeFileAtomic(files.key, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-  await writeFileAtomic(files.cert, pem, 0o600);
-  process.stdout.write(`Logged in to app ${name} (certificate until ${expires}).\n  curl:  psh apps config ${name}\n  tcp:   psh proxy app ${name} --port PORT\n`);
+  await writeFileAtomic(files.cert, issued.tlsCertificatePem, 0o600);
+  // The certificate went where --cluster, else the profile's route, says (auth's default is the same).
+  const cluster = routedCluster(invocation, profile);
+  const discovery = await _discovery(profile);
+  const address = _appAddress(name, discovery.app_domain, profile.proxy);
+  const result = {
+    app: name,
+    cluster: cluster ?? discovery.cluster_name,
+    expires: issued.expires,
+    cert: files.cert,
+    key: files.key,
+    ...(address ? { browser_url: browserUrl(address, cluster, discovery.cluster_name) } : {}),
+  };
+  printData(outputFormat(invocation.options.format), result, (r) =>
+    `Logged in to app ${r.app}${r.cluster !== discovery.cluster_name ? ` in cluster ${r.cluster}` : ''} (certificate until ${r.expires}).\n` +
+    `  curl:     psh apps config ${r.app}\n  tcp:      psh proxy app ${r.app} --port PORT\n` +
+    (r.browser_url ? `  browser:  ${r.browser_url}\n` : ''));
   return 0;
 }
 

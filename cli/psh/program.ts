@@ -208,9 +208,9 @@ export const program: Command = {
         },
         {
           name: 'login',
-          summary: 'get a certificate routed to one app (for curl and psh proxy app)',
-          usage: 'psh apps login NAME [--cluster LEAF] [--proxy HOST:PORT]',
-          options: { proxy: proxyOption, cluster: clusterOption },
+          summary: 'get a certificate routed to one app (for curl and psh proxy app); prints the browser URL too',
+          usage: 'psh apps login NAME [--cluster LEAF] [--proxy HOST:PORT] [--format text|json|yaml]',
+          options: { proxy: proxyOption, cluster: clusterOption, format: option('string', 'text, json or yaml') },
           examples: ['psh apps login grafana && eval "$(psh apps config grafana)"', 'psh apps login grafana --cluster leaf-eu   # an app in a leaf'],
           run: async (i) => (await import('./apps.ts')).appsLogin(i),
         },

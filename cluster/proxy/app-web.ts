@@ -8,6 +8,7 @@
  *                | else the app session cookie (stored at auth; see app-sessions.ts) -> via app-session
  *                | else browsers go to the proxy's login page, other clients get 401
  *         ─ forward over a keep-alive tunnel stream per (user, app): dial app:NAME with the
+ *           certificate (to its route-to-cluster) or, for a session of this cluster, the
  *           routed identity; the agent decides (checkApp), adds the JWT assertion, forwards
  * ```
  */
@@ -32,7 +33,10 @@ const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'trans
 export interface AppCaller {
   identity: Pick<UserIdentity, 'username' | 'roles' | 'traits' | 'cluster' | 'expires'>;
   via: 'certificate' | 'app-session';
-  /** The client certificate (PEM) and the cluster it routes to, when via is certificate. */
+  /**
+   * The certificate (PEM) and the cluster it routes to: the client's when via is
+   * certificate; an app session's when it is routed to a leaf (app-sessions.ts sessionCaller).
+   */
   certificate?: { pem: string; routeToCluster: string };
 }
 
@@ -327,7 +331,11 @@ interface _FastState {
   routed: { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string } | undefined;
 }
 
-/** How a caller is dialled: a certificate holder to its route-to-cluster with the certificate; an app session here, vouched for. */
+/**
+ * How a caller is dialled: with a certificate (a certificate holder, or a session routed
+ * to a leaf) to its route-to-cluster, the certificate as the identity; else (a session
+ * of this cluster) here, with a routed identity this proxy vouches for.
+ */
 export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {
   if (caller.certificate) return certificateDial(caller.certificate, caller.certificate.pem, addr);
   return { identity: routedHeader(caller.identity, caller.via, addr) };

@@ -2,7 +2,9 @@
  * App sessions (browser access to HTTP apps), for proxies only. A session is the user
  * certificate the proxy obtained by logging the user in, stored under a random id that
  * becomes the `__Host-postern_app` cookie; it expires with the certificate. Stored under
- * the SHA-256 of the id, so a copy of the backend does not hold usable cookies.
+ * the SHA-256 of the id, so a copy of the backend does not hold usable cookies. A
+ * session's certificate may route to a leaf (login with route_to_cluster); its audit
+ * event names that cluster.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AuthService } from '../../api/gen/postern/auth/v1/auth_pb.ts';
@@ -42,7 +44,7 @@ export function appSessionsApi(deps: AuthDeps): Pick<Handlers, 'createAppSession
       const sessionId = randomBytes(32).toString('base64url');
       const stored: StoredSession = { app: request.appName, username: identity.username, cert_pem: request.tlsCertificatePem, expires: identity.expires.toISOString() };
       await deps.backend.put({ key: _key(sessionId), value: JSON.stringify(stored), expires: identity.expires });
-      await deps.audit.emit({ type: 'app.session.create', identity: { user: identity.username, roles: identity.roles, addr: ctx.peerAddr }, resource: { kind: 'app', name: request.appName }, outcome: 'success', fields: { expires: stored.expires } });
+      await deps.audit.emit({ type: 'app.session.create', identity: { user: identity.username, roles: identity.roles, addr: ctx.peerAddr }, resource: { kind: 'app', name: request.appName }, outcome: 'success', fields: { expires: stored.expires, route_to_cluster: identity.routeToCluster } });
       return { sessionId, tlsCertificatePem: '', appName: request.appName, expires: stored.expires, username: identity.username };
     },
 
