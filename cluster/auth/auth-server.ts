@@ -14,7 +14,7 @@ import type { Backend } from './backend/backend.ts';
 import { SqliteBackend } from './backend/sqlite-backend.ts';
 import { CertAuthorities } from './pki/authorities.ts';
 import { CertIssuer } from './pki/cert-issuer.ts';
-import { verifyCertificateChain } from './pki/verify-certificate.ts';
+import { PeerIdentities } from './api/peer-identities.ts';
 import { issueCertificate } from './pki/x509.ts';
 import type { HostIdentity, SystemRole } from './pki/identity.ts';
 import { UserStore } from './users/user-store.ts';
@@ -82,6 +82,7 @@ export class AuthServer {
   readonly deps: AuthDeps;
   readonly #server: grpc.Server;
   readonly #options: AuthServerOptions;
+  readonly #peers = new PeerIdentities();
   #port = 0;
   #adminTimer: NodeJS.Timeout | undefined;
 
@@ -194,11 +195,7 @@ export class AuthServer {
   #callContext(call: grpc.ServerUnaryCall<unknown, unknown>): CallContext {
     const certificate = call.getAuthContext().sslPeerCertificate;
     if (!certificate?.raw) return { peerAddr: call.getPeer() };
-    const identity = verifyCertificateChain(certificate.raw, {
-      trustedCaCerts: this.deps.authorities.trustedTlsCerts('host', 'user'),
-      now: this.deps.clock.now(),
-      usage: 'client',
-    });
+    const identity = this.#peers.verify(certificate.raw, this.deps.authorities.trustedTlsCerts('host', 'user'), this.deps.clock.now());
     // A proxy relays logins, joins and sign-ups: the address worth auditing is its client's.
     const relayed = call.metadata.get(clientAddrHeader)[0];
     if (identity.kind === 'host' && identity.systemRoles.includes('proxy') && typeof relayed === 'string' && /^[0-9A-Fa-f.:[\]]{2,64}$/.test(relayed)) {

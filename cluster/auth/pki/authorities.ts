@@ -72,6 +72,12 @@ export class CertAuthorities {
   readonly #log: Logger;
   readonly #validityDays: number | undefined;
   readonly #local = new Map<CaKind, CertAuthority>();
+  /**
+   * The last record read at each key and what it parsed to: agents and trusted clusters
+   * poll the remote CAs every few seconds, and parsing a record (schema, certificates,
+   * private keys) was most of an idle auth server's CPU. Keyed by the stored text itself.
+   */
+  readonly #parsed = new Map<string, { value: string; authority: CertAuthority }>();
   #cluster: string | undefined;
   #ensuring: Promise<void> | undefined;
 
@@ -189,7 +195,7 @@ export class CertAuthorities {
   /** Every stored remote CA, in key order. */
   async listRemote(): Promise<CertAuthority[]> {
     const items = await this.#backend.range('/authorities/');
-    return items.map((item) => parseStoredAuthority(item.value, item)).filter((authority) => authority.remote);
+    return items.map((item) => this.#parse(item)).filter((authority) => authority.remote);
   }
 
   /** Removes a remote cluster's CAs (trust torn down); returns how many were removed. */
@@ -199,7 +205,7 @@ export class CertAuthorities {
     let removed = 0;
     for (const kind of caKinds) {
       const item = await this.#backend.get(authorityKey(cluster, kind));
-      if (item === undefined || !parseStoredAuthority(item.value, item).remote) continue;
+      if (item === undefined || !this.#parse(item).remote) continue;
       await this.#backend.delete(item.key);
       removed++;
     }
@@ -231,7 +237,18 @@ export class CertAuthorities {
 
   async #read(cluster: string, kind: CaKind): Promise<CertAuthority | undefined> {
     const item = await this.#backend.get(authorityKey(cluster, kind));
-    return item === undefined ? undefined : parseStoredAuthority(item.value, item);
+    return item === undefined ? undefined : this.#parse(item);
+  }
+
+  /** parseStoredAuthority, once per distinct stored text at a key. */
+  #parse(item: { key: string; value: string; revision: number }): CertAuthority {
+    const known = this.#parsed.get(item.key);
+    if (known !== undefined && known.value === item.value) {
+      return known.authority.revision === item.revision ? known.authority : { ...known.authority, revision: item.revision };
+    }
+    const authority = parseStoredAuthority(item.value, item);
+    this.#parsed.set(item.key, { value: item.value, authority });
+    return authority;
   }
 }
 
