@@ -73,6 +73,7 @@ test('redirects stay on the app host; the session cookie is removed from what th
   for (const bad of ['//evil.example/', 'https://evil.example/', '/\\evil', '', null, '/a\r\nSet-Cookie: x=1']) assert.equal(safeRedirect(bad), '/');
   assert.equal(withoutSessionCookie(`a=1; __Host-postern_app=${'A'.repeat(43)}; b=2`), 'a=1; b=2');
   assert.equal(withoutSessionCookie(`__Host-postern_app=${'A'.repeat(43)}`), undefined);
+  assert.equal(withoutSessionCookie(`a=1; __Host-postern_cluster=leaf; __Host-postern_app=${'A'.repeat(43)}`), 'a=1', 'the cluster cookie is Postern\'s too');
 });
 
 test('concurrent lookups of one session id make one call to auth, then the answer is cached', async () => {
@@ -173,6 +174,19 @@ test('login forms naming a leaf: bad names refused before auth, a route the role
     const dialled = await curl(t.port, cookie);
     assert.equal(dialled.status, 404, dialled.body);
     assert.match(dialled.body, /no cluster "leaf" is reachable from alpha/);
+    // The browser remembers the leaf: once its session is gone, the login page it is sent to is routed there again.
+    const remembered = /set-cookie: (__Host-postern_cluster=leaf); Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=\d+/i.exec(login.body)?.[1];
+    assert.ok(remembered, login.body);
+    const expired = await curl(t.port, `__Host-postern_app=${'C'.repeat(43)}; ${remembered}`, '/reports?q=1', ['-D', '-', '-H', 'Accept: text/html']);
+    assert.equal(expired.status, 302, expired.body);
+    assert.match(expired.body, /location: \/\.postern\/login\?cluster=leaf&redirect=%2Freports%3Fq%3D1\r?\n/i);
+    const forged = await curl(t.port, '__Host-postern_cluster=leaf%22%3E%3Cb%3E', '/', ['-D', '-', '-H', 'Accept: text/html']);
+    assert.match(forged.body, /location: \/\.postern\/login\?redirect=%2F\r?\n/i, 'a cluster cookie that is not a cluster name is ignored');
+    const loggedOut = await curl(t.port, `${cookie}; ${remembered}`, '/.postern/logout', ['-D', '-', '-X', 'POST']);
+    assert.match(loggedOut.body, /location: \/\.postern\/login\?cluster=leaf\r?\n/i);
+    // A login to this cluster forgets the leaf.
+    const local = await postLogin(t.port, { user: 'rita', password });
+    assert.match(local.body, /set-cookie: __Host-postern_cluster=; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=0/i);
   } finally {
     await t.stop();
   }

@@ -33,9 +33,9 @@ import { verifyCertificateChain } from '../auth/pki/verify-certificate.ts';
 import type { Logger } from '../common/logger.ts';
 import type { AppCaller } from './app-web.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { sessionCookie } from './app-session-cookie.ts';
+import { clusterCookie, sessionCookie } from './app-session-cookie.ts';
 
-export { sessionCookie, withoutSessionCookie } from './app-session-cookie.ts';
+export { clusterCookie, sessionCookie, withoutSessionCookie } from './app-session-cookie.ts';
 
 const maxFormBytes = 8 * 1024;
 
@@ -47,14 +47,22 @@ export interface AppSessionsOptions {
   cacheMs?: number;
 }
 
-function _cookie(req: Pick<IncomingMessage, 'headers'>): string | undefined {
+function _cookie(req: Pick<IncomingMessage, 'headers'>, wanted = sessionCookie): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of (Array.isArray(header) ? header.join('; ') : header).split(';')) {
     const [name, ...rest] = part.trim().split('=');
-    if (name === sessionCookie) return rest.join('=');
+    if (name === wanted) return rest.join('=');
   }
   return undefined;
+}
+
+/** The login page's address, routed to the cluster the browser last logged in to on this host (a valid name only). */
+function _loginPath(req: Pick<IncomingMessage, 'headers'>, redirect?: string): string {
+  const remembered = loginCluster(_cookie(req, clusterCookie));
+  const cluster = 'cluster' in remembered && remembered.cluster !== '' ? remembered.cluster : undefined;
+  const query = [...(cluster ? [`cluster=${encodeURIComponent(cluster)}`] : []), ...(redirect !== undefined ? [`redirect=${encodeURIComponent(safeRedirect(redirect))}`] : [])];
+  return `/.postern/login${query.length > 0 ? `?${query.join('&')}` : ''}`;
 }
 
 function _escape(text: string): string {
@@ -169,7 +177,7 @@ export class AppSessions {
   };
 
   /** Where a browser without a session goes. */
-  readonly loginUrl = (_host: string, path: string): string => `/.postern/login?redirect=${encodeURIComponent(safeRedirect(path))}`;
+  readonly loginUrl = (req: Pick<IncomingMessage, 'headers'>, path: string): string => _loginPath(req, path);
 
   /** Answers `/.postern/login` and `/.postern/logout`; false for other paths. */
   readonly routes = async (req: IncomingMessage, res: ServerResponse, app: string): Promise<boolean> => {
@@ -192,7 +200,7 @@ export class AppSessions {
         this.#inflight.delete(id);
         await this.#options.auth().deleteAppSession({ sessionId: id }, { deadlineMs: 5_000 }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'cannot delete an app session at auth'));
       }
-      res.writeHead(303, { location: '/.postern/login', 'set-cookie': `${sessionCookie}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`, 'cache-control': 'no-store' }).end();
+      res.writeHead(303, { location: _loginPath(req), 'set-cookie': `${sessionCookie}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`, 'cache-control': 'no-store' }).end();
       return true;
     }
     return false;
@@ -218,7 +226,9 @@ export class AppSessions {
     }
     const maxAge = Math.max(0, Math.floor((new Date(session.expires).getTime() - Date.now()) / 1000));
     this.#options.logger.info({ user, app, cluster: view.cluster || undefined }, 'app session created');
-    res.writeHead(303, { location: view.redirect, 'set-cookie': `${sessionCookie}=${session.sessionId}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAge}`, 'cache-control': 'no-store' }).end();
+    // The cluster cookie outlives the session on purpose: the next login page is routed the same way.
+    const remembered = view.cluster ? `${clusterCookie}=${view.cluster}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000` : `${clusterCookie}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
+    res.writeHead(303, { location: view.redirect, 'set-cookie': [`${sessionCookie}=${session.sessionId}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAge}`, remembered], 'cache-control': 'no-store' }).end();
   }
 
   /** Logs the user in at auth with a key pair made here (routed to `cluster` when set) and stores the certificate as an app session. */

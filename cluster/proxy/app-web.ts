@@ -53,8 +53,8 @@ export interface AppWebOptions {
   sessionsCached?: (req: Pick<IncomingMessage, 'headers'>, app: string) => AppCaller | undefined | 'miss';
   /** Paths under the app host the session layer answers itself (`/.postern/...`); true when handled. */
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
-  /** Where a browser without a session is sent. */
-  loginUrl?: (appHost: string, path: string) => string;
+  /** Where a browser without a session is sent (the request's cookies may name the cluster it logs in to). */
+  loginUrl?: (req: Pick<IncomingMessage, 'headers'>, path: string) => string;
   /** Serve authorized HTTP/1.1 requests on the fast path (app-http1-connection.ts). Default true. */
   fastPath?: boolean;
   logger: Logger;
@@ -301,7 +301,7 @@ export class AppWeb {
 
   #unauthenticated(req: IncomingMessage, res: ServerResponse, app: string): void {
     const accept = String(req.headers.accept ?? '');
-    const login = this.#options.loginUrl?.(String(req.headers.host ?? req.headers[':authority']), req.url ?? '/');
+    const login = this.#options.loginUrl?.(req, req.url ?? '/');
     if (login && accept.includes('text/html') && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(302, { location: login, 'cache-control': 'no-store' }).end();
       return;
