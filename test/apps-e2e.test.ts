@@ -352,7 +352,7 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     }
   });
 
-  test('refusals: an app the role does not allow, a certificate for another app, a Host trick, no credentials', async () => {
+  test('refusals: an app the role does not allow, a certificate for another app, a Host trick, a path with dot segments, no credentials', async () => {
     const denied = await psh(['apps', 'login', 'secret']);
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /no role allows app "secret"|no app is named "secret"/);
@@ -365,6 +365,13 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     const absoluteTrick = await curl('web', '/', [...certArgs('web'), '--request-target', `https://secret.${domain}/`]);
     assert.notEqual(absoluteTrick.status, 200, absoluteTrick.body);
     assert.equal(secret!.seen.length, 0, 'the secret app must never be reached');
+    // A path that climbs out of where the app is (raw or encoded dot segments) is refused at the agent.
+    for (const climb of ['/../secret', '/%2e%2e/secret', '/a/%2E%2e%2fsecret', '/a\\..\\secret']) {
+      const traversal = await curl('web', climb, [...certArgs('web'), '--path-as-is']);
+      assert.equal(traversal.status, 400, `${climb}: ${traversal.body}`);
+      assert.match(traversal.body, /has a dot segment/);
+    }
+    assert.ok(!web!.seen.some((r) => /\.\.|%2e|\\/i.test(r.path)), `the app saw a dot segment: ${JSON.stringify(web!.seen.map((r) => r.path))}`);
     const anonymous = await curl('web', '/');
     assert.equal(anonymous.status, 401, anonymous.body);
     assert.match(anonymous.body, /log in to reach app "web"/);

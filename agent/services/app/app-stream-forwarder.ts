@@ -22,8 +22,10 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { MessageReader, serializeRequestHead, type HeaderField, type MessageHead } from '../../../protocols/http1/index.ts';
+import { Http1ParseError, MessageReader, serializeRequestHead, type HeaderField, type MessageHead } from '../../../protocols/http1/index.ts';
 import { jwtAssertionHeader } from './http-forwarder.ts';
+import { refusedTarget } from './request-target.ts';
+
 
 const maxHeadBytes = 32 * 1024;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
@@ -69,8 +71,10 @@ export class AppStreamForwarder {
     this.#live.clear();
   }
 
-  /** The upstream request head for a client request head. */
+  /** The upstream request head for a client request head; throws for a target the app must not receive. */
   head(head: MessageHead, caller: AppStreamCaller): Buffer {
+    const refused = refusedTarget(head.target);
+    if (refused !== undefined) throw new Http1ParseError(refused);
     const out: HeaderField[] = [];
     const listed = head.connection;
     for (const field of head.headers) {
@@ -177,8 +181,9 @@ class _Connection {
         if (event.type === 'head') {
           const head = event.head;
           if (head.upgrade && this.#pending.length > 0) throw new Error('an upgrade request must not follow unanswered requests on a stream');
+          const rewritten = this.#forwarder.head(head, this.#caller);
           this.#pending.push({ method: head.method, url: head.target, upgrade: head.upgrade, keepAlive: head.keepAlive });
-          out.push(this.#forwarder.head(head, this.#caller));
+          out.push(rewritten);
           if (head.upgrade) this.#awaitingUpgrade = true;
         } else if (event.type === 'body') {
           out.push(event.data);
