@@ -22,6 +22,7 @@ import { formatLabels, outputFormat, printData, renderTable } from '../output.ts
 import { writeFileAtomic } from '../../cluster/api/identity-file.ts';
 import { callWebApi, parseProxyAddress } from '../../cluster/api/web-client.ts';
 import { PosternError } from '../../protocols/errors.ts';
+import { appAddress, browserUrl } from '../../web/src/app-url.ts';
 import { loadProfile, profileDir, type Profile } from './profile.ts';
 import { clusterCaFile } from './proxy-ssh.ts';
 import { issueRouted, listServed, routedCluster } from './routed-resources.ts';
@@ -54,17 +55,13 @@ async function _appDomain(profile: Profile): Promise<string | undefined> {
 
 const _noAppDomain = '(the proxy has no app domain; set proxy.app_domain)';
 
-/** `https://NAME.<app domain>:PORT`, or undefined when the proxy serves no HTTP apps. */
-function _appAddress(name: string, domain: string | undefined, proxy: string): string | undefined {
-  return domain ? `https://${name}.${domain}:${parseProxyAddress(proxy).port}` : undefined;
-}
-
 /**
- * Where a browser opens an HTTP app at `address`: the address itself in the proxy's own
- * cluster; for an app in a leaf, the login form naming the leaf (the session is routed there).
+ * `https://NAME.<app domain>[:PORT]` (no port when 443), or undefined when the proxy serves
+ * no HTTP apps. The address and browser URL rules are shared with the web UI's Launch
+ * link (web/src/app-url.ts).
  */
-export function browserUrl(address: string, cluster: string | undefined, proxyCluster: string): string {
-  return cluster && cluster !== proxyCluster ? `${address}/.postern/login?cluster=${encodeURIComponent(cluster)}` : address;
+function _appAddress(name: string, domain: string | undefined, proxy: string): string | undefined {
+  return appAddress(name, domain, parseProxyAddress(proxy).port);
 }
 
 export async function appsLs(invocation: Invocation): Promise<number> {
