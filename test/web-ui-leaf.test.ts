@@ -7,12 +7,17 @@
  * -> leaf tunnel -> leaf proxy -> agent), with the root-routed web session
  * certificate. With the xrdp fixture (root and its packages), an agent in the leaf also
  * serves an xrdp desktop, which the person opens from the root the same way: the
- * leaf's agent accepts the root's certificate and maps its roles. Refusals: a person whose roles do not reach the leaf gets no leaf in
+ * leaf's agent accepts the root's certificate and maps its roles. An agent in the leaf
+ * serves an HTTP and a TCP app: the HTTP app's Launch opens the app login form on its
+ * host under the root's app domain, routed to the leaf (`?cluster=leaf`), which leads
+ * to the app. Refusals: a person whose roles do not reach the leaf gets no leaf in
  * the picker, an error on the leaf's pages and no terminal websocket there.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -25,6 +30,8 @@ import { artifactsDir, chromiumMissing, launchChromium, newContext, screenshot }
 
 const skip = chromiumMissing() ?? (process.getuid?.() === 0 ? undefined : 'logs in as root on the leaf agent: run as root');
 const password = 'a long and happy password';
+/** The root proxy's app domain (leaf apps are opened through the root); Chromium resolves *.localhost to the loopback. */
+const appDomain = 'root.localhost';
 
 const until = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> => pollUntil(what, check, timeoutMs);
 
@@ -32,6 +39,8 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
   let pair: TrustedPair;
   let desktop: XrdpDesktop | undefined;
   let desktopAgent: DaemonProcess | undefined;
+  let appAgent: DaemonProcess | undefined;
+  let app: http.Server | undefined;
   let browser: Browser | undefined;
   const homes: Record<string, string> = {};
   let shots = '';
@@ -47,7 +56,23 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
 
   before(async () => {
     shots = artifactsDir('web-ui-leaf');
-    pair = await startTrustedPair({ roleMap: [{ remote: 'leaf-admin', local: ['access', 'leaf-desk'] }] });
+    pair = await startTrustedPair({ roleMap: [{ remote: 'leaf-admin', local: ['access', 'leaf-desk'] }], rootProxyYaml: `  app_domain: ${appDomain}\n` });
+    // An app in the leaf that names the user of the JWT it was sent (the leaf's; not verified here).
+    app = await new Promise<http.Server>((resolve) => {
+      const server = http.createServer((req, res) => {
+        const jwt = String(req.headers['postern-jwt-assertion'] ?? '');
+        const claims = jwt ? JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string } : {};
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end(`<!doctype html><title>leafweb</title><p id="hello">hello from leafweb, ${claims.sub ?? 'nobody'}</p>`);
+      });
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    });
+    const appToken = await addToken(pair.leaf, 'node');
+    appAgent = await startDaemon('leaf-apps', (dir, diag) =>
+      `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  proxy_addr: ${pair.leaf.proxy}\n  token: ${appToken}\n  ca_pin: ${pair.leaf.pin}\n  node_name: leaf-apps\n  ssh: { enabled: false }\n`
+      + `  apps:\n    - { name: leafweb, uri: "http://127.0.0.1:${(app!.address() as AddressInfo).port}", labels: { env: leaf } }\n`
+      + '    - { name: leaftcp, uri: "tcp://127.0.0.1:9", labels: { env: leaf } }\n');
+    await appAgent.waitReady();
     const leafRole = await createResource(pair.leaf, 'kind: role\nversion: v1\nmetadata: { name: leaf-desk }\nspec:\n  allow:\n    desktop_labels: { env: test }\n    desktop_logins: [tester]\n');
     assert.equal(leafRole.code, 0, leafRole.stderr);
     if (!xrdpUnavailable()) {
@@ -83,7 +108,8 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
   });
   after(async () => {
     await browser?.close();
-    await stopAll([...(desktopAgent ? [desktopAgent] : []), ...(pair?.daemons() ?? [])]);
+    await stopAll([...(desktopAgent ? [desktopAgent] : []), ...(appAgent ? [appAgent] : []), ...(pair?.daemons() ?? [])]);
+    await new Promise((resolve) => (app ? app.close(resolve) : resolve(undefined)));
     await desktop?.stop();
     for (const home of Object.values(homes)) rmSync(home, { recursive: true, force: true });
   });
@@ -109,6 +135,44 @@ describe('web UI: a leaf cluster through the root', { skip }, () => {
       assert.match(page.url(), /\/clusters\/leaf\/nodes\//);
       await page.keyboard.type('exit\n');
       await page.locator('[data-state="closed"]').waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('an HTTP app in the leaf: Launch opens its login form at the root routed to the leaf, which leads to the app; a TCP app has none', { timeout: 90_000 }, async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    try {
+      await signIn(page, 'alice');
+      await page.getByLabel('Cluster').selectOption('leaf');
+      await page.getByRole('heading', { name: 'Resources in leaf' }).waitFor();
+      await page.getByRole('tab', { name: 'Applications' }).click();
+      const row = page.getByRole('row', { name: /leafweb/ });
+      await row.waitFor({ timeout: 20_000 });
+      const launch = row.getByRole('link', { name: 'Launch leafweb (opens in a new tab)' });
+      const host = `https://leafweb.${appDomain}:${new URL(origin()).port}`;
+      assert.equal(await launch.getAttribute('href'), `${host}/.postern/login?cluster=leaf&redirect=%2F`);
+      assert.equal(await launch.getAttribute('target'), '_blank');
+      assert.equal(await launch.getAttribute('rel'), 'noopener noreferrer');
+      const tcp = page.getByRole('row', { name: /leaftcp/ });
+      await tcp.waitFor();
+      assert.equal(await tcp.getByRole('link').count(), 0, 'a TCP app has no Launch');
+      await screenshot(page, shots, '09-leaf-apps');
+
+      const [tab] = await Promise.all([context.waitForEvent('page'), launch.click()]);
+      await tab.waitForURL(`${host}/.postern/login?cluster=leaf&redirect=%2F`);
+      await tab.getByRole('heading', { name: 'Log in to leafweb in cluster leaf' }).waitFor();
+      await screenshot(tab, shots, '10-leaf-app-login');
+      await tab.fill('#user', 'alice');
+      await tab.fill('#password', password);
+      await Promise.all([tab.waitForURL(`${host}/`), tab.click('#login')]);
+      // The leaf's agent accepted the root user's routed session and mapped her roles.
+      assert.equal(await tab.textContent('#hello'), 'hello from leafweb, alice');
+      await tab.close();
+    } catch (error) {
+      await screenshot(page, shots, `failed-leaf-apps-${Date.now()}`);
+      throw error;
     } finally {
       await context.close();
     }

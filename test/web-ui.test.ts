@@ -6,12 +6,16 @@
  * resizes it, reads the audit log and uses the admin pages. Refusals: websockets and
  * API calls without a valid session (none, forged, signed out), state-changing calls
  * without the CSRF token, a cross-site Origin, and a user without admin rights (auth
- * refuses, the page shows it).
+ * refuses, the page shows it). The agent also serves an HTTP app and a TCP app: the
+ * HTTP app's Launch link opens its address (APP.webui.localhost on the proxy's port) in
+ * a new tab, where the app's login form leads to the app.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import WebSocket from 'ws';
@@ -23,6 +27,21 @@ import { inviteUser, startClusterProcess, type ClusterProcess } from './fixtures
 import { artifactsDir, chromiumMissing, launchChromium, newContext, screenshot } from './fixtures/browser.ts';
 
 const skip = chromiumMissing();
+/** The proxy's app domain; Chromium resolves *.localhost to the loopback. */
+const appDomain = 'webui.localhost';
+
+/** An HTTP app that answers a page naming the user of the Postern JWT it was sent (not verified: the app tests do that). */
+function startHtmlApp(): Promise<http.Server> {
+  return new Promise((resolve) => {
+    const server = http.createServer((req, res) => {
+      const jwt = String(req.headers['postern-jwt-assertion'] ?? '');
+      const claims = jwt ? JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: string } : {};
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>web-app</title><p id="hello">hello from web-app, ${claims.sub ?? 'nobody'}</p>`);
+    });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
 
 interface HttpResult {
   status: number;
@@ -79,6 +98,7 @@ function openTerminal(proxy: string, cluster: string, headers: Record<string, st
 describe('web UI', { skip }, () => {
   let cluster: ClusterProcess | undefined;
   let agent: DaemonProcess | undefined;
+  let app: http.Server | undefined;
   let admin: AuthConnection | undefined;
   let browser: Browser | undefined;
   let shots = '';
@@ -126,11 +146,13 @@ describe('web UI', { skip }, () => {
 
   before(async () => {
     shots = artifactsDir('web-ui');
-    cluster = await startClusterProcess('webui');
+    [cluster, app] = await Promise.all([startClusterProcess('webui', { proxyLines: [`app_domain: ${appDomain}`] }), startHtmlApp()]);
     const { proxy, pin } = cluster;
     const token = (JSON.parse((await cluster.pctl(['tokens', 'add', '--type=node', '--format', 'json'])).stdout) as { token: string }).token;
     agent = await startDaemon('agent', (dir, diag) =>
-      `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  node_name: web-1\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n  labels: { env: prod, team: web }\n`);
+      `data_dir: ${dir}\ndiag_addr: ${diag}\nagent:\n  node_name: web-1\n  proxy_addr: ${proxy}\n  token: ${token}\n  ca_pin: ${pin}\n  labels: { env: prod, team: web }\n`
+      + `  apps:\n    - { name: web-app, uri: "http://127.0.0.1:${(app!.address() as AddressInfo).port}", labels: { env: prod } }\n`
+      + '    - { name: echo-tcp, uri: "tcp://127.0.0.1:9", labels: { env: prod } }\n');
     const identity = JSON.parse(readFileSync(path.join(cluster.daemon.dir, 'admin-identity.json'), 'utf8')) as IdentityFile;
     admin = connectAuth(identity.auth_addr ?? '', identity);
     // tess signs in with TOTP; wendy (admin) and nora (no admin rights) with passwords,
@@ -144,6 +166,7 @@ describe('web UI', { skip }, () => {
     await browser?.close();
     admin?.close();
     await stopAll([agent, cluster?.daemon]);
+    await new Promise((resolve) => (app ? app.close(resolve) : resolve(undefined)));
   });
 
   test('the UI is served at / with a strict CSP, no framing, hashed assets cached for a year and index.html not cached', async () => {
@@ -289,6 +312,51 @@ describe('web UI', { skip }, () => {
       await page.goto(`${origin()}/clusters/webui/nodes/web-1/terminal?login=nobody`);
       await page.locator('[data-state="error"]').filter({ hasText: /cannot open a terminal on web-1 as nobody/ }).waitFor({ timeout: 20_000 });
       await screenshot(page, shots, '09-refused-login');
+    } catch (error) {
+      await screenshot(page, shots, `failed-${Date.now()}`);
+      throw error;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('applications: Launch opens an HTTP app at its address in a new tab (the app\'s login form, then the app); a TCP app and a proxy without an app domain have none', async () => {
+    const context = await newContext(browser!);
+    const page = await context.newPage();
+    try {
+      await signIn(page, 'nora');
+      await page.getByRole('tab', { name: 'Applications' }).click();
+      const row = page.getByRole('row', { name: /web-app/ });
+      await row.waitFor();
+      const launch = row.getByRole('link', { name: 'Launch web-app (opens in a new tab)' });
+      const address = `https://web-app.${appDomain}:${new URL(origin()).port}/`;
+      assert.equal(await launch.getAttribute('href'), address);
+      assert.equal(await launch.getAttribute('target'), '_blank');
+      assert.equal(await launch.getAttribute('rel'), 'noopener noreferrer');
+      const tcp = page.getByRole('row', { name: /echo-tcp/ });
+      await tcp.waitFor();
+      assert.equal(await tcp.getByRole('link').count(), 0, 'a TCP app has no Launch');
+      assert.equal(await tcp.getAttribute('title'), 'a TCP app: use psh proxy app echo-tcp');
+      await screenshot(page, shots, '12-apps');
+
+      // The new tab is the app's own host: its login form (a separate session), then the app as nora.
+      const [tab] = await Promise.all([context.waitForEvent('page'), launch.click()]);
+      await tab.waitForURL(/\/\.postern\/login\?redirect=%2F$/);
+      assert.ok(tab.url().startsWith(`https://web-app.${appDomain}:`), tab.url());
+      await tab.fill('#user', 'nora');
+      await tab.fill('#password', password);
+      await Promise.all([tab.waitForURL(address), tab.click('#login')]);
+      assert.equal(await tab.textContent('#hello'), 'hello from web-app, nora');
+      await screenshot(tab, shots, '13-app-launched');
+      await tab.close();
+
+      // A proxy whose discovery names no app domain: no Launch, the row's tooltip says why.
+      await page.route('**/v1/discovery', (route) => route.fulfill({ json: { cluster_name: 'webui', version: 'test', proxies: [], ca_pins: [] } }));
+      await page.getByRole('tab', { name: 'Servers' }).click();
+      await page.getByRole('row', { name: /web-1/ }).waitFor();
+      await page.getByRole('tab', { name: 'Applications' }).click();
+      await page.locator('tr[title="the proxy has no app domain"]').filter({ hasText: 'web-app' }).waitFor();
+      assert.equal(await page.getByRole('row', { name: /web-app/ }).getByRole('link').count(), 0);
     } catch (error) {
       await screenshot(page, shots, `failed-${Date.now()}`);
       throw error;

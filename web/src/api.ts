@@ -17,6 +17,13 @@ export interface Session {
   csrf_token: string;
 }
 
+/** What `GET /v1/discovery` says (the fields the UI reads; cluster/proxy/web-routes.ts `Discovery`). */
+export interface Discovery {
+  cluster_name: string;
+  /** HTTP apps are at APP.<app_domain> on the proxy's port; absent when the proxy serves none. */
+  app_domain?: string;
+}
+
 export interface ClusterInfo {
   name: string;
   local: boolean;
@@ -142,6 +149,8 @@ export const api = {
   login: (user: string, password: string, totpCode: string) => call<Session>('POST', '/v1/webapi/sessions', { user, password, totp_code: totpCode }),
   session: () => call<Session>('GET', '/v1/webapi/sessions/current'),
   logout: () => call<Record<string, never>>('DELETE', '/v1/webapi/sessions/current'),
+  /** The proxy's public discovery document (no session needed). */
+  discovery: () => call<Discovery>('GET', '/v1/discovery'),
   clusters: () => call<{ clusters: ClusterInfo[] }>('GET', '/v1/webapi/clusters'),
   nodes: (cluster: string) => call<{ items: NodeRecord[] }>('GET', `${site(cluster)}/resources/node`),
   resources: (cluster: string, kind: string) => call<{ items: ResourceRecord[] }>('GET', `${site(cluster)}/resources/${encodeURIComponent(kind)}`),

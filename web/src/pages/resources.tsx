@@ -1,10 +1,12 @@
 /**
  * What the person may reach in a cluster, by kind: servers with a Connect button,
- * and the served databases, apps, Kubernetes clusters and desktops. Search matches
- * names and label values; the label filter takes `key=value` pairs (all must match).
+ * and the served databases, apps (HTTP apps with a Launch link to their browser
+ * address, app-url.ts), Kubernetes clusters and desktops. Search matches names and
+ * label values; the label filter takes `key=value` pairs (all must match).
  */
 import { useMemo, useState } from 'preact/hooks';
 import { api, resourceKinds, type NodeRecord, type ResourceRecord, type Session } from '../api.ts';
+import { appLaunch, type AppLaunch, type LaunchProxy } from '../app-url.ts';
 import { ErrorBanner } from '../components/error-banner.tsx';
 import { Labels } from '../components/labels.tsx';
 import { navigate } from '../router.ts';
@@ -17,6 +19,8 @@ interface Row {
   labels: Record<string, string>;
   detail: string;
   online?: boolean;
+  /** Apps: where Launch opens the app, or why there is no Launch. */
+  launch?: AppLaunch;
 }
 
 function nodeRow(node: NodeRecord): Row {
@@ -28,6 +32,39 @@ function servedRow(resource: ResourceRecord): Row {
   const detail = ['protocol', 'uri', 'public_addr', 'addr'].map((k) => spec[k]).filter((v) => typeof v === 'string').join(' ');
   const online = resource.status?.online;
   return { id: resource.metadata.name, name: resource.metadata.name, labels: resource.metadata.labels ?? {}, detail, online: typeof online === 'boolean' ? online : undefined };
+}
+
+/**
+ * An app's row: HTTP apps launch at their browser address (as psh apps ls shows it);
+ * `proxy` is what discovery says of the proxy, or why it could not be read.
+ */
+function appRow(resource: ResourceRecord, cluster: string, proxy: LaunchProxy | Error): Row {
+  const spec = resource.spec ?? {};
+  const app = {
+    name: resource.metadata.name,
+    protocol: typeof spec['protocol'] === 'string' ? spec['protocol'] : undefined,
+    publicAddr: typeof spec['public_addr'] === 'string' ? spec['public_addr'] : undefined,
+    cluster,
+  };
+  // Without discovery only tcp apps and apps with their own public_addr know their answer.
+  const launch: AppLaunch = !(proxy instanceof Error)
+    ? appLaunch(app, proxy)
+    : app.protocol === 'tcp' || app.publicAddr
+      ? appLaunch(app, { cluster: '', port: 443 })
+      : { reason: `cannot read the proxy's discovery document: ${proxy.message}` };
+  return { ...servedRow(resource), launch };
+}
+
+async function listApps(cluster: string): Promise<Row[]> {
+  const [list, proxy] = await Promise.all([
+    api.resources(cluster, 'app'),
+    api.discovery().then(
+      // The apps share the proxy's one port: the one this page was loaded from.
+      (d): LaunchProxy => ({ appDomain: d.app_domain, cluster: d.cluster_name, port: Number(location.port || 443) }),
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    ),
+  ]);
+  return list.items.map((item) => appRow(item, cluster, proxy));
 }
 
 /** Parses `a=b c=d` into pairs; a bare word matches a label key. */
@@ -50,12 +87,14 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
   const [labelFilter, setLabelFilter] = useState('');
   const data = useAsync<Row[]>(async () => (kind === 'node'
     ? (await api.nodes(props.cluster)).items.map(nodeRow)
-    : (await api.resources(props.cluster, kind)).items.map(servedRow)), [props.cluster, kind]);
+    : kind === 'app'
+      ? await listApps(props.cluster)
+      : (await api.resources(props.cluster, kind)).items.map(servedRow)), [props.cluster, kind]);
   const filter = useMemo(() => parseLabelFilter(labelFilter), [labelFilter]);
   const rows = (data.value ?? []).filter((row) => matches(row, search, filter));
   const [login, setLogin] = useState(props.session.logins[0] ?? '');
   const [desktopLogin, setDesktopLogin] = useState('');
-  const connectable = kind === 'node' || kind === 'desktop';
+  const withActions = kind === 'node' || kind === 'desktop' || kind === 'app';
   const title = resourceKinds.find((k) => k.kind === kind)?.title ?? kind;
 
   return (
@@ -85,11 +124,11 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
       {data.loading ? <p role="status">Loading {title.toLowerCase()}…</p> : null}
       <table class="grid" aria-label={title}>
         <thead>
-          <tr><th scope="col">Name</th><th scope="col">Labels</th><th scope="col">Details</th>{connectable ? <th scope="col">Actions</th> : null}</tr>
+          <tr><th scope="col">Name</th><th scope="col">Labels</th><th scope="col">Details</th>{withActions ? <th scope="col">Actions</th> : null}</tr>
         </thead>
         <tbody>
           {rows.map((row) => (
-            <tr key={row.id}>
+            <tr key={row.id} title={row.launch?.reason}>
               <th scope="row">{row.name}{row.online === false ? <span class="muted"> (offline)</span> : null}</th>
               <td><Labels labels={row.labels} onPick={(l) => setLabelFilter((f) => (f ? `${f} ${l}` : l))} /></td>
               <td>{row.detail}</td>
@@ -107,6 +146,13 @@ export function ResourcesPage(props: { cluster: string; session: Session }) {
                     onClick={() => navigate(`/clusters/${encodeURIComponent(props.cluster)}/desktops/${encodeURIComponent(row.id)}?login=${encodeURIComponent(desktopLogin)}`)}>
                     Connect
                   </button>
+                </td>
+              ) : null}
+              {kind === 'app' ? (
+                <td>
+                  {row.launch?.url ? (
+                    <a class="button" href={row.launch.url} target="_blank" rel="noopener noreferrer" aria-label={`Launch ${row.name} (opens in a new tab)`}>Launch</a>
+                  ) : null}
                 </td>
               ) : null}
             </tr>
