@@ -99,7 +99,7 @@ test('heads expose keep-alive, upgrade and header values', () => {
   assert.equal(old.idle, true);
 });
 
-test('fuzz: mutated messages either frame or throw Http1ParseError, and never read past what was pushed', () => {
+test('fuzz: mutated messages either frame or throw Http1ParseError, and never read past what was pushed (decoding or not)', () => {
   let seed = 7;
   const random = (n: number): number => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -109,7 +109,7 @@ test('fuzz: mutated messages either frame or throw Http1ParseError, and never re
   for (let round = 0; round < 3000; round++) {
     const bytes = Buffer.from(pipelined);
     for (let k = 1 + random(4); k > 0; k--) bytes[random(bytes.length)] = alphabet[random(alphabet.length)]!;
-    const reader = new MessageReader({ kind: round % 2 === 0 ? 'request' : 'response', maxHeadBytes: 512 });
+    const reader = new MessageReader({ kind: round % 2 === 0 ? 'request' : 'response', maxHeadBytes: 512, decode: round % 3 === 0 });
     let seen = 0;
     try {
       for (let at = 0; at < bytes.length;) {
@@ -126,5 +126,80 @@ test('fuzz: mutated messages either frame or throw Http1ParseError, and never re
       assert.ok(error instanceof Http1ParseError, String(error));
     }
     assert.ok(seen <= bytes.length, 'never more bytes out than in');
+  }
+});
+
+/** Reads `pieces` with `decode`: each message as [status or method, payload], and the body events' count. */
+function decodeAll(kind: 'request' | 'response', pieces: Buffer[]): { messages: string[]; events: number } {
+  const reader = new MessageReader({ kind, maxHeadBytes: 1024, decode: true });
+  const messages: string[] = [];
+  let head = '';
+  let body = '';
+  let events = 0;
+  for (const piece of pieces) {
+    reader.push(piece);
+    for (let event = reader.read(); event; event = reader.read()) {
+      if (event.type === 'head') head = String(event.head.status || event.head.method);
+      else if (event.type === 'body') {
+        assert.ok(event.data.length > 0, 'no empty body events');
+        body += event.data.toString('latin1');
+        events++;
+      } else {
+        messages.push(`${head} ${body}`);
+        body = '';
+      }
+    }
+  }
+  return { messages, events };
+}
+
+const chunkedAnswers = Buffer.from([
+  'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n',
+  '5;name=value;other="quoted; still"\r\nhello\r\n1\t ;ext\r\n \r\n6\r\nworld!\r\n0\r\nTrailer-A: 1\r\nTrailer-B: two\r\n\r\n',
+  'HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc',
+  'HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n000A\r\n0123456789\r\n0;last\r\n\r\n',
+  'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+].join(''), 'latin1');
+
+test('decode: chunked bodies come out as their payload (extensions, trailers dropped), others as sent, at every split point', () => {
+  const whole = decodeAll('response', [chunkedAnswers]);
+  assert.deepEqual(whole.messages, ['200 hello world!', '201 abc', '202 0123456789', '200 ']);
+  for (let cut = 1; cut < chunkedAnswers.length; cut++) {
+    assert.deepEqual(decodeAll('response', [chunkedAnswers.subarray(0, cut), chunkedAnswers.subarray(cut)]).messages, whole.messages, `split at ${cut}`);
+    for (let second = cut + 1; second < chunkedAnswers.length; second += 7) {
+      const pieces = [chunkedAnswers.subarray(0, cut), chunkedAnswers.subarray(cut, second), chunkedAnswers.subarray(second)];
+      assert.deepEqual(decodeAll('response', pieces).messages, whole.messages, `split at ${cut} and ${second}`);
+    }
+  }
+  const bytes = [...chunkedAnswers].map((b) => Buffer.from([b]));
+  assert.deepEqual(decodeAll('response', bytes).messages, whole.messages, 'one byte at a time');
+});
+
+test('decode: chunk data is handed over as slices of what was pushed, one event per run of data', () => {
+  const one = decodeAll('response', [Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n')]);
+  assert.deepEqual(one, { messages: ['200 abcdef'], events: 2 });
+  // A chunk split across pushes comes out in as many pieces; nothing is buffered until the chunk is whole.
+  const split = decodeAll('response', [Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabc'), Buffer.from('def\r\n0\r\n\r\n')]);
+  assert.deepEqual(split, { messages: ['200 abcdef'], events: 2 });
+  // Requests decode the same way.
+  assert.deepEqual(decodeAll('request', [Buffer.from('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n')]).messages, ['POST hi']);
+});
+
+test('decode: malformed chunked bodies are refused as they are without decode', () => {
+  const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const bad = [
+    'z\r\nabc\r\n0\r\n\r\n', // not hex
+    '-1\r\n\r\n', // a sign
+    '0x3\r\nabc\r\n0\r\n\r\n', // a prefix
+    '3\r\nabcX\r\n0\r\n\r\n', // data longer than its size
+    '3\r\nab\r\n0\r\n\r\n', // data shorter than its size: CRLF lands where data was
+    '3\nabc\r\n0\r\n\r\n', // bare LF after the size
+    '1234567890abc\r\n', // more than 12 hex digits
+    `${'1'.repeat(5000)}`, // a size line without end, past the limit
+    '0\r\nBad\0Trailer: x\r\n\r\n', // a NUL in a trailer
+    `0\r\n${'T: x\r\n'.repeat(3000)}\r\n`, // trailers past the limit
+  ];
+  for (const text of bad) {
+    assert.throws(() => decodeAll('response', [Buffer.from(head + text, 'latin1')]), Http1ParseError, JSON.stringify(text.slice(0, 40)));
   }
 });

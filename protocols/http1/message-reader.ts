@@ -4,7 +4,7 @@ import { parseHead, type MessageHead } from './message-head.ts';
 /** What the reader found next in the bytes pushed so far. */
 export type ReadEvent =
   | { type: 'head'; head: MessageHead; raw: Buffer }
-  /** Body bytes exactly as sent (chunked framing included), to be passed on unchanged. */
+  /** Body bytes exactly as sent (chunked framing included), to be passed on unchanged; with `decode`, a chunked body's payload only. */
   | { type: 'body'; data: Buffer }
   | { type: 'end' };
 
@@ -12,6 +12,12 @@ export interface MessageReaderOptions {
   kind: 'request' | 'response';
   /** The longest head accepted (bytes up to and including the blank line). */
   maxHeadBytes: number;
+  /**
+   * Hand chunked bodies over decoded: body events carry chunk data only (chunk-size lines,
+   * extensions and trailers are checked as always, then dropped). For a reader that
+   * re-frames bodies itself (an HTTP/2 answer). Default false: bytes as sent.
+   */
+  decode?: boolean;
 }
 
 const maxChunkLine = 4096;
@@ -139,18 +145,24 @@ export class MessageReader {
     }
   }
 
-  /** Walks chunk-size lines, chunk data and trailers; returns every byte walked as one body slice. */
+  /**
+   * Walks chunk-size lines, chunk data and trailers; returns every byte walked as one body
+   * slice, or (decode) the next run of chunk data.
+   */
   #readChunked(): ReadEvent | undefined {
     const buf = this.#buf;
     const start = this.#off;
+    const decode = this.#options.decode === true;
     let done = false;
     while (!done && this.#off < buf.length) {
       const state = this.#state;
       if (state.at === 'chunk-data') {
         const take = Math.min(state.left, buf.length - this.#off);
+        const from = this.#off;
         this.#off += take;
         state.left -= take;
         if (state.left === 0) this.#state = { at: 'chunk-crlf', seen: 0 };
+        if (decode) return { type: 'body', data: buf.subarray(from, this.#off) };
       } else if (state.at === 'chunk-crlf') {
         if (buf[this.#off] !== (state.seen === 0 ? 13 : 10)) throw new Http1ParseError('Cannot read the chunked body: chunk data is not followed by CRLF');
         this.#off++;
@@ -187,7 +199,8 @@ export class MessageReader {
         break;
       }
     }
-    if (this.#off === start) return this.#pendingEnd ? this.read() : undefined;
+    // Decoding, the framing walked so far is dropped: the end, or more bytes needed.
+    if (this.#off === start || decode) return this.#pendingEnd ? this.read() : undefined;
     return { type: 'body', data: buf.subarray(start, this.#off) };
   }
 }
