@@ -13,7 +13,7 @@
  * ```
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import http2 from 'node:http2';
+import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
@@ -261,10 +261,10 @@ export class AppWeb {
       // Answers of unknown length (server-sent events, long polls) must reach the client before they end.
       if (answer.headers['content-length'] === undefined) res.flushHeaders();
       answer.pipe(res);
-      answer.on('error', () => res.destroy());
+      answer.on('error', () => _abort(res));
     });
     upstream.on('error', (error) => {
-      if (res.headersSent) return void res.destroy();
+      if (res.headersSent) return void _abort(res);
       const status = dialStatus(error);
       this.#refuse(res, status, error instanceof ServiceDialError ? error.message : `the app connection failed: ${error.message}`, status === 403 ? 'app-denied' : 'app-dial-failed');
     });
@@ -339,4 +339,15 @@ interface _FastState {
 export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {
   if (caller.certificate) return certificateDial(caller.certificate, caller.certificate.pem, addr);
   return { identity: routedHeader(caller.identity, caller.via, addr) };
+}
+
+/**
+ * Breaks off an answer the app did not finish. An HTTP/2 stream is reset with
+ * INTERNAL_ERROR: destroy() without an error ends it cleanly first (END_STREAM), and a
+ * client would take an answer without content-length as complete.
+ */
+function _abort(res: ServerResponse): void {
+  const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+  if (stream) stream.destroy(new Error('the app connection broke in the middle of the answer'));
+  else res.destroy();
 }
