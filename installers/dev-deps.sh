@@ -25,6 +25,7 @@ packages=(
   chromium                        # headless browser for the web UI tests (playwright-core drives it)
   kubernetes-client               # kubectl against the Kubernetes forwarder
   wrk haproxy                     # npm run bench -- apps: load generator and TLS-terminating baseline
+  nghttp2-client                  # h2load: HTTP/2 load for npm run bench -- apps and the app tests
 )
 
 # A command another package already provides: Debian's package would conflict with it

@@ -5,7 +5,9 @@
  * role allows env=dev apps, psh for login, and curl for requests. The HTTP upstream
  * verifies the JWT assertion against the proxy's JWKS. Refusals: an app the role does
  * not allow, a certificate for one app used for another, a Host header naming another
- * app than SNI, no credentials, a client-sent assertion (replaced).
+ * app than SNI, no credentials, a client-sent assertion (replaced). HTTP/2 clients (curl
+ * --http2, h2load, Chromium) on the proxy's HTTP/2 fast path and, for refusals and
+ * redirects, its full server.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +28,7 @@ import { MessageReader } from '../protocols/http1/index.ts';
 
 const chromiumMissing = existsSync('/usr/bin/chromium') ? undefined : 'chromium missing: install Debian package chromium';
 const curlMissing = spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl missing: install Debian package curl';
+const h2loadMissing = spawnSync('h2load', ['--version']).status === 0 ? undefined : 'h2load missing: install Debian package nghttp2-client';
 const domain = 'proxy.localhost';
 
 /** The payload of a chunked body (the reader hands bodies on with their framing). */
@@ -67,6 +70,22 @@ describe('apps through Postern', { skip: curlMissing }, () => {
     const cut = run.stdout.lastIndexOf('\n');
     return { status: Number(run.stdout.slice(cut + 1)), body: run.stdout.slice(0, cut), stderr: run.stderr };
   };
+  /** curl --http2: the same as curl(), and the HTTP version of the answer. */
+  const curl2 = async (app: string, pathname: string, args: string[] = []) => {
+    const run = await runCurl(['-sS', '--http2', '--max-time', '20', '--cacert', caFile, '--connect-to', `${app}.${domain}:${port}:127.0.0.1:${port}`, '-w', '\n%{http_version} %{http_code}', ...args, `https://${app}.${domain}:${port}${pathname}`]);
+    const cut = run.stdout.lastIndexOf('\n');
+    const [version, status] = run.stdout.slice(cut + 1).split(' ');
+    return { version, status: Number(status), body: run.stdout.slice(0, cut), stderr: run.stderr };
+  };
+  /** Requests the proxy's full path has forwarded so far (it logs each one; the fast paths do not). */
+  const fullPathRequests = () => (cluster!.daemon.logs().match(/"msg":"app request"/g) ?? []).length;
+  /** Logs in to `app` with the form and returns the session cookie (name=value). */
+  const sessionCookie = async (app: string) => {
+    const login = await curl(app, '/.postern/login', ['-D', '-', '--data-urlencode', 'user=alice', '--data-urlencode', 'password=a long and happy password', '--data-urlencode', 'redirect=/']);
+    const id = /set-cookie: __Host-postern_app=([A-Za-z0-9_-]{43})/i.exec(login.body)?.[1];
+    assert.ok(id, login.body);
+    return `__Host-postern_app=${id}`;
+  };
   const certArgs = (app: string) => {
     const dir = path.join(home, 'profiles', `127.0.0.1_${port}`);
     return ['--cert', path.join(dir, `app-${app}.crt`), '--key', path.join(dir, `app-${app}.key`)];
@@ -104,7 +123,8 @@ describe('apps through Postern', { skip: curlMissing }, () => {
 
   before(async () => {
     home = mkdtempSync(path.join(tmpdir(), 'postern-apps-home-'));
-    cluster = await startClusterProcess('apps', { proxyYaml: `  app_domain: ${domain}\n` });
+    // Debug logs: the full path logs each request it forwards ('app request'), which tells the paths apart.
+    cluster = await startClusterProcess('apps', { proxyYaml: `  app_domain: ${domain}\nlog:\n  level: debug\n` });
     port = Number(cluster.proxy.split(':')[1]);
     caFile = path.join(home, 'profiles', `127.0.0.1_${port}`, 'cluster-ca.pem');
     web = await startHttpApp('web', jwks);
@@ -321,6 +341,111 @@ describe('apps through Postern', { skip: curlMissing }, () => {
       second.close();
     }
     assert.ok(!web!.seen.some((r) => r.path === '/forged' || r.path === '/after'), 'refused requests never reach the app');
+  });
+
+  test('HTTP/2 clients take the fast path: GET, HEAD, POST with and without a length, chunked and streaming answers, a 20 MB upload, several cookies set', async () => {
+    assert.equal((await psh(['apps', 'login', 'web'])).code, 0);
+    const cookie = await sessionCookie('web');
+    const before = fullPathRequests();
+    const seenBefore = web!.seen.length;
+    const viaCert = await curl2('web', '/h2?via=cert', certArgs('web'));
+    assert.deepEqual([viaCert.version, viaCert.status], ['2', 200], viaCert.stderr + viaCert.body);
+    const certSeen = JSON.parse(viaCert.body) as { path: string; user: string; jwtError: string | null; headers: Record<string, string> };
+    assert.deepEqual([certSeen.path, certSeen.user, certSeen.jwtError], ['/h2?via=cert', 'alice', null]);
+    assert.equal(certSeen.headers['x-env'], 'dev');
+    assert.equal(certSeen.headers['x-forwarded-host'], `web.${domain}:${port}`);
+    // HTTP/2 may send cookies as separate fields: they reach the app as one header, without Postern's.
+    const viaCookie = await curl2('web', '/h2?via=cookie', ['-H', 'Cookie: theme=dark', '-H', `Cookie: ${cookie}; lang=en`, '-H', 'Postern-Jwt-Assertion: forged']);
+    assert.deepEqual([viaCookie.version, viaCookie.status], ['2', 200], viaCookie.body);
+    const cookieSeen = JSON.parse(viaCookie.body) as { user: string; jwtError: string | null; headers: Record<string, string> };
+    assert.deepEqual([cookieSeen.user, cookieSeen.jwtError], ['alice', null]);
+    assert.equal(cookieSeen.headers.cookie, 'theme=dark; lang=en', 'the session cookie must not reach the app');
+    assert.notEqual(cookieSeen.headers['postern-jwt-assertion'], 'forged');
+    const head = await curl2('web', '/h2-head', ['-I', '-H', `Cookie: ${cookie}`]);
+    assert.deepEqual([head.version, head.status], ['2', 200], head.body);
+    assert.match(head.body, /^content-type: application\/json\r\n[\s\S]*\r\n\r\n$/m, 'the head, no body');
+    assert.equal(web!.seen.at(-1)!.method, 'HEAD');
+    // A body with a length goes as is; one of unknown length goes chunked to the app (curl
+    // reads all of --data-binary @- before sending, with a length; -T - streams stdin without).
+    const sized = await curl2('web', '/upload', ['-H', `Cookie: ${cookie}`, '--data-binary', 'hello h2']);
+    assert.deepEqual([sized.version, sized.status], ['2', 200], sized.body);
+    assert.deepEqual(JSON.parse(sized.body), { bytes: 8, sha256: createHash('sha256').update('hello h2').digest('hex') });
+    assert.equal(web!.seen.at(-1)!.headers['content-length'], '8');
+    const piped = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn('curl', ['-sS', '--http2', '--cacert', caFile, '--connect-to', `web.${domain}:${port}:127.0.0.1:${port}`, '-H', `Cookie: ${cookie}`, '-X', 'POST', '-T', '-', `https://web.${domain}:${port}/upload`]);
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('close', (code) => resolve({ code, out }));
+      child.stdin.write('streamed ');
+      setTimeout(() => child.stdin.end('from stdin'), 100);
+    });
+    assert.equal(piped.code, 0, piped.out);
+    assert.deepEqual(JSON.parse(piped.out), { bytes: 19, sha256: createHash('sha256').update('streamed from stdin').digest('hex') });
+    assert.equal(web!.seen.at(-1)!.headers['content-length'], undefined, 'curl sends no length for stdin');
+    assert.equal(web!.seen.at(-1)!.headers['transfer-encoding'], 'chunked');
+    // A chunked answer is decoded (HTTP/2 frames it); several set-cookie fields stay several.
+    const chunked = await curl2('web', '/chunked', ['-H', `Cookie: ${cookie}`, '-D', '-']);
+    assert.deepEqual([chunked.version, chunked.status], ['2', 200], chunked.body);
+    assert.match(chunked.body, /\r\n\r\nfirst chunk, then the last one$/);
+    assert.doesNotMatch(chunked.body, /transfer-encoding/i);
+    const cookies = await curl2('web', '/cookies', ['-H', `Cookie: ${cookie}`, '-D', '-']);
+    assert.deepEqual((cookies.body.match(/^set-cookie: .*$/gim) ?? []).map((line) => line.trim()), ['set-cookie: one=1; Path=/', 'set-cookie: two=2; Path=/; HttpOnly']);
+    // Server-sent events reach the client as they are written, before the answer ends.
+    const events = await new Promise<{ firstAt: number; endAt: number; out: string }>((resolve) => {
+      const started = Date.now();
+      let firstAt = 0;
+      let out = '';
+      const child = spawn('curl', ['-sS', '-N', '--http2', '--cacert', caFile, '--connect-to', `web.${domain}:${port}:127.0.0.1:${port}`, '-H', `Cookie: ${cookie}`, `https://web.${domain}:${port}/stream`]);
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (!firstAt && out.includes('tick 1')) firstAt = Date.now() - started;
+      });
+      child.on('close', () => resolve({ firstAt, endAt: Date.now() - started, out }));
+    });
+    assert.match(events.out, /tick 1[\s\S]*tick 3/);
+    assert.ok(events.firstAt > 0 && events.endAt - events.firstAt >= 300, `the first event came at ${events.firstAt} ms, the end at ${events.endAt} ms`);
+    const payload = randomBytes(20 * 1024 * 1024);
+    const file = path.join(home, 'upload-h2.bin');
+    writeFileSync(file, payload);
+    const upload = await curl2('web', '/upload', [...certArgs('web'), '--data-binary', `@${file}`, '-H', 'content-type: application/octet-stream']);
+    assert.deepEqual([upload.version, upload.status], ['2', 200], upload.stderr);
+    assert.deepEqual(JSON.parse(upload.body), { bytes: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
+    // A request the full path serves (HTTP/1.1 with Connection: close is always its) shows
+    // up in the count once its log line is through; the lines of the requests before it are too.
+    const control = await curl('web', '/control', [...certArgs('web'), '--http1.1', '-H', 'Connection: close']);
+    assert.equal(control.status, 200, control.body);
+    for (let i = 0; i < 100 && fullPathRequests() === before; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(fullPathRequests(), before + 1, 'the HTTP/2 requests never went through the full path');
+    for (const seen of web!.seen.slice(seenBefore)) {
+      assert.doesNotMatch(String(seen.headers.cookie ?? ''), /postern/, `the session cookie reached the app at ${seen.path}`);
+      assert.equal(seen.jwtError, undefined, `${seen.path}: ${seen.jwtError}`);
+    }
+  });
+
+  test('HTTP/2 refusals, redirects and login pages are answered by the full path', async () => {
+    const wrongCert = await curl2('secret', '/', certArgs('web'));
+    assert.deepEqual([wrongCert.version, wrongCert.status], ['2', 403], wrongCert.body);
+    assert.match(wrongCert.body, /this certificate is for app "web", not "secret"/);
+    const hostTrick = await curl2('web', '/', [...certArgs('web'), '-H', `Host: secret.${domain}:${port}`]);
+    assert.deepEqual([hostTrick.version, hostTrick.status], ['2', 421], hostTrick.body);
+    assert.match(hostTrick.body, /does not match the TLS server name/);
+    const browser = await curl2('web', '/page', ['-H', 'Accept: text/html', '-D', '-']);
+    assert.deepEqual([browser.version, browser.status], ['2', 302], browser.body);
+    assert.match(browser.body, /location: \/\.postern\/login\?redirect=%2Fpage/i);
+    const anonymous = await curl2('web', '/');
+    assert.equal(anonymous.status, 401, anonymous.body);
+    const form = await curl2('web', '/.postern/login');
+    assert.deepEqual([form.version, form.status], ['2', 200]);
+    assert.match(form.body, /<form method="post" action="\/\.postern\/login">/);
+    assert.equal(secret!.seen.length, 0, 'the secret app must never be reached');
+  });
+
+  test('h2load with the session cookie: every request answered 2xx over HTTP/2', { skip: h2loadMissing }, async () => {
+    const cookie = await sessionCookie('web');
+    const out = await new Promise<string>((resolve, reject) => execFile('h2load', ['-n', '400', '-c', '4', '-m', '8', '--connect-to', `127.0.0.1:${port}`, '-H', `cookie: ${cookie}`, `https://web.${domain}:${port}/load`], { encoding: 'utf8', timeout: 60_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))));
+    assert.match(out, /Application protocol: h2/, out);
+    assert.match(out, /requests: 400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored/, out);
+    assert.match(out, /status codes: 400 2xx, 0 3xx, 0 4xx, 0 5xx/, out);
   });
 
   test('headless Chromium is sent to the login form, logs in and sees the app as its user', { skip: chromiumMissing }, async () => {

@@ -11,9 +11,14 @@
  *           certificate (to its route-to-cluster) or, for a session of this cluster, the
  *           routed identity; the agent decides (checkApp), adds the JWT assertion, forwards
  * ```
+ *
+ * Ordinary authorized requests take a fast path: HTTP/1.1 connections in
+ * app-http1-connection.ts, HTTP/2 streams in app-http2-forwarder.ts; the checks for both
+ * are here. Node's HTTP servers (and its HTTP client, in #serve) handle the rest: login
+ * pages, refusals, redirects, upgrades, anything unusual.
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import http2, { type ServerHttp2Stream } from 'node:http2';
+import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
@@ -25,9 +30,17 @@ import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
 import { serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
 import { AppHttp1Connection, type FastPathDecision } from './app-http1-connection.ts';
+import { AppHttp2Forwarder, type Http2ForwardRequest } from './app-http2-forwarder.ts';
+import { TunnelStreamPool } from './tunnel-stream-pool.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
+// What an HTTP/1.1 request line and field may hold (protocols/http1 parses the same way at the agent).
+const tokenChars = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const targetChars = /^\/[\x21-\x7e\x80-\xff]*$/;
+const badValueChars = /[\x00-\x08\x0a-\x1f\x7f]/;
+const lengthDigits = /^\d{1,15}$/;
+const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** A user authenticated for one request, and how. */
 export interface AppCaller {
@@ -55,7 +68,7 @@ export interface AppWebOptions {
   sessionRoutes?: (req: IncomingMessage, res: ServerResponse, app: string) => Promise<boolean>;
   /** Where a browser without a session is sent (the request's cookies may name the cluster it logs in to). */
   loginUrl?: (req: Pick<IncomingMessage, 'headers'>, path: string) => string;
-  /** Serve authorized HTTP/1.1 requests on the fast path (app-http1-connection.ts). Default true. */
+  /** Serve authorized requests on the fast paths (app-http1-connection.ts, app-http2-forwarder.ts). Default true. */
   fastPath?: boolean;
   logger: Logger;
   onRefused?: (reason: string) => void;
@@ -78,7 +91,16 @@ export class AppWeb {
   readonly #http2: http2.Http2Server;
   readonly #peers = new WeakMap<object, PeerUser>();
   readonly #fastStates = new WeakMap<TLSSocket, _FastState>();
+  readonly #h2States = new WeakMap<Http2Session, _Http2State>();
+  /** The dials of each caller (and their pool keys) by app and client address, so neither is computed per request. */
+  readonly #dials = new WeakMap<AppCaller['identity'], Map<string, _CallerDialCache>>();
   readonly #agents: TunnelAgentPool;
+  readonly #streams: TunnelStreamPool;
+  readonly #h2Forwarder: AppHttp2Forwarder;
+  /** Node's HTTP/2 compatibility layer ('stream' -> 'request'), for what the fast path does not serve. */
+  readonly #h2Compat: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void;
+  /** The TLS socket whose HTTP/2 session is being created (the 'session' event names only the session). */
+  #h2Socket: TLSSocket | undefined;
 
   constructor(options: AppWebOptions) {
     this.#options = options;
@@ -87,7 +109,22 @@ export class AppWeb {
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#http2 = http2.createServer({ settings: { maxConcurrentStreams: 256 } }, handler as never);
     this.#http2.on('sessionError', () => {});
+    // The compatibility layer is a 'stream' listener that creates a request and response
+    // object per stream and emits 'request'. It is taken off and called only for the
+    // streams the fast path does not serve: listening on 'request' would build those
+    // objects for every stream (~15% of the proxy's CPU per HTTP/2 request).
+    const compat = this.#http2.listeners('stream') as Array<(...args: unknown[]) => void>;
+    if (compat.length !== 1) throw new Error(`Cannot set up the HTTP/2 fast path: expected Node's HTTP/2 compatibility 'stream' listener, found ${compat.length}`);
+    this.#http2.removeAllListeners('stream');
+    this.#h2Compat = (stream, headers, flags, rawHeaders) => compat[0]!.call(this.#http2, stream, headers, flags, rawHeaders);
+    this.#http2.on('stream', this.#onHttp2Stream);
+    this.#http2.on('session', (session: Http2Session) => {
+      const socket = this.#h2Socket;
+      if (socket) this.#h2States.set(session, { socket, addr: `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`, host: undefined, app: '', cookie: undefined, strippedCookie: undefined, routed: undefined });
+    });
     this.#agents = new TunnelAgentPool((request) => options.dialer.dial(request), { idleMs: 60_000 });
+    this.#streams = new TunnelStreamPool({ dial: (request) => options.dialer.dial(request), idleMs: 60_000, maxAgeMs: 60_000 });
+    this.#h2Forwarder = new AppHttp2Forwarder({ pool: this.#streams, refuse: (stream, status, why, reason) => this.#refuseStream(stream, status, why, reason) });
   }
 
   /** True when this socket's SNI names an app. */
@@ -97,13 +134,21 @@ export class AppWeb {
 
   /** Takes a TLS socket (ALPN h2, http/1.1 or none) whose SNI names an app. */
   readonly accept = (socket: TLSSocket): void => {
-    if (socket.alpnProtocol === 'h2') this.#http2.emit('connection', socket);
-    else if (this.#options.fastPath === false) this.#http1.emit('connection', socket);
+    if (socket.alpnProtocol === 'h2') {
+      // The session is created (and 'session' emitted) while 'connection' is handled.
+      this.#h2Socket = socket;
+      try {
+        this.#http2.emit('connection', socket);
+      } finally {
+        this.#h2Socket = undefined;
+      }
+    } else if (this.#options.fastPath === false) this.#http1.emit('connection', socket);
     else new AppHttp1Connection(socket, { check: this.#fastCheck, dial: (request) => this.#options.dialer.dial(request), handOff: (s) => this.#http1.emit('connection', s) });
   };
 
   close(): void {
     this.#agents.close();
+    this.#streams.close();
     this.#http1.close();
     this.#http2.close();
   }
@@ -232,6 +277,153 @@ export class AppWeb {
     return { forward: true, key: routed.key, dial: routed.dial, head: Buffer.from(serializeRequestHead(head.method, head.target, out), 'latin1') };
   }
 
+  /**
+   * Each HTTP/2 stream: the fast path (app-http2-forwarder.ts) when #http2Check forwards
+   * it, else Node's compatibility layer and #serve, which answer everything else.
+   */
+  readonly #onHttp2Stream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void => {
+    // A stream reset while its caller is looked up must not throw for want of a listener.
+    stream.on('error', _noop);
+    let decision: Http2ForwardRequest | undefined | Promise<Http2ForwardRequest | undefined>;
+    try {
+      decision = this.#options.fastPath === false ? undefined : this.#http2Check(stream, headers, flags, rawHeaders);
+    } catch {
+      decision = undefined;
+    }
+    if (decision instanceof Promise) {
+      decision.catch(() => undefined).then((found) => {
+        if (!stream.destroyed && !stream.closed) this.#serveHttp2(stream, headers, flags, rawHeaders, found);
+      });
+    } else this.#serveHttp2(stream, headers, flags, rawHeaders, decision);
+  };
+
+  #serveHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[], decision: Http2ForwardRequest | undefined): void {
+    try {
+      if (decision) this.#h2Forwarder.forward(stream, decision);
+      else this.#h2Compat(stream, headers, flags, rawHeaders);
+    } catch (error) {
+      // A throw here would reach the HTTP/2 session's event loop and end the process.
+      this.#options.logger.warn({ err: error }, 'app request failed');
+      stream.destroy();
+    }
+  }
+
+  /**
+   * The HTTP/2 fast path's check of one request: the same Host, path and caller checks as
+   * the HTTP/1.1 one (#fastCheck), and a method, path and fields that make a valid
+   * HTTP/1.1 request; undefined sends the stream to #serve.
+   */
+  #http2Check(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): Http2ForwardRequest | undefined | Promise<Http2ForwardRequest | undefined> {
+    const session = stream.session;
+    const state = session && this.#h2States.get(session);
+    if (!session || !state) return undefined;
+    const method = headers[':method'];
+    const target = headers[':path'];
+    if (typeof method !== 'string' || typeof target !== 'string' || method === 'CONNECT' || target.startsWith('/.postern/') || !tokenChars.test(method) || !targetChars.test(target)) return undefined;
+    let host: string | undefined;
+    let authority: string | undefined;
+    let cookie: string | undefined;
+    let length: string | undefined;
+    let expect = false;
+    // The head's fields; Host goes first, set below.
+    const out: HeaderField[] = [['host', '']];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const value = raw[i + 1]!;
+      if (name.charCodeAt(0) === 58 /* : */) {
+        if (name === ':authority') authority = value;
+        else if (name !== ':method' && name !== ':path' && name !== ':scheme') return undefined;
+        continue;
+      }
+      // HTTP/2 allows bytes in fields that would end a line or a head in HTTP/1.1: never forwarded.
+      if (!tokenChars.test(name) || badValueChars.test(value)) return undefined;
+      if (name === 'host') {
+        if (host !== undefined) return undefined;
+        host = value;
+      } else if (name === 'cookie') {
+        // HTTP/2 may split the cookie header; HTTP/1.1 has one.
+        cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      } else if (name === 'expect') {
+        if (value.toLowerCase() !== '100-continue') return undefined;
+        expect = true;
+      } else if (!hopByHop.has(name)) {
+        if (name === 'content-length') {
+          if (length !== undefined || !lengthDigits.test(value)) return undefined;
+          length = value;
+        }
+        out.push([name, value]);
+      }
+    }
+    if (host !== undefined && authority !== undefined && host !== authority) return undefined;
+    const hostValue = host ?? authority;
+    if (hostValue === undefined) return undefined;
+    if (hostValue !== state.host) {
+      const where = this.#appOfRequest(state.socket, hostValue, target);
+      if ('status' in where) return undefined;
+      state.host = hostValue;
+      state.app = where.app;
+    }
+    out[0]![1] = hostValue;
+    const app = state.app;
+    const request: _Http2Request = { state, method, target, cookie, out, length, expect, endStream: (flags & NGHTTP2_FLAG_END_STREAM) !== 0 };
+    let caller = this.#certificateCaller(session, state.socket, app);
+    if (caller === 'no-certificate') {
+      const req = { headers: { cookie } };
+      const cached = this.#options.sessionsCached?.(req, app) ?? 'miss';
+      if (cached === 'miss') return (this.#options.sessions?.(req, app) ?? Promise.resolve(undefined)).then((found) => this.#http2Decision(request, app, found));
+      caller = cached;
+    }
+    return this.#http2Decision(request, app, caller);
+  }
+
+  #http2Decision(request: _Http2Request, app: string, caller: AppCaller | { status: number; why: string } | undefined): Http2ForwardRequest | undefined {
+    // Refusals, logins and redirects are the full path's to answer.
+    if (caller === undefined || 'status' in caller) return undefined;
+    const { state, out, method, length } = request;
+    // The dial is the same for every request of one caller on one session.
+    let routed = state.routed;
+    if (!routed || routed.identity !== caller.identity || routed.app !== app || routed.via !== caller.via) {
+      const { dial, key } = this.#dialFor(caller, state.addr, app);
+      routed = { identity: caller.identity, app, via: caller.via, dial, key };
+      state.routed = routed;
+    }
+    const { dial, key } = routed;
+    // The session cookie is Postern's, never the app's.
+    if (request.cookie !== state.cookie) {
+      state.cookie = request.cookie;
+      state.strippedCookie = withoutSessionCookie(request.cookie);
+    }
+    if (state.strippedCookie !== undefined) out.push(['cookie', state.strippedCookie]);
+    // No body: the head goes at once (a GET's END_STREAM may come late). Else the body goes
+    // as it comes: as is with a content-length, else chunk-encoded.
+    let body: Http2ForwardRequest['body'] = 'chunked';
+    if (request.endStream || length === '0' || (length === undefined && (method === 'GET' || method === 'HEAD'))) body = 'none';
+    else if (length !== undefined) body = 'length';
+    else out.push(['transfer-encoding', 'chunked']);
+    const head = Buffer.from(serializeRequestHead(method, request.target, out), 'latin1');
+    return { key, dial, head, body, length: body === 'length' ? Number(length) : 0, headRequest: method === 'HEAD', continue: request.expect };
+  }
+
+  /**
+   * The dial (and its pool key) of `caller` from `addr` to `app`, computed once per caller
+   * identity object (a certificate's, or a session's until its cache entry is renewed),
+   * app and client address.
+   */
+  #dialFor(caller: AppCaller, addr: string, app: string): { dial: ServiceDialRequest; key: string } {
+    let known = this.#dials.get(caller.identity);
+    const where = `${app}\0${addr}`;
+    const entry = known?.get(where);
+    if (entry && entry.via === caller.via && entry.pem === caller.certificate?.pem) return entry;
+    if (!known || known.size >= 256) {
+      known = new Map();
+      this.#dials.set(caller.identity, known);
+    }
+    const dial = { ...dialOfCaller(caller, addr), service: `app:${app}` };
+    const made: _CallerDialCache = { via: caller.via, pem: caller.certificate?.pem, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
+    known.set(where, made);
+    return made;
+  }
+
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const where = this.#appOf(req);
     if ('status' in where) return this.#refuse(res, where.status, where.why, 'app-bad-host');
@@ -241,7 +433,7 @@ export class AppWeb {
     if (caller === undefined) return this.#unauthenticated(req, res, app);
     if ('status' in caller) return this.#refuse(res, caller.status, caller.why, 'app-bad-credentials');
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
-    const dial = dialOfCaller(caller, addr);
+    const { dial } = this.#dialFor(caller, addr, app);
     this.#options.logger.debug({ app, user: caller.identity.username, via: caller.via, method: req.method }, 'app request');
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
@@ -253,7 +445,7 @@ export class AppWeb {
     if (cookie === undefined) delete headers.cookie;
     else headers.cookie = cookie;
     headers.host = req.headers.host ?? (req.headers[':authority'] as string);
-    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agents.get({ ...dial, service: `app:${app}` }) });
+    const upstream = http.request({ method: req.method, path: req.url, headers, agent: this.#agents.get(dial) });
     upstream.on('response', (answer) => {
       const out: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !hopByHop.has(name)) out[name] = value;
@@ -292,7 +484,7 @@ export class AppWeb {
     const addr = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
     let stream: Duplex;
     try {
-      stream = await this.#options.dialer.dial({ ...dialOfCaller(caller, addr), service: `app:${where.app}` });
+      stream = await this.#options.dialer.dial(this.#dialFor(caller, addr, where.app).dial);
     } catch (error) {
       return fail(dialStatus(error), (error as Error).message);
     }
@@ -315,9 +507,53 @@ export class AppWeb {
     if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
     res.end(`${why}\n`);
   }
+
+  /** #refuse for the HTTP/2 fast path's streams: the same answer. */
+  #refuseStream(stream: ServerHttp2Stream, status: number, why: string, reason: string): void {
+    this.#options.onRefused?.(reason);
+    this.#options.logger.info({ status, reason, why }, 'app request refused');
+    if (stream.destroyed || stream.closed) return;
+    if (!stream.headersSent) stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    stream.end(`${why}\n`);
+  }
 }
 
 type _CallerDial = Omit<ServiceDialRequest, 'service'>;
+
+/** What #dialFor remembers for one caller identity, app and address: the dial is reused while these match. */
+interface _CallerDialCache {
+  via: AppCaller['via'];
+  pem: string | undefined;
+  dial: ServiceDialRequest;
+  key: string;
+}
+
+/** What the HTTP/2 fast path remembers about one session (as _FastState for HTTP/1.1). */
+interface _Http2State {
+  socket: TLSSocket;
+  /** The client's address (host:port), for the dial. */
+  addr: string;
+  host: string | undefined;
+  app: string;
+  cookie: string | undefined;
+  strippedCookie: string | undefined;
+  /** The dial for the last caller. */
+  routed: { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string } | undefined;
+}
+
+/** One HTTP/2 request between its check and its caller's answer. */
+interface _Http2Request {
+  state: _Http2State;
+  method: string;
+  target: string;
+  cookie: string | undefined;
+  /** The head's fields so far (no cookie, no framing). */
+  out: HeaderField[];
+  length: string | undefined;
+  expect: boolean;
+  /** The client's HEADERS frame ended the stream: no body at all. */
+  endStream: boolean;
+}
 
 /** What the fast path remembers about one connection (values are re-checked per request; these only skip recomputation). */
 interface _FastState {
@@ -340,6 +576,8 @@ export function dialOfCaller(caller: AppCaller, addr: string): _CallerDial {
   if (caller.certificate) return certificateDial(caller.certificate, caller.certificate.pem, addr);
   return { identity: routedHeader(caller.identity, caller.via, addr) };
 }
+
+function _noop(): void {}
 
 /**
  * Breaks off an answer the app did not finish. An HTTP/2 stream is reset with
