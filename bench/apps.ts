@@ -10,9 +10,13 @@
  *                (as Postern's tunnel): the least a two-process Node design does per request
  *   postern      https://web.proxy.localhost:PX/ (browser path: TLS at the proxy, app
  *                session cookie, tunnel to the agent, agent adds the JWT, upstream)
+ * and one row with HTTP/2 clients, as browsers connect: `h2load -c32 -m1 -D10s` against
+ * Postern (one request at a time per connection, like wrk's); its p99 comes from h2load's
+ * per-request log (--log-file), the time from each request's start to its answer's end.
  * wrk cannot present a client certificate, so it uses an app session cookie from the
- * login form; it resolves web.proxy.localhost through a private /etc/hosts (unshare).
- * Each target first gets an unmeasured 2 s wrk pass (the same for all three): connections,
+ * login form; it resolves web.proxy.localhost through a private /etc/hosts (unshare);
+ * h2load connects with --connect-to.
+ * Each target first gets an unmeasured 2 s pass (the same for all of them): connections,
  * tunnel streams and the JIT are warm when the measured run starts, as in a long-running
  * deployment. CPU microseconds per request = utime+stime of the processes between wrk and
  * the server (Postern: the cluster's auth+proxy and the agent) over the measured run,
@@ -62,6 +66,23 @@ function _wrk(url: string, headers: string[] = [], hostsFile?: string, seconds =
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (non2xx) throw new Error(`wrk got ${non2xx[1]} error answers from ${url}:\n${out}`);
   return { rps, p99Ms: _ms(p99), requests };
+}
+
+/**
+ * `h2load -c32 -m1 -D<seconds>` with the session cookie; every answer must be 2xx. p99 is
+ * read from its per-request log (h2load itself prints only min, max, mean and sd).
+ */
+function _h2load(url: string, cookie: string, connectTo: string, dir: string, seconds = duration): WrkResult {
+  const log = path.join(dir, 'h2load.log');
+  const out = execFileSync('h2load', ['-c32', '-m1', '-D', seconds, '--connect-to', connectTo, '-H', `cookie: ${cookie}`, '--log-file', log, url], { encoding: 'utf8' });
+  const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const succeeded = Number(/requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/.exec(out)?.[1]);
+  const ok = Number(/status codes: (\d+) 2xx/.exec(out)?.[1]);
+  // Status codes count answers to requests still in flight when the time is up, too.
+  if (!/Application protocol: h2/.test(out) || !(succeeded > 0) || !(ok >= succeeded) || !/ 0 3xx, 0 4xx, 0 5xx/.test(out) || !/ 0 failed, 0 errored/.test(out)) throw new Error(`h2load got failures or error answers from ${url}:\n${out}`);
+  const micros = readFileSync(log, 'utf8').trim().split('\n').map((line) => Number(line.split('\t')[2])).sort((a, b) => a - b);
+  rmSync(log);
+  return { rps, p99Ms: micros[Math.min(micros.length - 1, Math.floor(micros.length * 0.99))]! / 1000, requests: succeeded };
 }
 
 /** CPU microseconds `pids` spent while `work` ran, per request it made. */
@@ -220,6 +241,9 @@ export async function run(): Promise<void> {
     const viaRelays = measure(`https://127.0.0.1:${relayPair.port}/`, relayPair.children.map((child) => child.pid!));
     const viaPostern = measure(`https://web.${domain}:${port}/`, [cluster.daemon.child.pid!, agent.child.pid!], [`Cookie: ${cookie}`], hosts);
     const posternCpu = viaPostern.cpuUs[0]! + viaPostern.cpuUs[1]!;
+    _h2load(`https://web.${domain}:${port}/`, cookie, `127.0.0.1:${port}`, dir, '2s');
+    const viaPosternH2 = _measured([cluster.daemon.child.pid!, agent.child.pid!], () => _h2load(`https://web.${domain}:${port}/`, cookie, `127.0.0.1:${port}`, dir));
+    const posternH2Cpu = viaPosternH2.cpuUs[0]! + viaPosternH2.cpuUs[1]!;
 
     const directConfig = path.join(dir, 'kube-direct');
     writeFileSync(directConfig, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "${kube.url}", certificate-authority: ${kube.caFile}}}]\nusers: [{name: u, user: {token: ${kube.token}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`);
@@ -235,12 +259,13 @@ export async function run(): Promise<void> {
       `${name.padEnd(24)} ${r.rps.toFixed(0).padStart(8)} req/s   p99 ${r.p99Ms.toFixed(2).padStart(7)} ms   ratio ${(r.rps / direct.rps).toFixed(2)}   CPU ${sum(r.cpuUs).toFixed(0).padStart(4)} us/req`;
     process.stdout.write(`wrk -t2 -c32 -d${duration} --latency against a Node 'ok' server; CPU: what the processes between wrk and the server spent (direct: the server itself)\n`);
     process.stdout.write(`${row('direct', direct)}\n${row('haproxy (TLS)', viaHaproxy)}\n${row('Node https hop', viaNodeHop)}\n${row('Node TLS relay pair', viaRelays)}\n${row('postern', viaPostern)}\n`);
-    process.stdout.write(`postern CPU: proxy process (with auth) ${viaPostern.cpuUs[0]!.toFixed(0)} us/req, agent ${viaPostern.cpuUs[1]!.toFixed(0)} us/req\n`);
+    process.stdout.write(`${row('postern HTTP/2 (h2load)', viaPosternH2)}   (h2load -c32 -m1 -D${duration}; p99 from its per-request log)\n`);
+    process.stdout.write(`postern CPU: proxy process (with auth) ${viaPostern.cpuUs[0]!.toFixed(0)} us/req, agent ${viaPostern.cpuUs[1]!.toFixed(0)} us/req; HTTP/2: proxy ${viaPosternH2.cpuUs[0]!.toFixed(0)} us/req, agent ${viaPosternH2.cpuUs[1]!.toFixed(0)} us/req\n`);
     // The issue's figures come from another machine (haproxy 40 us/req, a bare Node hop 98):
     // how this one compares, by each yardstick. They disagree, so targets are compared as is.
     process.stdout.write(`this machine vs the issue's: haproxy ${(sum(viaHaproxy.cpuUs) / 40).toFixed(2)}x its CPU per request, a Node hop ${(sum(viaNodeHop.cpuUs) / 98).toFixed(2)}x\n`);
     process.stdout.write(`kubectl get pods, median of 10: direct ${kubeDirect.toFixed(0)} ms, through postern ${kubePostern.toFixed(0)} ms (${(kubePostern / kubeDirect).toFixed(2)}x)\n`);
-    process.stdout.write(`apps: postern/direct ${(viaPostern.rps / direct.rps).toFixed(2)}, haproxy/direct ${(viaHaproxy.rps / direct.rps).toFixed(2)}, Node hop/direct ${(viaNodeHop.rps / direct.rps).toFixed(2)}, p99 postern/direct ${(viaPostern.p99Ms / direct.p99Ms).toFixed(1)}x, ${posternCpu.toFixed(0)} us/req (${(posternCpu / sum(viaNodeHop.cpuUs)).toFixed(2)}x a Node hop's, ${(posternCpu / sum(viaRelays.cpuUs)).toFixed(2)}x a Node relay pair's); kubectl get postern/direct ${(kubePostern / kubeDirect).toFixed(2)}x\n`);
+    process.stdout.write(`apps: postern/direct ${(viaPostern.rps / direct.rps).toFixed(2)}, haproxy/direct ${(viaHaproxy.rps / direct.rps).toFixed(2)}, Node hop/direct ${(viaNodeHop.rps / direct.rps).toFixed(2)}, p99 postern/direct ${(viaPostern.p99Ms / direct.p99Ms).toFixed(1)}x, ${posternCpu.toFixed(0)} us/req (${(posternCpu / sum(viaNodeHop.cpuUs)).toFixed(2)}x a Node hop's, ${(posternCpu / sum(viaRelays.cpuUs)).toFixed(2)}x a Node relay pair's), HTTP/2 ${posternH2Cpu.toFixed(0)} us/req; kubectl get postern/direct ${(kubePostern / kubeDirect).toFixed(2)}x\n`);
   } finally {
     if (profileDir) {
       // SIGTERM: the processes exit on their own and write their profiles.
