@@ -70,6 +70,8 @@ export interface AppWebOptions {
   loginUrl?: (req: Pick<IncomingMessage, 'headers'>, path: string) => string;
   /** Serve authorized requests on the fast paths (app-http1-connection.ts, app-http2-forwarder.ts). Default true. */
   fastPath?: boolean;
+  /** An HTTP/2 session with no frames either way for this long is closed (GOAWAY; open streams finish). Default 120 s, the HTTP/1.1 fast path's idle limit. */
+  http2IdleMs?: number;
   logger: Logger;
   onRefused?: (reason: string) => void;
 }
@@ -109,6 +111,9 @@ export class AppWeb {
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket, head));
     this.#http2 = http2.createServer({ settings: { maxConcurrentStreams: 256 } }, handler as never);
     this.#http2.on('sessionError', () => {});
+    // Without a timeout Node keeps an idle session (and its TLS socket) open for ever.
+    this.#http2.setTimeout(options.http2IdleMs ?? 120_000);
+    this.#http2.on('timeout', (session: Http2Session) => session.close());
     // The compatibility layer is a 'stream' listener that creates a request and response
     // object per stream and emits 'request'. It is taken off and called only for the
     // streams the fast path does not serve: listening on 'request' would build those
