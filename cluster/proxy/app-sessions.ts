@@ -34,6 +34,7 @@ import type { Logger } from '../common/logger.ts';
 import type { AppCaller } from './app-web.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { clusterCookie, sessionCookie } from './app-session-cookie.ts';
+import { cookieValue } from './cookie-header.ts';
 
 export { clusterCookie, sessionCookie, withoutSessionCookie } from './app-session-cookie.ts';
 
@@ -47,20 +48,8 @@ export interface AppSessionsOptions {
   cacheMs?: number;
 }
 
-/** The value of cookie `wanted` (the first one), by index, without splitting the header into arrays: it runs per request. */
 function _cookie(req: Pick<IncomingMessage, 'headers'>, wanted = sessionCookie): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  const text = Array.isArray(header) ? header.join('; ') : header;
-  for (let at = 0; at < text.length;) {
-    let end = text.indexOf(';', at);
-    if (end < 0) end = text.length;
-    const part = text.slice(at, end).trim();
-    const eq = part.indexOf('=');
-    if ((eq < 0 ? part : part.slice(0, eq)) === wanted) return eq < 0 ? '' : part.slice(eq + 1);
-    at = end + 1;
-  }
-  return undefined;
+  return cookieValue(req.headers.cookie, wanted);
 }
 
 /** The login page's address, routed to the cluster the browser last logged in to on this host (a valid name only). */

@@ -28,18 +28,13 @@ import { dialStatus, type ServiceDialer, type ServiceDialRequest } from './servi
 import { certificateDial, peerUser, routedHeader, type PeerUser } from './user-certificate.ts';
 import { withoutSessionCookie } from './app-session-cookie.ts';
 import { TunnelAgentPool, pipeUpgrade } from './tunnel-http.ts';
-import { serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
+import { isContentLength, isFieldValue, isRequestTarget, isToken, serializeRequestHead, type HeaderField, type MessageHead } from '../../protocols/http1/index.ts';
 import { AppHttp1Connection, type FastPathDecision } from './app-http1-connection.ts';
 import { AppHttp2Forwarder, type Http2ForwardRequest } from './app-http2-forwarder.ts';
 import { TunnelStreamPool } from './tunnel-stream-pool.ts';
 
 const appLabel = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'host']);
-// What an HTTP/1.1 request line and field may hold (protocols/http1 parses the same way at the agent).
-const tokenChars = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const targetChars = /^\/[\x21-\x7e\x80-\xff]*$/;
-const badValueChars = /[\x00-\x08\x0a-\x1f\x7f]/;
-const lengthDigits = /^\d{1,15}$/;
 const { NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** A user authenticated for one request, and how. */
@@ -268,8 +263,8 @@ export class AppWeb {
     // The routed identity (JSON, base64) is the same for every request of one caller on one connection.
     let routed = state.routed;
     if (!routed || routed.identity !== caller.identity || routed.app !== app || routed.via !== caller.via) {
-      const dial = { ...dialOfCaller(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`), service: `app:${app}` };
-      routed = { identity: caller.identity, app, via: caller.via, dial, key: `${dial.service}\0${dial.cluster ?? ''}\0${dial.identity}\0${JSON.stringify(dial.headers ?? {})}` };
+      const { dial, key } = this.#dialFor(caller, `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`, app);
+      routed = { identity: caller.identity, app, via: caller.via, dial, key };
       state.routed = routed;
     }
     // The session cookie is Postern's, never the app's.
@@ -324,7 +319,7 @@ export class AppWeb {
     if (!session || !state) return undefined;
     const method = headers[':method'];
     const target = headers[':path'];
-    if (typeof method !== 'string' || typeof target !== 'string' || method === 'CONNECT' || target.startsWith('/.postern/') || !tokenChars.test(method) || !targetChars.test(target)) return undefined;
+    if (typeof method !== 'string' || typeof target !== 'string' || method === 'CONNECT' || !target.startsWith('/') || target.startsWith('/.postern/') || !isToken(method) || !isRequestTarget(target)) return undefined;
     let host: string | undefined;
     let authority: string | undefined;
     let cookie: string | undefined;
@@ -341,7 +336,7 @@ export class AppWeb {
         continue;
       }
       // HTTP/2 allows bytes in fields that would end a line or a head in HTTP/1.1: never forwarded.
-      if (!tokenChars.test(name) || badValueChars.test(value)) return undefined;
+      if (!isToken(name) || !isFieldValue(value)) return undefined;
       if (name === 'host') {
         if (host !== undefined) return undefined;
         host = value;
@@ -353,7 +348,7 @@ export class AppWeb {
         expect = true;
       } else if (!hopByHop.has(name)) {
         if (name === 'content-length') {
-          if (length !== undefined || !lengthDigits.test(value)) return undefined;
+          if (length !== undefined || !isContentLength(value)) return undefined;
           length = value;
         }
         out.push([name, value]);
@@ -533,17 +528,11 @@ interface _CallerDialCache {
   key: string;
 }
 
-/** What the HTTP/2 fast path remembers about one session (as _FastState for HTTP/1.1). */
-interface _Http2State {
+/** What the HTTP/2 fast path remembers about one session: as _FastState for an HTTP/1.1 connection, and the connection itself. */
+interface _Http2State extends _FastState {
   socket: TLSSocket;
   /** The client's address (host:port), for the dial. */
   addr: string;
-  host: string | undefined;
-  app: string;
-  cookie: string | undefined;
-  strippedCookie: string | undefined;
-  /** The dial for the last caller. */
-  routed: { identity: AppCaller['identity']; app: string; via: AppCaller['via']; dial: ServiceDialRequest; key: string } | undefined;
 }
 
 /** One HTTP/2 request between its check and its caller's answer. */

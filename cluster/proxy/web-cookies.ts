@@ -8,18 +8,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import { AccessDeniedError } from '../../protocols/errors.ts';
 import type { WebRequest } from './http-json.ts';
+import { cookieValue } from './cookie-header.ts';
 
 export const sessionCookieName = '__Host-postern_session';
 
 /** The session id from the request's cookies, or undefined. */
 export function sessionIdOf(req: WebRequest): string | undefined {
-  const header = req.headers.cookie;
-  if (typeof header !== 'string') return undefined;
-  for (const part of header.split(';')) {
-    const at = part.indexOf('=');
-    if (at > 0 && part.slice(0, at).trim() === sessionCookieName) return part.slice(at + 1).trim();
-  }
-  return undefined;
+  return cookieValue(req.headers.cookie, sessionCookieName) || undefined;
 }
 
 /** Set-Cookie for a new session that lives `maxAgeSeconds`. */

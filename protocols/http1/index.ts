@@ -19,5 +19,5 @@
  * obs-fold, unknown transfer codings) is handed to a full HTTP server or answered 400.
  */
 export { Http1ParseError } from './errors.ts';
-export { headerValue, headerValues, parseHead, serializeRequestHead, type BodyFraming, type HeaderField, type MessageHead } from './message-head.ts';
+export { headerValue, headerValues, isContentLength, isFieldValue, isRequestTarget, isToken, parseHead, serializeRequestHead, type BodyFraming, type HeaderField, type MessageHead } from './message-head.ts';
 export { MessageReader, type MessageReaderOptions, type ReadEvent } from './message-reader.ts';

@@ -29,6 +29,26 @@ const badValueChars = /[\x00-\x08\x0a-\x1f\x7f]/;
 const targetChars = /^[\x21-\x7e\x80-\xff]+$/;
 const digits = /^\d{1,15}$/;
 
+/** A method or field name: an RFC 9110 token. */
+export function isToken(text: string): boolean {
+  return tokenChars.test(text);
+}
+
+/** A request target as the request line may carry it (visible ASCII and obs-text, no blanks). */
+export function isRequestTarget(text: string): boolean {
+  return targetChars.test(text);
+}
+
+/** A field value that can be written on one HTTP/1.1 line (no CR, LF, NUL or other controls but tab). */
+export function isFieldValue(text: string): boolean {
+  return !badValueChars.test(text);
+}
+
+/** A Content-Length value: one decimal number. */
+export function isContentLength(text: string): boolean {
+  return digits.test(text);
+}
+
 /**
  * Parses the head in `text` (latin1, without the final CRLF CRLF) strictly: a bare LF,
  * obs-fold, a blank before the colon, a bad token, conflicting Content-Length or a
